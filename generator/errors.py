@@ -1,0 +1,105 @@
+"""The one error catalogue.
+
+Every failure a user can see is raised as a subclass of :class:`RegauthError`,
+which carries the exit code the CLI returns.  Bad input (exit 2) is reported as a
+list of :class:`Problem` so users get all their mistakes at once; runtime failures
+(exit 1) say the cause and the fix.  Nothing here ever formats a secret value:
+callers pass names (secret ids, hosts, paths), never payloads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+EXIT_OK = 0
+EXIT_RUNTIME = 1
+EXIT_INVALID = 2
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one input, located as precisely as we can."""
+
+    file: str
+    message: str
+    fix: str = ""
+    path: str = ""  # YAML path such as registries[0].host
+    line: int = 0  # 1-based; 0 = unknown
+    col: int = 0  # 1-based; 0 = unknown
+    severity: str = "error"  # or "warning"
+
+    def where(self) -> str:
+        loc = self.file
+        if self.line:
+            loc += f":{self.line}"
+            if self.col:
+                loc += f":{self.col}"
+        return loc
+
+    def render(self) -> str:
+        head = f"{self.where()}: {self.severity}: "
+        if self.path:
+            head += f"{self.path}: "
+        text = head + self.message
+        if self.fix:
+            text += "\n  fix: " + self.fix.replace("\n", "\n       ")
+        return text
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "col": self.col,
+            "path": self.path,
+            "severity": self.severity,
+            "message": self.message,
+            "fix": self.fix,
+        }
+
+
+class RegauthError(Exception):
+    """Base of every error the CLI turns into a message and an exit code."""
+
+    exit_code = EXIT_RUNTIME
+
+    def render(self) -> str:
+        return str(self)
+
+
+class InvalidInput(RegauthError):
+    """The user's input is wrong; exit 2 with every problem listed."""
+
+    exit_code = EXIT_INVALID
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = [p for p in problems if p.severity == "error"] or problems
+        super().__init__(f"{len(self.problems)} problem(s) in the input")
+
+    def render(self) -> str:
+        return "\n".join(p.render() for p in self.problems)
+
+
+@dataclass
+class RuntimeFailure(RegauthError):
+    """Something outside the input failed (I/O, network, permissions); exit 1."""
+
+    cause: str
+    fix: str = ""
+    exit_code: int = field(default=EXIT_RUNTIME)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.cause)
+
+    def render(self) -> str:
+        text = f"error: {self.cause}"
+        if self.fix:
+            text += "\n  fix: " + self.fix.replace("\n", "\n       ")
+        return text
+
+
+class SecretUnavailable(RuntimeFailure):
+    """A secret source could not deliver (network, permission, missing credentials)."""
+
+
+class OutputTooLarge(InvalidInput):
+    """Rendered output exceeds a size limit the profile asked us to respect."""

@@ -1,0 +1,1 @@
+"""Secret sources: each module resolves one kind of reference into a SecretValue."""
