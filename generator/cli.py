@@ -1,0 +1,181 @@
+"""The ``regauth`` command line.  Heavy libraries are imported inside the commands
+that need them, so ``regauth --help`` starts in a few tens of milliseconds."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from generator import __version__
+from generator.errors import EXIT_INVALID, EXIT_OK, EXIT_RUNTIME, InvalidInput, Problem, RegauthError
+
+EPILOG_MAIN = """\
+examples:
+  regauth render profiles/demo.yaml            # writes out/demo/{user-data,rootfs/,manifest.json}
+  regauth render profiles/ -o build/           # every profile in a folder
+  regauth validate profiles/*.yaml             # check without fetching or writing
+  regauth schema > profile.schema.json         # JSON Schema for editors
+
+exit codes: 0 ok, 1 runtime failure (I/O, network, permissions), 2 invalid input
+"""
+
+EPILOG_RENDER = """\
+examples:
+  regauth render profiles/demo.yaml
+  regauth render profiles/prod-*.yaml -o /tmp/out
+  regauth render profiles/demo.yaml --dry-run  # show what would be written, secrets masked
+
+Each PROFILE writes DIR/NAME/ (NAME = file name without .yaml), replaced atomically:
+  user-data      #cloud-config for new VMs (0600 when it holds credentials)
+  rootfs/        every file the VM gets, at its path and with its mode
+  manifest.json  path, mode, owner, sha256 and a secret flag per file (never a value)
+"""
+
+EPILOG_VALIDATE = """\
+examples:
+  regauth validate profiles/demo.yaml
+  regauth validate profiles/ --json
+
+Checks structure, hosts and secret references, and reads file/env secrets to check
+service-account keys.  Secret Manager secrets are not fetched.
+"""
+
+
+def _profile_paths(items: list[str]) -> list[Path]:
+    paths: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir() if q.suffix in (".yaml", ".yml") and q.is_file())
+            if not found:
+                raise InvalidInput([Problem(item, "this folder has no .yaml profiles", "name profile files, or a folder holding NAME.yaml files")])
+            paths.extend(found)
+        else:
+            paths.append(p)
+    return paths
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from generator.render import render_all
+
+    results = render_all(_profile_paths(args.profiles), Path(args.output), write=not args.dry_run)
+    for rendered in results:
+        for warning in rendered.warnings:
+            print(warning.render(), file=sys.stderr)
+        if args.dry_run:
+            _print_plan(rendered)
+        elif args.verbose:
+            print(f"{rendered.name}: wrote {Path(args.output) / rendered.name}/ ({len(rendered.files) + 1} files)", file=sys.stderr)
+    if not args.dry_run:
+        where = Path(args.output)
+        names = ", ".join(r.name for r in results)
+        print(f"rendered {len(results)} profile(s) into {where}/: {names}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _print_plan(rendered) -> None:  # type: ignore[no-untyped-def]
+    print(f"{rendered.name}:")
+    for step in rendered.steps:
+        print(f"  step: {step.summary}")
+    for f in rendered.files:
+        flag = "  [secret, masked]" if f.secret else ""
+        print(f"  {f.relpath:<48} {f.mode:04o} {len(f.data):>7} bytes{flag}")
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    import json
+
+    from generator.render import load_all
+    from generator.secrets.resolve import SecretResolver
+
+    paths = _profile_paths(args.profiles)
+    problems: list[Problem] = []
+    try:
+        profiles, warnings = load_all(paths)
+        problems.extend(warnings)
+        resolver = SecretResolver()
+        for profile in profiles:
+            if any(s.source == "gcp-secret-manager" for s in profile.secrets.values()):
+                continue  # validate never calls the network
+            try:
+                resolver.credentials(profile)
+            except InvalidInput as exc:
+                problems.extend(exc.problems)
+    except InvalidInput as exc:
+        problems.extend(exc.problems)
+    errors = [p for p in problems if p.severity == "error"]
+    if args.json:
+        print(json.dumps({"ok": not errors, "problems": [p.as_dict() for p in problems]}, indent=2))
+    else:
+        for p in problems:
+            print(p.render(), file=sys.stderr)
+        if not errors:
+            print(f"{len(paths)} profile(s) OK", file=sys.stderr)
+    return EXIT_INVALID if errors else EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    import json
+
+    from generator.profile.schema import profile_schema
+
+    print(json.dumps(profile_schema(), indent=2))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="regauth",
+        description="Turn profile YAML into cloud-init user-data and image files that give container runtimes working registry credentials.",
+        epilog=EPILOG_MAIN,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"regauth {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    render = sub.add_parser("render", help="render profiles into out/NAME/", epilog=EPILOG_RENDER, formatter_class=argparse.RawDescriptionHelpFormatter)
+    render.add_argument("profiles", nargs="+", metavar="PROFILE", help="profile files or folders of them")
+    render.add_argument("-o", "--output", default="out", metavar="DIR", help="output folder (default: out)")
+    render.add_argument("--dry-run", action="store_true", help="print what would be written (secrets masked); write nothing")
+    render.add_argument("-v", "--verbose", action="store_true", help="say what was written")
+    render.set_defaults(func=cmd_render)
+
+    validate = sub.add_parser("validate", help="check profiles without writing", epilog=EPILOG_VALIDATE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    validate.add_argument("profiles", nargs="+", metavar="PROFILE")
+    validate.add_argument("--json", action="store_true", help="machine-readable report on stdout")
+    validate.add_argument("-v", "--verbose", action="store_true")
+    validate.set_defaults(func=cmd_validate)
+
+    schema = sub.add_parser("schema", help="print the profile JSON Schema", epilog="example:\n  regauth schema > profile.schema.json", formatter_class=argparse.RawDescriptionHelpFormatter)
+    schema.set_defaults(func=cmd_schema)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except RegauthError as exc:
+        print(exc.render(), file=sys.stderr)
+        if isinstance(exc, InvalidInput):
+            print(f"regauth: {len(exc.problems)} problem(s); nothing was written", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("regauth: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    except Exception as exc:  # an internal bug: no traceback (it could quote data), just where
+        if os.environ.get("REGAUTH_DEBUG") == "1":
+            raise
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
+        print(f"regauth: internal error {type(exc).__name__} at {where}; please report it (REGAUTH_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return EXIT_RUNTIME
+
+
+if __name__ == "__main__":
+    sys.exit(main())

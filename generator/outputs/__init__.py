@@ -1,0 +1,1 @@
+"""Output stage: cloud-init user-data, rootfs view, manifest, Packer snippet."""

@@ -1,0 +1,78 @@
+"""The one place that writes output: a whole ``DIR/NAME/`` appears at once or not at all.
+
+Everything is staged in a sibling temp directory, then swapped in with
+``renameat2(RENAME_EXCHANGE)`` where Linux offers it (readers never see a missing or
+half-filled folder), falling back to two renames.  On any failure the staging
+directory is removed and the previous output is untouched.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from generator.errors import RuntimeFailure
+from generator.outputs.manifest import OutputFile
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths; False when the platform can't."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(a))
+
+
+def write_tree(target: Path, files: list[OutputFile]) -> None:
+    """Write ``files`` (paths relative to ``target``) so that ``target`` is replaced atomically."""
+    parent = target.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.regauth-", dir=parent))
+    except OSError as exc:
+        raise RuntimeFailure(f"cannot create output folder {parent}: {exc.strerror}", "choose a writable folder with -o DIR") from None
+    try:
+        os.chmod(stage, 0o755)
+        for f in files:
+            dest = stage / f.relpath
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            # Create with the final mode so a secret is never briefly world-readable.
+            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, f.mode)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(f.data)
+            os.chmod(dest, f.mode)
+        if target.exists() and not target.is_symlink() and _exchange(stage, target):
+            shutil.rmtree(stage)
+            return
+        if target.exists() or target.is_symlink():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=parent))
+            os.rename(target, old / "x")
+            os.rename(stage, target)
+            shutil.rmtree(old)
+        else:
+            os.rename(stage, target)
+    except OSError as exc:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise RuntimeFailure(
+            f"writing {target} failed: {exc.strerror} ({exc.filename or target}); the previous output is unchanged",
+            "free disk space or fix permissions on the output folder, then render again",
+        ) from None
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise

@@ -1,0 +1,1 @@
+"""Profile stage: YAML in, a validated :class:`~generator.profile.model.Profile` out."""

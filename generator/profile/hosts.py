@@ -1,0 +1,78 @@
+"""Registry host checks: containerd looks credentials up by the exact host it contacts.
+
+There is no globbing, no scheme and no path in that lookup (containerd's
+``registry.configs`` keys, k3s ``registries.yaml`` keys, Docker ``auths`` keys), so a
+host that is not exactly ``name[:port]`` silently never matches and pulls go
+anonymous.  Every message names the hosts to write instead.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Artifact Registry multi-region and common regional Docker hosts, for suggestions.
+GAR_EXAMPLES = (
+    "europe-docker.pkg.dev",
+    "us-docker.pkg.dev",
+    "asia-docker.pkg.dev",
+    "europe-west1-docker.pkg.dev",
+    "us-central1-docker.pkg.dev",
+)
+
+_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+_HOST_RE = re.compile(rf"^(?:{_LABEL})(?:\.{_LABEL})*(?::(?P<port>[0-9]{{1,5}}))?$")
+_IPV6_RE = re.compile(r"^\[[0-9a-f:.]+\](?::(?P<port>[0-9]{1,5}))?$")
+
+
+def host_problem(host: object) -> tuple[str, str] | None:
+    """Return ``(what is wrong, what to write instead)`` or None when the host is exact."""
+    if not isinstance(host, str) or not host:
+        return ("the registry host must be a non-empty string", "write the exact host, e.g. host: europe-docker.pkg.dev")
+    stripped = host.strip()
+    if stripped != host:
+        return ("the host has leading or trailing spaces", f"write host: {stripped}")
+    m = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://(.*)$", host)
+    if m:
+        rest = m.group(2).split("/", 1)[0]
+        return (
+            f"'{host}' has a scheme ({m.group(1)}://); containerd keys credentials by bare host, so this entry never matches",
+            f"write host: {rest.lower()}",
+        )
+    if "*" in host or "?" in host:
+        suggestion = _wildcard_suggestion(host)
+        return (
+            f"'{host}' is a wildcard; containerd matches the exact host it contacts (no globbing), "
+            "so this credential is never used and pulls fail with 'failed to fetch anonymous token'",
+            f"write one registry per host you pull from, e.g. {suggestion}",
+        )
+    if "/" in host:
+        bare = host.split("/", 1)[0]
+        return (
+            f"'{host}' has a path; credentials are keyed by host only (the path is part of the image name, not the registry)",
+            f"write host: {bare.lower()} (and keep /{host.split('/', 1)[1]} in your image references)",
+        )
+    if host != host.lower():
+        return (
+            f"'{host}' has upper-case letters; hosts are matched as written and image references use lower case",
+            f"write host: {host.lower()}",
+        )
+    if host in ("docker.io", "index.docker.io"):
+        return (
+            f"'{host}' is not the host containerd contacts for Docker Hub",
+            "write host: registry-1.docker.io",
+        )
+    if not (_HOST_RE.match(host) or _IPV6_RE.match(host)):
+        return (f"'{host}' is not a valid host[:port]", "write a DNS name or IP, optionally with :port, e.g. registry.example.com:5000")
+    m2 = _HOST_RE.match(host) or _IPV6_RE.match(host)
+    if m2 and m2.group("port") and not (0 < int(m2.group("port")) < 65536):
+        return (f"port {m2.group('port')} is out of range", "use a port between 1 and 65535")
+    return None
+
+
+def _wildcard_suggestion(host: str) -> str:
+    if "pkg.dev" in host:
+        return "host: " + ", host: ".join(GAR_EXAMPLES[:3]) + " (the region of your Artifact Registry repository)"
+    if "gcr.io" in host:
+        return "host: gcr.io, host: eu.gcr.io, host: us.gcr.io"
+    concrete = host.replace("*.", "").replace("*", "")
+    return f"host: registry.{concrete.strip('.')}" if concrete else "host: registry.example.com"

@@ -1,0 +1,370 @@
+"""Load and validate a profile file, collecting every problem before giving up.
+
+The checks here are structural and need no secrets; checks on secret *content*
+(service-account key shape) run after secrets are resolved, in
+:mod:`generator.secrets.resolve`, and point back here through ``Located``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from generator.errors import InvalidInput, Problem
+from generator.profile.hosts import host_problem
+from generator.profile.model import (
+    AUTH_TYPES,
+    FETCH_MODES,
+    GCP_USERNAMES,
+    PROFILE_VERSION,
+    RESTART_MODES,
+    SECRET_SOURCES,
+    AuthSpec,
+    ContainerdTarget,
+    GsmSpec,
+    Located,
+    Profile,
+    Registry,
+    SecretSpec,
+    Targets,
+)
+from generator.profile.yamlpos import LoadedYaml, format_path, load_yaml
+
+TOP_KEYS = ("version", "description", "targets", "secrets", "registries")
+TARGET_KEYS = ("containerd",)
+CONTAINERD_KEYS = ("version", "config", "restart")
+REGISTRY_KEYS = ("host", "auth")
+AUTH_KEYS = ("type", "secret", "username")
+SECRET_KEYS = {
+    "file": ("source", "path"),
+    "env": ("source", "var"),
+    "gcp-secret-manager": ("source", "name", "project", "secret", "version", "fetch", "credentials_file", "endpoint"),
+}
+_SECRET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CONTAINERD_VERSION_RE = re.compile(r"^(1|2)\.[0-9]+(\.[0-9]+)?$")
+_GSM_NAME_RE = re.compile(r"^projects/([^/]+)/secrets/([^/]+)/versions/([^/]+)$")
+_GSM_VERSION_RE = re.compile(r"^([1-9][0-9]*|latest)$")
+_GSM_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+_PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$|^[0-9]+$")
+MAX_PROFILE_BYTES = 1024 * 1024
+
+
+class _Checker:
+    """Walks the loaded YAML; every method appends Problems instead of raising."""
+
+    def __init__(self, loaded: LoadedYaml, filename: str):
+        self.y = loaded
+        self.file = filename
+        self.problems: list[Problem] = list(loaded.problems)
+
+    def at(self, path: tuple) -> Located:
+        line, col = self.y.loc(path)
+        return Located(self.file, line, col, format_path(path))
+
+    def add(self, path: tuple, message: str, fix: str = "", *, key: bool = False, severity: str = "error") -> None:
+        line, col = self.y.loc(path + ("<key>",)) if key else self.y.loc(path)
+        self.problems.append(Problem(self.file, message, fix, format_path(path), line, col, severity))
+
+    def mapping(self, value: Any, path: tuple, what: str, example: str) -> dict | None:
+        if isinstance(value, dict):
+            return value
+        self.add(path, f"{what} must be a mapping, not {_kind(value)}", f"write it as\n{example}")
+        return None
+
+    def keys(self, mapping: dict, allowed: tuple[str, ...], path: tuple, required: tuple[str, ...] = ()) -> None:
+        for key in mapping:
+            if key not in allowed:
+                close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+                hint = f"did you mean '{close[0]}'?" if close else f"allowed here: {', '.join(allowed)}"
+                self.add(path + (key,), f"unknown key '{key}'", hint, key=True)
+        for key in required:
+            if key not in mapping:
+                self.add(path, f"missing required key '{key}'", f"add '{key}:' here")
+
+    def string(self, mapping: dict, key: str, path: tuple, *, required: bool = True) -> str | None:
+        if key not in mapping:
+            return None
+        value = mapping[key]
+        if isinstance(value, str) and value:
+            return value
+        self.add(path + (key,), f"'{key}' must be a non-empty string, not {_kind(value)}", f"write {key}: \"...\" (quote it if it looks like a number)")
+        return None
+
+    def choice(self, mapping: dict, key: str, path: tuple, choices: tuple[str, ...], default: str) -> str:
+        if key not in mapping:
+            return default
+        value = mapping[key]
+        if value in choices:
+            return value
+        close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.6)
+        hint = f"did you mean '{close[0]}'?" if close else f"write one of: {', '.join(choices)}"
+        self.add(path + (key,), f"'{value}' is not a valid {key}", hint)
+        return default
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "empty"
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}.get(type(value), type(value).__name__)
+
+
+def load_profile(path: Path) -> Profile:
+    """Read, parse and validate ``path``; raise InvalidInput listing every problem."""
+    profile, problems = check_profile(path)
+    errors = [p for p in problems if p.severity == "error"]
+    if errors or profile is None:
+        raise InvalidInput(problems)
+    return profile
+
+
+def check_profile(path: Path) -> tuple[Profile | None, list[Problem]]:
+    """Like :func:`load_profile` but returns problems (errors and warnings) instead of raising."""
+    filename = str(path)
+    try:
+        if path.stat().st_size > MAX_PROFILE_BYTES:
+            return None, [Problem(filename, f"the profile is larger than {MAX_PROFILE_BYTES // 1024} KiB", "split it into several profiles")]
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None, [Problem(filename, "no such profile file", "check the path (profiles live in profiles/NAME.yaml)")]
+    except IsADirectoryError:
+        return None, [Problem(filename, "this is a directory, not a profile file", "name a .yaml file, or the files in it: DIR/*.yaml")]
+    except PermissionError:
+        return None, [Problem(filename, "permission denied reading the profile", "make it readable by the user running regauth")]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        return None, [Problem(filename, "the profile is not UTF-8 text", "save it as UTF-8", line=line)]
+    loaded = load_yaml(text, filename)
+    if loaded.data is None and loaded.problems:
+        return None, loaded.problems
+    checker = _Checker(loaded, filename)
+    profile = _check_document(checker, loaded.data, path)
+    checker.problems.sort(key=lambda p: (p.line, p.col))
+    return (profile if not any(p.severity == "error" for p in checker.problems) else None), checker.problems
+
+
+def _check_document(c: _Checker, doc: Any, path: Path) -> Profile | None:
+    if doc is None:
+        c.add((), "the profile is empty", "start from profiles/demo.yaml")
+        return None
+    doc = c.mapping(doc, (), "the profile", "version: 1\nregistries: [...]")
+    if doc is None:
+        return None
+    c.keys(doc, TOP_KEYS, (), required=("version", "registries", "targets"))
+    if "version" in doc and doc["version"] != PROFILE_VERSION:
+        c.add(("version",), f"unsupported profile version {doc['version']!r}", f"write version: {PROFILE_VERSION}")
+    description = doc.get("description") if isinstance(doc.get("description"), str) else ""
+    secrets = _check_secrets(c, doc.get("secrets", {}), path)
+    # Names declared under secrets: count as defined even when their spec has its own
+    # error, so one mistake is not reported twice.
+    declared = set(doc["secrets"]) if isinstance(doc.get("secrets"), dict) else set()
+    registries = _check_registries(c, doc.get("registries"), secrets, declared)
+    targets = _check_targets(c, doc.get("targets"))
+    if any(p.severity == "error" for p in c.problems):
+        return None
+    return Profile(
+        name=path.stem,
+        file=path,
+        registries=tuple(registries),
+        secrets=secrets,
+        targets=targets,
+        description=description,
+    )
+
+
+def _check_targets(c: _Checker, value: Any) -> Targets:
+    if value is None:
+        return Targets()
+    targets = c.mapping(value, ("targets",), "targets", "targets:\n  containerd:\n    version: \"1.7\"")
+    if targets is None:
+        return Targets()
+    c.keys(targets, TARGET_KEYS, ("targets",))
+    if not targets:
+        c.add(("targets",), "no runtime target", "add e.g.\ntargets:\n  containerd:\n    version: \"1.7\"")
+    containerd = None
+    if "containerd" in targets:
+        p = ("targets", "containerd")
+        m = c.mapping(targets["containerd"], p, "targets.containerd", "containerd:\n  version: \"1.7\"")
+        if m is not None:
+            c.keys(m, CONTAINERD_KEYS, p, required=("version",))
+            version = m.get("version")
+            if isinstance(version, float):
+                c.add(p + ("version",), f"version {version!r} was read as a number (so 1.10 would become 1.1)", f"quote it: version: \"{version}\"")
+            elif "version" in m and not (isinstance(version, str) and _CONTAINERD_VERSION_RE.match(version)):
+                c.add(p + ("version",), f"'{version}' is not a containerd release", "write the node's containerd release, e.g. version: \"1.6\", \"1.7\" or \"2.1\" (`containerd --version`)")
+            config = c.string(m, "config", p) or "/etc/containerd/config.toml"
+            if not config.startswith("/"):
+                c.add(p + ("config",), "the containerd config path must be absolute", "write config: /etc/containerd/config.toml")
+            restart = c.choice(m, "restart", p, RESTART_MODES, "if-running")
+            if isinstance(version, str) and _CONTAINERD_VERSION_RE.match(version):
+                containerd = ContainerdTarget(version=version, config=config, restart=restart)
+    return Targets(containerd=containerd)
+
+
+def _check_registries(c: _Checker, value: Any, secrets: dict[str, SecretSpec], declared: set[str]) -> list[Registry]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        c.add(("registries",), f"registries must be a list, not {_kind(value)}", "write\nregistries:\n  - host: europe-docker.pkg.dev\n    auth: {type: gcp-service-account, secret: gar-key}")
+        return []
+    if not value:
+        c.add(("registries",), "no registries", "add at least one registry")
+    out: list[Registry] = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(value):
+        p = ("registries", i)
+        m = c.mapping(item, p, "a registry", "- host: europe-docker.pkg.dev\n  auth: {type: gcp-service-account, secret: gar-key}")
+        if m is None:
+            continue
+        c.keys(m, REGISTRY_KEYS, p, required=("host", "auth"))
+        host = m.get("host")
+        if "host" in m:
+            problem = host_problem(host)
+            if problem:
+                c.add(p + ("host",), *problem)
+            elif host in seen:
+                c.add(p + ("host",), f"registry '{host}' is listed twice (first at registries[{seen[host]}])", "keep one entry per host")
+            else:
+                seen[host] = i
+        auth = _check_auth(c, m.get("auth"), p + ("auth",), secrets, declared) if "auth" in m else None
+        if auth is not None and isinstance(host, str) and host_problem(host) is None:
+            out.append(Registry(host=host, auth=auth, at=c.at(p)))
+    return out
+
+
+def _check_auth(c: _Checker, value: Any, p: tuple, secrets: dict[str, SecretSpec], declared: set[str]) -> AuthSpec | None:
+    m = c.mapping(value, p, "auth", "auth:\n  type: gcp-service-account\n  secret: gar-key")
+    if m is None:
+        return None
+    c.keys(m, AUTH_KEYS, p, required=("type", "secret"))
+    kind = c.choice(m, "type", p, AUTH_TYPES, "") if "type" in m else ""
+    secret = c.string(m, "secret", p)
+    if secret is not None and secret not in declared:
+        close = difflib.get_close_matches(secret, sorted(declared), n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"define it under secrets:, e.g.\nsecrets:\n  {secret}:\n    source: file\n    path: {secret}.json"
+        c.add(p + ("secret",), f"no secret named '{secret}'", hint)
+    username = m.get("username")
+    if kind == "gcp-service-account":
+        if username is None:
+            username = "_json_key_base64"
+        elif username == "oauth2accesstoken":
+            c.add(p + ("username",), "oauth2accesstoken needs a short-lived access token (about 1 hour); a static config stops working after that", "use username: _json_key_base64 (default) or _json_key with a service-account key")
+        elif username not in GCP_USERNAMES:
+            c.add(p + ("username",), f"'{username}' is not a username Artifact Registry accepts for a service-account key", "write username: _json_key_base64 (default: password is the base64 of the key file) or _json_key (password is the key JSON)")
+    elif kind == "basic":
+        if username is None:
+            c.add(p, "basic auth needs a username", "add username: YOUR_USER (the password comes from the secret)")
+        elif not isinstance(username, str) or not username:
+            c.add(p + ("username",), "username must be a non-empty string", "write username: \"robot\"")
+        elif ":" in username:
+            c.add(p + ("username",), "a username may not contain ':' (it separates user and password in Basic auth)", "use the registry's robot account name")
+    if not kind or secret is None or secret not in secrets or not isinstance(username, str):
+        return None
+    return AuthSpec(type=kind, secret=secret, username=username, at=c.at(p))
+
+
+def _check_secrets(c: _Checker, value: Any, profile_path: Path) -> dict[str, SecretSpec]:
+    if value is None or value == {}:
+        return {}
+    m = c.mapping(value, ("secrets",), "secrets", "secrets:\n  gar-key:\n    source: file\n    path: gar-key.json")
+    if m is None:
+        return {}
+    out: dict[str, SecretSpec] = {}
+    for name, spec in m.items():
+        p = ("secrets", name)
+        if not _SECRET_NAME_RE.match(str(name)):
+            c.add(p, f"secret name '{name}' is not a simple name", "use letters, digits, '-', '_' or '.', e.g. gar-key", key=True)
+            continue
+        s = c.mapping(spec, p, f"secret '{name}'", "gar-key:\n  source: file\n  path: gar-key.json")
+        if s is None:
+            continue
+        if "source" not in s:
+            c.add(p, "missing 'source'", f"add source: one of {', '.join(SECRET_SOURCES)}")
+            continue
+        source = c.choice(s, "source", p, SECRET_SOURCES, "")
+        if not source:
+            continue
+        c.keys(s, SECRET_KEYS[source], p)
+        spec_obj = {"file": _file_secret, "env": _env_secret, "gcp-secret-manager": _gsm_secret}[source](c, s, p, str(name), profile_path)
+        if spec_obj is not None:
+            out[str(name)] = spec_obj
+    return out
+
+
+def _file_secret(c: _Checker, s: dict, p: tuple, name: str, profile_path: Path) -> SecretSpec | None:
+    if "path" not in s:
+        c.add(p, "a file secret needs a path", "add path: keys/gar-key.json (relative to this profile's folder)")
+        return None
+    raw = c.string(s, "path", p)
+    if raw is None:
+        return None
+    base = profile_path.parent
+    candidate = Path(raw)
+    if not candidate.is_absolute():
+        resolved = Path(os.path.normpath(base / candidate))
+        base_norm = Path(os.path.normpath(base.absolute()))
+        if not os.path.normpath(resolved.absolute()).startswith(str(base_norm) + os.sep):
+            c.add(p + ("path",), f"'{raw}' leaves the profile's folder", "keep secret files next to the profile (or in a subfolder), or give an absolute path on purpose")
+            return None
+        candidate = resolved
+    return SecretSpec(name=name, source="file", at=c.at(p), path=candidate)
+
+
+def _env_secret(c: _Checker, s: dict, p: tuple, name: str, profile_path: Path) -> SecretSpec | None:
+    var = c.string(s, "var", p)
+    if "var" not in s:
+        c.add(p, "an env secret needs var", "add var: REGAUTH_GAR_KEY")
+        return None
+    if var is None:
+        return None
+    if not _ENV_RE.match(var):
+        c.add(p + ("var",), f"'{var}' is not an environment variable name", "write var: NAME_IN_CAPITALS")
+        return None
+    return SecretSpec(name=name, source="env", at=c.at(p), var=var)
+
+
+def _gsm_secret(c: _Checker, s: dict, p: tuple, name: str, profile_path: Path) -> SecretSpec | None:
+    fetch = c.choice(s, "fetch", p, FETCH_MODES, "build")
+    full = c.string(s, "name", p)
+    project = c.string(s, "project", p)
+    secret = c.string(s, "secret", p)
+    version = s.get("version")
+    if isinstance(version, int) and not isinstance(version, bool):
+        version = str(version)
+    if full is not None:
+        if project or secret or "version" in s:
+            c.add(p, "give either name: or project/secret/version, not both", "keep name: projects/P/secrets/S/versions/V, or remove it")
+            return None
+        m = _GSM_NAME_RE.match(full)
+        if not m:
+            c.add(p + ("name",), f"'{full}' is not a secret version resource name", "write name: projects/PROJECT/secrets/SECRET/versions/3 (or .../versions/latest)")
+            return None
+        project, secret, version = m.groups()
+    else:
+        if project is None or secret is None:
+            c.add(p, "a gcp-secret-manager secret needs project and secret (or name)", "add project: my-project and secret: gar-reader-key (version defaults to latest; pin a number for golden images)")
+            return None
+        version = version if version is not None else "latest"
+    if not isinstance(version, str) or not _GSM_VERSION_RE.match(version):
+        c.add(p + ("version",) if "version" in s else p + ("name",), f"'{version}' is not a secret version", "write a version number such as 3, or latest")
+        return None
+    if not _GSM_ID_RE.match(secret):
+        c.add(p, f"'{secret}' is not a Secret Manager secret id", "secret ids use letters, digits, '-' and '_'")
+        return None
+    if not _PROJECT_RE.match(project):
+        c.add(p, f"'{project}' is not a Google Cloud project id or number", "write the project id, e.g. my-project-123")
+        return None
+    creds = c.string(s, "credentials_file", p, required=False)
+    endpoint = c.string(s, "endpoint", p, required=False)
+    return SecretSpec(
+        name=name,
+        source="gcp-secret-manager",
+        at=c.at(p),
+        gsm=GsmSpec(project=project, secret=secret, version=version, credentials_file=creds, endpoint=endpoint),
+        fetch=fetch,
+    )

@@ -1,0 +1,95 @@
+"""The validated profile: plain frozen dataclasses, no behaviour beyond lookups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROFILE_VERSION = 1
+
+AUTH_TYPES = ("gcp-service-account", "basic")
+GCP_USERNAMES = ("_json_key_base64", "_json_key")
+SECRET_SOURCES = ("file", "env", "gcp-secret-manager")
+FETCH_MODES = ("build", "boot")
+RESTART_MODES = ("if-running", "never")
+
+
+@dataclass(frozen=True)
+class Located:
+    """Where a value sits in its profile file (for messages raised after loading)."""
+
+    file: str
+    line: int
+    col: int
+    path: str
+
+
+@dataclass(frozen=True)
+class GsmSpec:
+    project: str
+    secret: str
+    version: str
+    credentials_file: str | None = None
+    endpoint: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"projects/{self.project}/secrets/{self.secret}/versions/{self.version}"
+
+
+@dataclass(frozen=True)
+class SecretSpec:
+    name: str
+    source: str
+    at: Located
+    path: Path | None = None  # file source, resolved against the profile folder
+    var: str | None = None  # env source
+    gsm: GsmSpec | None = None
+    fetch: str = "build"
+
+
+@dataclass(frozen=True)
+class AuthSpec:
+    type: str
+    secret: str
+    username: str
+    at: Located
+
+
+@dataclass(frozen=True)
+class Registry:
+    host: str
+    auth: AuthSpec
+    at: Located
+
+
+@dataclass(frozen=True)
+class ContainerdTarget:
+    version: str  # containerd release on the node, e.g. "1.7" or "2.1"
+    config: str = "/etc/containerd/config.toml"
+    restart: str = "if-running"
+
+    @property
+    def major(self) -> int:
+        return int(self.version.split(".")[0])
+
+    @property
+    def config_version(self) -> int:
+        """Config schema version a *new* config gets: 2 for containerd 1.x, 3 for 2.x."""
+        return 3 if self.major >= 2 else 2
+
+
+@dataclass(frozen=True)
+class Targets:
+    containerd: ContainerdTarget | None = None
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    file: Path
+    registries: tuple[Registry, ...]
+    secrets: dict[str, SecretSpec]
+    targets: Targets
+    description: str = ""
+    extra: dict[str, object] = field(default_factory=dict)

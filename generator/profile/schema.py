@@ -1,0 +1,85 @@
+"""JSON Schema of profile format v1, for editors (yaml-language-server) and CI linting.
+
+The loader in :mod:`generator.profile.load` is the authority (it explains errors with
+positions and fixes); a test keeps this schema and the loader's key lists in step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from generator.profile import load
+from generator.profile.model import AUTH_TYPES, FETCH_MODES, GCP_USERNAMES, RESTART_MODES
+
+SCHEMA_ID = "https://regauth.dev/schema/profile-v1.json"
+
+
+def _obj(props: dict[str, Any], required: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": props}
+    if required:
+        out["required"] = list(required)
+    out.update(extra)
+    return out
+
+
+def profile_schema() -> dict[str, Any]:
+    host = {
+        "type": "string",
+        "description": "Exact registry host[:port] as in image references; no scheme, path or wildcard.",
+        "pattern": r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$|^\[[0-9a-f:.]+\](:[0-9]{1,5})?$",
+        "examples": ["europe-docker.pkg.dev", "registry.example.com:5000"],
+    }
+    secret_file = _obj(
+        {"source": {"const": "file"}, "path": {"type": "string", "description": "Key file, relative to this profile's folder (or absolute). Must be mode 0600 and not a symlink."}},
+        ("source", "path"),
+    )
+    secret_env = _obj({"source": {"const": "env"}, "var": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}}, ("source", "var"))
+    secret_gsm = _obj(
+        {
+            "source": {"const": "gcp-secret-manager"},
+            "name": {"type": "string", "pattern": "^projects/[^/]+/secrets/[^/]+/versions/([1-9][0-9]*|latest)$"},
+            "project": {"type": "string"},
+            "secret": {"type": "string"},
+            "version": {"type": ["string", "integer"], "description": "A version number (recommended) or latest."},
+            "fetch": {"enum": list(FETCH_MODES), "default": "build", "description": "build: fetched when rendering; boot: fetched by the VM at first boot, never stored in user-data."},
+            "credentials_file": {"type": "string"},
+            "endpoint": {"type": "string"},
+        },
+        ("source",),
+    )
+    auth = _obj(
+        {
+            "type": {"enum": list(AUTH_TYPES)},
+            "secret": {"type": "string", "description": "Name of an entry under secrets:."},
+            "username": {
+                "type": "string",
+                "description": f"gcp-service-account: one of {', '.join(GCP_USERNAMES)} (default _json_key_base64); basic: the user name.",
+            },
+        },
+        ("type", "secret"),
+    )
+    containerd = _obj(
+        {
+            "version": {"type": "string", "pattern": r"^(1|2)\.[0-9]+(\.[0-9]+)?$", "description": "containerd release on the node (quoted), e.g. \"1.7\" or \"2.1\"."},
+            "config": {"type": "string", "default": "/etc/containerd/config.toml"},
+            "restart": {"enum": list(RESTART_MODES), "default": "if-running"},
+        },
+        ("version",),
+    )
+    schema = _obj(
+        {
+            "version": {"const": 1},
+            "description": {"type": "string"},
+            "targets": _obj({"containerd": containerd}, minProperties=1),
+            "secrets": {
+                "type": "object",
+                "propertyNames": {"pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"},
+                "additionalProperties": {"oneOf": [secret_file, secret_env, secret_gsm]},
+            },
+            "registries": {"type": "array", "minItems": 1, "items": _obj({"host": host, "auth": auth}, ("host", "auth"))},
+        },
+        ("version", "targets", "registries"),
+    )
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, "title": "regauth profile v1", **schema}
+    assert set(schema["properties"]) == set(load.TOP_KEYS)
+    return schema

@@ -1,0 +1,155 @@
+"""Load YAML while remembering where every value came from.
+
+PyYAML's ``safe_load`` forgets positions and silently keeps the last of duplicate
+keys.  We compose the node graph instead, build plain Python values from it, and
+record a ``path -> (line, col)`` map so every validation message can point at the
+exact spot.  Only the safe tag set is accepted (the same as ``yaml.safe_load``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from generator.errors import Problem
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+Path = tuple[object, ...]
+
+
+@dataclass
+class LoadedYaml:
+    data: Any
+    locs: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    nodes_built: int = 0
+
+    def loc(self, path: Path) -> tuple[int, int]:
+        """Closest known position for ``path`` (falls back to its parents)."""
+        while path:
+            if path in self.locs:
+                return self.locs[path]
+            path = path[:-1]
+        return self.locs.get((), (1, 1))
+
+
+def format_path(path: Path) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def load_yaml(text: str, filename: str) -> LoadedYaml:
+    """Parse ``text``; syntax errors and duplicate keys become Problems, never exceptions."""
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        what = exc.problem or str(exc)
+        return LoadedYaml(
+            None,
+            problems=[
+                Problem(
+                    filename,
+                    f"this is not valid YAML: {what}",
+                    "check indentation and quoting around this line; values containing ': ' "
+                    "or starting with '*', '&', '{', '[' must be quoted",
+                    line=line,
+                    col=col,
+                )
+            ],
+        )
+    except yaml.YAMLError as exc:  # reader errors (bad encoding, control characters)
+        return LoadedYaml(None, problems=[Problem(filename, f"cannot read YAML: {exc}", "save the file as UTF-8 text")])
+    result = LoadedYaml(None)
+    if node is None:
+        return result
+    try:
+        result.data = _build(node, (), result, filename)
+    except _TooBig:
+        return LoadedYaml(
+            None,
+            problems=[
+                Problem(filename, f"the document expands to more than {MAX_NODES} values (YAML aliases?)", "write the profile without anchors/aliases that multiply content", line=1, col=1)
+            ],
+        )
+    except RecursionError:
+        return LoadedYaml(None, problems=[Problem(filename, "the document is nested too deeply", "flatten the structure", line=1, col=1)])
+    return result
+
+
+# Aliases let a tiny file expand into billions of values ("billion laughs"); a
+# profile never needs more than a few thousand, so stop well before memory does.
+MAX_NODES = 200_000
+
+
+class _TooBig(Exception):
+    pass
+
+
+def _build(node: yaml.Node, path: Path, out: LoadedYaml, filename: str) -> Any:
+    out.nodes_built += 1
+    if out.nodes_built > MAX_NODES:
+        raise _TooBig
+    out.locs[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        mapping: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = _scalar(key_node, filename, out)
+            if not isinstance(key, (str, int, float, bool)) or key is None:
+                out.problems.append(
+                    Problem(filename, "mapping keys must be plain names", line=key_node.start_mark.line + 1, col=key_node.start_mark.column + 1, path=format_path(path))
+                )
+                continue
+            key = str(key) if not isinstance(key, str) else key
+            if key in mapping:
+                first = out.locs.get(path + (key,), (0, 0))
+                out.problems.append(
+                    Problem(
+                        filename,
+                        f"duplicate key '{key}' (first defined on line {first[0]}); YAML would silently keep only the last one",
+                        "remove one of them or merge their contents",
+                        path=format_path(path + (key,)),
+                        line=key_node.start_mark.line + 1,
+                        col=key_node.start_mark.column + 1,
+                    )
+                )
+                continue
+            out.locs[path + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            mapping[key] = _build(value_node, path + (key,), out, filename)
+            # Point at the value, not the key, for value errors; keep key position under a marker.
+            out.locs[path + (key, "<key>")] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            out.locs[path + (key,)] = (value_node.start_mark.line + 1, value_node.start_mark.column + 1)
+        return mapping
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(child, path + (i,), out, filename) for i, child in enumerate(node.value)]
+    return _scalar(node, filename, out)
+
+
+def _scalar(node: yaml.Node, filename: str, out: LoadedYaml) -> Any:
+    if not isinstance(node, yaml.ScalarNode):
+        return None
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_object(node, deep=True)
+    except yaml.constructor.ConstructorError as exc:
+        out.problems.append(
+            Problem(
+                filename,
+                f"unsupported YAML value: {exc.problem}",
+                "use plain strings, numbers, booleans, lists and mappings (no !tags)",
+                line=node.start_mark.line + 1,
+                col=node.start_mark.column + 1,
+            )
+        )
+        return None
+    finally:
+        loader.dispose()

@@ -1,0 +1,27 @@
+"""``source: env``: a secret taken from an environment variable (CI pipelines)."""
+
+from __future__ import annotations
+
+import os
+
+from generator.errors import Problem
+from generator.profile.model import SecretSpec
+from generator.secrets.value import SecretValue
+
+
+def read_env_secret(spec: SecretSpec) -> SecretValue | Problem:
+    assert spec.var is not None
+    value = os.environb.get(spec.var.encode()) if hasattr(os, "environb") else None
+    if value is None:
+        text = os.environ.get(spec.var)
+        value = text.encode("utf-8", "surrogateescape") if text is not None else None
+    if value is None or value == b"":
+        return Problem(
+            spec.at.file,
+            f"environment variable {spec.var} is not set (secret '{spec.name}')",
+            f"export {spec.var}=... before running regauth (in CI, map it from your secret store)",
+            spec.at.path + ".var",
+            spec.at.line,
+            spec.at.col,
+        )
+    return SecretValue(value, origin=f"env {spec.var}")

@@ -1,0 +1,49 @@
+"""``source: file``: a secret read from a file next to the profile.
+
+Refuses symlinks (a profile folder should not be a door to elsewhere) and files
+that group or others can read (the key would already be exposed on this machine).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from generator.errors import Problem, RuntimeFailure
+from generator.profile.model import SecretSpec
+from generator.secrets.value import SecretValue
+
+MAX_SECRET_BYTES = 64 * 1024
+
+
+def read_file_secret(spec: SecretSpec) -> SecretValue | Problem:
+    assert spec.path is not None
+    path = spec.path
+    where = dict(file=spec.at.file, line=spec.at.line, col=spec.at.col, path=spec.at.path + ".path")
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return Problem(message=f"secret file {path} does not exist", fix="create it (e.g. the downloaded key JSON) or fix path:", **where)
+    except PermissionError:
+        raise RuntimeFailure(f"permission denied reading secret file {path}", "run regauth as a user that can read it (chmod 600, owned by you)")
+    if stat.S_ISLNK(st.st_mode):
+        return Problem(message=f"secret file {path} is a symlink", fix="point path: at the real file (regauth does not follow symlinks for secrets)", **where)
+    if not stat.S_ISREG(st.st_mode):
+        return Problem(message=f"secret file {path} is not a regular file", fix="point path: at the key file itself", **where)
+    if st.st_mode & 0o077:
+        return Problem(
+            message=f"secret file {path} is readable by group or others (mode {stat.S_IMODE(st.st_mode):04o})",
+            fix=f"chmod 600 {path}",
+            **where,
+        )
+    if st.st_size > MAX_SECRET_BYTES:
+        return Problem(message=f"secret file {path} is larger than {MAX_SECRET_BYTES // 1024} KiB; is it really a key?", fix="point path: at the key file", **where)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as handle:
+            data = handle.read(MAX_SECRET_BYTES + 1)
+    except PermissionError:
+        raise RuntimeFailure(f"permission denied reading secret file {path}", "run regauth as a user that can read it (chmod 600, owned by you)")
+    except OSError as exc:
+        raise RuntimeFailure(f"cannot read secret file {path}: {exc.strerror}", "check the file and the disk")
+    return SecretValue(data, origin=f"file {path}")

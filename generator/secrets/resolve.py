@@ -1,0 +1,149 @@
+"""Secrets stage: turn each registry's auth into the username/password the node needs.
+
+One :class:`SecretResolver` serves a whole run, so a secret named by many
+registries or profiles is read (or fetched from Secret Manager) once, and distinct
+Secret Manager secrets are fetched together, concurrently.  Nothing is cached on disk.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+
+from generator.errors import InvalidInput, Problem
+from generator.profile.model import Profile, Registry, SecretSpec
+from generator.profile.sakey import check_service_account_key
+from generator.secrets.env import read_env_secret
+from generator.secrets.file import read_file_secret
+from generator.secrets.value import SecretValue
+
+
+@dataclass(frozen=True)
+class BootFetch:
+    """The VM fetches this secret itself at first boot; no value exists at render time."""
+
+    name: str  # projects/P/secrets/S/versions/V
+    transform: str  # how the payload becomes the password: raw | base64 | strip-newline
+
+
+@dataclass(frozen=True)
+class Credential:
+    host: str
+    username: str
+    secret_name: str
+    password: SecretValue | None = field(default=None, repr=False)
+    boot: BootFetch | None = None
+
+    @property
+    def holds_secret(self) -> bool:
+        return self.password is not None
+
+
+def _transform_for(registry: Registry) -> str:
+    if registry.auth.type == "basic":
+        return "strip-newline"
+    return "base64" if registry.auth.username == "_json_key_base64" else "raw"
+
+
+def password_from_payload(payload: bytes, transform: str) -> str:
+    """The one definition of how a secret payload becomes a registry password.
+
+    Mirrored by ``regauth-apply`` for boot-time fetch; a test keeps the two equal.
+    """
+    if transform == "base64":
+        return base64.b64encode(payload).decode("ascii")
+    text = payload.decode("utf-8")
+    if transform == "strip-newline":
+        # `echo pass > file` and `gcloud secrets create --data-file` keep a newline
+        # nobody means as part of the password (docker login --password-stdin trims it too).
+        if text.endswith("\r\n"):
+            text = text[:-2]
+        elif text.endswith("\n"):
+            text = text[:-1]
+    return text
+
+
+class SecretResolver:
+    """Per-run secret cache and fetcher (no global state: create one per run)."""
+
+    def __init__(self) -> None:
+        self._values: dict[tuple, SecretValue | Problem] = {}
+
+    @staticmethod
+    def _identity(spec: SecretSpec) -> tuple:
+        if spec.source == "file":
+            return ("file", str(spec.path))
+        if spec.source == "env":
+            return ("env", spec.var)
+        assert spec.gsm is not None
+        return ("gsm", spec.gsm.name, spec.gsm.credentials_file, spec.gsm.endpoint)
+
+    def prefetch(self, profiles: list[Profile]) -> None:
+        """Fetch every build-time secret the profiles use, Secret Manager ones concurrently."""
+        gsm_specs: dict[tuple, SecretSpec] = {}
+        for profile in profiles:
+            for reg in profile.registries:
+                spec = profile.secrets[reg.auth.secret]
+                key = self._identity(spec)
+                if key in self._values:
+                    continue
+                if spec.source == "file":
+                    self._values[key] = read_file_secret(spec)
+                elif spec.source == "env":
+                    self._values[key] = read_env_secret(spec)
+                elif spec.fetch == "build":
+                    gsm_specs.setdefault(key, spec)
+        if gsm_specs:
+            # Imported here: the Google client costs ~0.3 s and most renders never need it.
+            from generator.secrets.gsm_source import fetch_gsm_specs
+
+            self._values.update(fetch_gsm_specs(gsm_specs))
+
+    def credentials(self, profile: Profile) -> list[Credential]:
+        """Credentials for every registry of ``profile``; raises InvalidInput with all problems."""
+        self.prefetch([profile])
+        problems: list[Problem] = []
+        creds: list[Credential] = []
+        for reg in profile.registries:
+            spec = profile.secrets[reg.auth.secret]
+            transform = _transform_for(reg)
+            if spec.source == "gcp-secret-manager" and spec.fetch == "boot":
+                assert spec.gsm is not None
+                creds.append(Credential(reg.host, reg.auth.username, spec.name, boot=BootFetch(spec.gsm.name, transform)))
+                continue
+            value = self._values[self._identity(spec)]
+            if isinstance(value, Problem):
+                if value not in problems:
+                    problems.append(value)
+                continue
+            found = check_payload(value, reg, spec)
+            if found:
+                problems.extend(found)
+                continue
+            password = password_from_payload(value.reveal(), transform)
+            creds.append(Credential(reg.host, reg.auth.username, spec.name, SecretValue(password.encode("utf-8"), value.origin)))
+        if problems:
+            raise InvalidInput(problems)
+        return creds
+
+
+def check_payload(value: SecretValue, reg: Registry, spec: SecretSpec) -> list[Problem]:
+    """Content checks: representable text, and a usable key for service-account auth."""
+    where = dict(file=reg.auth.at.file, line=reg.auth.at.line, col=reg.auth.at.col, path=reg.auth.at.path)
+    raw = value.reveal()
+    label = f"secret '{spec.name}' ({value.origin})"
+    if not raw:
+        return [Problem(message=f"{label} is empty", fix="put the key or password in it", **where)]
+    if reg.auth.type == "basic" or reg.auth.username == "_json_key":
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return [Problem(message=f"{label} is not UTF-8 text, so it cannot be a password", fix="store the password as UTF-8 text", **where)]
+        if "\x00" in text:
+            return [Problem(message=f"{label} contains a NUL character, which no runtime config can carry", fix="remove it; registry passwords are text", **where)]
+    if reg.auth.type == "gcp-service-account":
+        return [
+            Problem(message=f"{label} is not a usable service-account key: {f.message}", fix=f.fix, **where)
+            for f in check_service_account_key(raw)
+        ]
+    return []
