@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls this through `make test`).
+# As root it first installs everything the system tests need (scripts/deps/*.sh:
+# apt packages, containerd 1.6/1.7/2.x, cloud-init 22.4/25.1, Packer, a Debian
+# rootfs), all cached under .cache/. Then fast and system tests run together.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export REGAUTH_CACHE=${REGAUTH_CACHE:-$PWD/.cache}
+# No test may reach Google's metadata server.
+export NO_GCE_CHECK=true GCE_METADATA_HOST=127.0.0.1:9 GCE_METADATA_IP=127.0.0.1:9
+
+if [ "$(id -u)" = 0 ]; then
+  for dep in scripts/deps/*.sh; do
+    echo "== $dep" >&2
+    bash "$dep"
+  done
+else
+  echo "not root: system dependencies not installed; system tests will be skipped" >&2
+fi
+bash scripts/setup.sh
+
+status=0
+.venv/bin/python -m pytest -m "system or not system" -p no:cacheprovider -q -rs "$@" || status=$?
+
+# Tests must stop everything they start: fail if anything of ours is still running.
+leftover=$(pgrep -a -f "$REGAUTH_CACHE|containerd --config|docker-registry|packer build" | grep -v pgrep || true)
+if [ -n "$leftover" ]; then
+  echo "processes left running by the tests:" >&2
+  echo "$leftover" >&2
+  status=1
+fi
+exit $status

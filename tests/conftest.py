@@ -1,0 +1,75 @@
+"""Shared fixtures: profiles written into tmp dirs, keys generated at test time, CLI runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.keys import key_file_bytes, service_account_key
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Belt and braces: no test may let google.auth probe the metadata server.
+os.environ.setdefault("NO_GCE_CHECK", "true")
+os.environ.setdefault("GCE_METADATA_HOST", "127.0.0.1:9")
+os.environ.setdefault("GCE_METADATA_IP", "127.0.0.1:9")
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> CliResult:
+    """Run ``python -m generator`` as a user would (separate process, real exit code)."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    proc = subprocess.run(
+        [sys.executable, "-m", "generator", *args], cwd=cwd or ROOT, env=full_env, capture_output=True, text=True, timeout=120
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture(scope="session")
+def sa_key() -> dict[str, str]:
+    return service_account_key()
+
+
+@pytest.fixture
+def profile_dir(tmp_path: Path, sa_key: dict[str, str]) -> Path:
+    """A folder holding key.json (0600) ready for profiles that reference it."""
+    key = tmp_path / "key.json"
+    key.write_bytes(key_file_bytes(sa_key))
+    key.chmod(0o600)
+    return tmp_path
+
+
+def write_profile(folder: Path, body: str, name: str = "node") -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(textwrap.dedent(body).lstrip("\n"))
+    return path
+
+
+GAR_PROFILE = """
+version: 1
+targets:
+  containerd:
+    version: "{version}"
+secrets:
+  gar-key: {{source: file, path: key.json}}
+registries:
+  - host: {host}
+    auth: {{type: gcp-service-account, secret: gar-key, username: {username}}}
+"""
+
+
+def gar_profile(folder: Path, *, version: str = "1.7", host: str = "europe-docker.pkg.dev", username: str = "_json_key_base64", name: str = "node") -> Path:
+    return write_profile(folder, GAR_PROFILE.format(version=version, host=host, username=username), name)

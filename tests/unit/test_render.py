@@ -1,0 +1,198 @@
+"""The render command end to end, in a separate process like a user runs it."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import stat
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from generator import applyscript
+from generator.errors import RuntimeFailure
+from generator.outputs import writer
+from generator.outputs.manifest import OutputFile
+from tests.conftest import ROOT, gar_profile, run_cli, write_profile
+from tests.support.keys import key_file_bytes
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_render_writes_layout_modes_and_manifest(profile_dir: Path, sa_key: dict) -> None:
+    profile = gar_profile(profile_dir, username="_json_key")
+    out = profile_dir / "out"
+    result = run_cli("render", str(profile), "-o", str(out))
+    assert result.code == 0, result.err
+    node = out / "node"
+    assert sorted(_tree(node)) == [
+        "manifest.json",
+        "rootfs/etc/containerd/config.toml",
+        "rootfs/etc/regauth/plan.json",
+        "rootfs/usr/local/sbin/regauth-apply",
+        "user-data",
+    ]
+    modes = {p: stat.S_IMODE((node / p).stat().st_mode) for p in _tree(node)}
+    assert modes["user-data"] == 0o600
+    assert modes["rootfs/etc/regauth/plan.json"] == 0o600
+    assert modes["rootfs/etc/containerd/config.toml"] == 0o600
+    assert modes["rootfs/usr/local/sbin/regauth-apply"] == 0o755
+    manifest = json.loads((node / "manifest.json").read_text())
+    for entry in manifest["files"]:
+        data = (node / entry["path"]).read_bytes()
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest()
+        assert entry["mode"] == f"{modes[entry['path']]:04o}"
+    assert {e["path"]: e["secret"] for e in manifest["files"]}["rootfs/usr/local/sbin/regauth-apply"] is False
+    # The exact key bytes reach the config under the exact host.
+    config = tomllib.loads((node / "rootfs/etc/containerd/config.toml").read_text())
+    auth = config["plugins"]["io.containerd.grpc.v1.cri"]["registry"]["configs"]["europe-docker.pkg.dev"]["auth"]
+    assert auth == {"username": "_json_key", "password": key_file_bytes(sa_key).decode()}
+
+
+def test_user_data_writes_files_base64_with_quoted_modes(profile_dir: Path) -> None:
+    out = profile_dir / "out"
+    assert run_cli("render", str(gar_profile(profile_dir)), "-o", str(out)).code == 0
+    raw = (out / "node/user-data").read_bytes()
+    assert raw.startswith(b"#cloud-config\n")
+    doc = yaml.safe_load(raw)
+    by_path = {f["path"]: f for f in doc["write_files"]}
+    assert set(by_path) == {applyscript.VM_PATH, applyscript.PLAN_PATH}
+    for entry in by_path.values():
+        assert entry["encoding"] == "b64" and entry["owner"] == "root:root"
+        assert isinstance(entry["permissions"], str)
+        assert base64.b64decode(entry["content"]) == (out / "node/rootfs" / entry["path"].lstrip("/")).read_bytes()
+    assert by_path[applyscript.PLAN_PATH]["permissions"] == "0600"
+    assert doc["runcmd"] == [[applyscript.VM_PATH]]
+    assert b"permissions: '0600'" in raw
+
+
+def test_render_is_deterministic(profile_dir: Path) -> None:
+    profile = gar_profile(profile_dir)
+    first, second = profile_dir / "a", profile_dir / "b"
+    assert run_cli("render", str(profile), "-o", str(first)).code == 0
+    assert run_cli("render", str(profile), "-o", str(second)).code == 0
+    assert _tree(first / "node") == _tree(second / "node")
+
+
+def test_invalid_profile_exits_2_and_writes_nothing(profile_dir: Path) -> None:
+    good = gar_profile(profile_dir, name="good")
+    bad = gar_profile(profile_dir, host="'*.pkg.dev'", name="bad")
+    out = profile_dir / "out"
+    result = run_cli("render", str(good), str(bad), "-o", str(out))
+    assert result.code == 2
+    assert "bad.yaml:8:11: error: registries[0].host: '*.pkg.dev' is a wildcard" in result.err
+    assert "Traceback" not in result.err
+    assert not out.exists()
+
+
+def test_failed_render_leaves_previous_output(profile_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = profile_dir / "out"
+    assert run_cli("render", str(gar_profile(profile_dir)), "-o", str(out)).code == 0
+    before = _tree(out / "node")
+    real_open = os.open
+    calls = {"n": 0}
+
+    def failing_open(path, flags, mode=0o777, **kw):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError(28, "No space left on device", str(path))
+        return real_open(path, flags, mode, **kw)
+
+    monkeypatch.setattr(writer.os, "open", failing_open)
+    files = [OutputFile(f"f{i}", b"x", 0o644, False) for i in range(5)]
+    with pytest.raises(RuntimeFailure) as info:
+        writer.write_tree(out / "node", files)
+    assert "No space left on device" in info.value.render() and "previous output is unchanged" in info.value.render()
+    assert _tree(out / "node") == before
+    assert sorted(os.listdir(out)) == ["node"]
+
+
+def test_rerender_replaces_the_folder_whole(profile_dir: Path) -> None:
+    out = profile_dir / "out"
+    profile = gar_profile(profile_dir)
+    assert run_cli("render", str(profile), "-o", str(out)).code == 0
+    (out / "node" / "stale-file").write_text("old")
+    assert run_cli("render", str(profile), "-o", str(out)).code == 0
+    assert not (out / "node" / "stale-file").exists()
+    assert sorted(os.listdir(out)) == ["node"]
+
+
+def test_secret_never_in_output_streams_or_manifest(profile_dir: Path, sa_key: dict) -> None:
+    out = profile_dir / "out"
+    profile = gar_profile(profile_dir)
+    for args in (["render", str(profile), "-o", str(out), "-v"], ["render", str(profile), "--dry-run"], ["validate", str(profile)]):
+        result = run_cli(*args)
+        assert result.code == 0, result.err
+        blob = result.out + result.err
+        assert "PRIVATE KEY" not in blob and sa_key["private_key_id"] not in blob
+    manifest = (out / "node/manifest.json").read_text()
+    assert sa_key["private_key_id"] not in manifest
+    assert base64.b64encode(key_file_bytes(sa_key)).decode()[:40] not in manifest
+
+
+def test_missing_env_secret_and_world_readable_key(tmp_path: Path, sa_key: dict) -> None:
+    key = tmp_path / "key.json"
+    key.write_bytes(key_file_bytes(sa_key))
+    key.chmod(0o644)
+    profile = write_profile(
+        tmp_path,
+        """
+        version: 1
+        targets: {containerd: {version: "2.1"}}
+        secrets:
+          k: {source: file, path: key.json}
+          p: {source: env, var: REGAUTH_TEST_UNSET_VAR}
+        registries:
+          - {host: europe-docker.pkg.dev, auth: {type: gcp-service-account, secret: k}}
+          - {host: registry.example.com, auth: {type: basic, username: robot, secret: p}}
+        """,
+    )
+    result = run_cli("render", str(profile), "-o", str(tmp_path / "out"))
+    assert result.code == 2
+    assert "readable by group or others (mode 0644)" in result.err and f"chmod 600 {key}" in result.err
+    assert "environment variable REGAUTH_TEST_UNSET_VAR is not set" in result.err
+    assert not (tmp_path / "out").exists()
+
+
+def test_basic_auth_from_env_strips_one_newline_and_v3_table(tmp_path: Path) -> None:
+    profile = write_profile(
+        tmp_path,
+        """
+        version: 1
+        targets: {containerd: {version: "2.1"}}
+        secrets:
+          p: {source: env, var: REGAUTH_TEST_PW}
+        registries:
+          - {host: "registry.example.com:5000", auth: {type: basic, username: robot, secret: p}}
+        """,
+    )
+    out = tmp_path / "out"
+    result = run_cli("render", str(profile), "-o", str(out), env={"REGAUTH_TEST_PW": 'p"a\\ss\n'})
+    assert result.code == 0, result.err
+    config = tomllib.loads((out / "node/rootfs/etc/containerd/config.toml").read_text())
+    assert config["version"] == 3
+    auth = config["plugins"]["io.containerd.cri.v1.images"]["registry"]["configs"]["registry.example.com:5000"]["auth"]
+    assert auth == {"username": "robot", "password": 'p"a\\ss'}
+
+
+def test_help_has_examples_for_every_command() -> None:
+    for args in ([], ["render"], ["validate"], ["schema"]):
+        result = run_cli(*args, "--help")
+        assert result.code == 0 and "example" in result.out
+
+
+def test_no_google_import_for_help_or_file_renders(profile_dir: Path) -> None:
+    import subprocess
+    import sys
+
+    out = profile_dir / "out"
+    for args in (["--help"], ["render", str(gar_profile(profile_dir)), "-o", str(out)]):
+        proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "generator", *args], capture_output=True, text=True, cwd=ROOT)
+        imported = [line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")]
+        assert not [m for m in imported if m.startswith("google")], args
