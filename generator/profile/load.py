@@ -359,8 +359,18 @@ def _gsm_secret(c: _Checker, s: dict, p: tuple, name: str, profile_path: Path) -
     if not _PROJECT_RE.match(project):
         c.add(p, f"'{project}' is not a Google Cloud project id or number", "write the project id, e.g. my-project-123")
         return None
+    if version == "latest" and fetch == "build":
+        c.add(
+            p,
+            "version latest is fetched when rendering, so two renders (and the golden images built from them) may differ",
+            "pin a version number (version: 3) for reproducible images, or use fetch: boot",
+            severity="warning",
+        )
     creds = c.string(s, "credentials_file", p, required=False)
     endpoint = c.string(s, "endpoint", p, required=False)
+    if endpoint is not None and not re.match(r"^https?://[^/\s]+/?$", endpoint):
+        c.add(p + ("endpoint",), f"'{endpoint}' is not an API endpoint URL", "write endpoint: https://secretmanager.googleapis.com (scheme and host only)")
+        return None
     return SecretSpec(
         name=name,
         source="gcp-secret-manager",

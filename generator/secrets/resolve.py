@@ -24,6 +24,16 @@ class BootFetch:
 
     name: str  # projects/P/secrets/S/versions/V
     transform: str  # how the payload becomes the password: raw | base64 | strip-newline
+    endpoint: str | None = None  # Secret Manager API endpoint override (e.g. Private Service Connect)
+    key_check: bool = False  # the VM checks the payload looks like a service-account key
+
+    def plan_entry(self) -> dict[str, object]:
+        entry: dict[str, object] = {"gcp_secret_manager": self.name, "transform": self.transform}
+        if self.endpoint:
+            entry["endpoint"] = self.endpoint
+        if self.key_check:
+            entry["check"] = "service-account-key"
+        return entry
 
 
 @dataclass(frozen=True)
@@ -109,7 +119,8 @@ class SecretResolver:
             transform = _transform_for(reg)
             if spec.source == "gcp-secret-manager" and spec.fetch == "boot":
                 assert spec.gsm is not None
-                creds.append(Credential(reg.host, reg.auth.username, spec.name, boot=BootFetch(spec.gsm.name, transform)))
+                boot = BootFetch(spec.gsm.name, transform, spec.gsm.endpoint, reg.auth.type == "gcp-service-account")
+                creds.append(Credential(reg.host, reg.auth.username, spec.name, boot=boot))
                 continue
             value = self._values[self._identity(spec)]
             if isinstance(value, Problem):

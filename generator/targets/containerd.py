@@ -27,7 +27,7 @@ def plan_step(target: ContainerdTarget, creds: list[Credential]) -> Step:
             entry["password"] = cred.password.text()
         else:
             assert cred.boot is not None
-            entry["password_from"] = {"gcp_secret_manager": cred.boot.name, "transform": cred.boot.transform}
+            entry["password_from"] = cred.boot.plan_entry()
         registries.append(entry)
     spec = {
         "kind": "containerd",
