@@ -26,6 +26,7 @@ examples:
   regauth render profiles/demo.yaml
   regauth render profiles/prod-*.yaml -o /tmp/out
   regauth render profiles/demo.yaml --dry-run  # show what would be written, secrets masked
+  regauth render profiles/demo.yaml --merge-with my-user-data.yaml
 
 Each PROFILE writes DIR/NAME/ (NAME = file name without .yaml), replaced atomically:
   user-data      #cloud-config for new VMs (0600 when it holds credentials)
@@ -60,7 +61,8 @@ def _profile_paths(items: list[str]) -> list[Path]:
 def cmd_render(args: argparse.Namespace) -> int:
     from generator.render import render_all
 
-    results = render_all(_profile_paths(args.profiles), Path(args.output), write=not args.dry_run)
+    merge_with = [_read_user_data(name) for name in args.merge_with or []]
+    results = render_all(_profile_paths(args.profiles), Path(args.output), write=not args.dry_run, merge_with=merge_with)
     for rendered in results:
         for warning in rendered.warnings:
             print(warning.render(), file=sys.stderr)
@@ -73,6 +75,17 @@ def cmd_render(args: argparse.Namespace) -> int:
         names = ", ".join(r.name for r in results)
         print(f"rendered {len(results)} profile(s) into {where}/: {names}", file=sys.stderr)
     return EXIT_OK
+
+
+def _read_user_data(name: str) -> tuple[str, bytes]:
+    from generator.errors import RuntimeFailure
+
+    try:
+        return name, Path(name).read_bytes()
+    except FileNotFoundError:
+        raise InvalidInput([Problem(name, "no such user-data file (--merge-with)", "give the path of your existing user-data")]) from None
+    except OSError as exc:
+        raise RuntimeFailure(f"cannot read {name}: {exc.strerror}", "check the file's permissions") from None
 
 
 def _print_plan(rendered) -> None:  # type: ignore[no-untyped-def]
@@ -139,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     render = sub.add_parser("render", help="render profiles into out/NAME/", epilog=EPILOG_RENDER, formatter_class=argparse.RawDescriptionHelpFormatter)
     render.add_argument("profiles", nargs="+", metavar="PROFILE", help="profile files or folders of them")
     render.add_argument("-o", "--output", default="out", metavar="DIR", help="output folder (default: out)")
+    render.add_argument("--merge-with", action="append", metavar="FILE", help="combine with existing user-data as multipart MIME (their parts first, in order); repeatable")
     render.add_argument("--dry-run", action="store_true", help="print what would be written (secrets masked); write nothing")
     render.add_argument("-v", "--verbose", action="store_true", help="say what was written")
     render.set_defaults(func=cmd_render)

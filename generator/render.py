@@ -13,6 +13,7 @@ from pathlib import Path
 from generator import applyscript
 from generator.errors import InvalidInput, Problem
 from generator.outputs.cloudinit import cloud_config
+from generator.outputs.userdata import multipart, package
 from generator.outputs.manifest import OutputFile, manifest
 from generator.outputs.writer import write_tree
 from generator.profile.load import check_profile
@@ -77,13 +78,22 @@ def node_files(profile: Profile, steps: list[Step]) -> list[NodeFile]:
     return files
 
 
-def render_profile(profile: Profile, creds: list[Credential]) -> Rendered:
+def render_profile(profile: Profile, creds: list[Credential], merge_with: list[tuple[str, bytes]] | None = None) -> Rendered:
     steps = plan_steps(profile, creds)
     files = node_files(profile, steps)
     hosts = sorted({c.host for c in creds})
-    user_data = cloud_config(profile.name, str(profile.file), hosts, files)
+    plain = cloud_config(profile.name, str(profile.file), hosts, files)
+    if merge_with:
+        plain = multipart(plain, merge_with)
+    user_data = package(plain, cloud=profile.output.cloud, compress=profile.output.compress, profile_file=str(profile.file))
     holds_secret = any(f.secret and f.delivered for f in files)
-    outputs = [OutputFile("user-data", user_data, 0o600 if holds_secret else 0o644, holds_secret, note="#cloud-config for new VMs")]
+    mode = 0o600 if holds_secret else 0o644
+    kind = ("multipart MIME" if merge_with else "#cloud-config") + (", gzip" if user_data.compressed else "")
+    outputs = [OutputFile("user-data", user_data.raw, mode, holds_secret, note=f"{kind} for new VMs")]
+    if user_data.compressed:
+        outputs.append(
+            OutputFile("user-data.b64", user_data.base64 + b"\n", mode, holds_secret, note="base64 of user-data, for GCE metadata with user-data-encoding=base64")
+        )
     for f in files:
         outputs.append(
             OutputFile("rootfs" + f.path, f.data, f.mode, f.secret, vm_path=f.path, owner=f.owner, note=f.note)
@@ -101,7 +111,7 @@ def with_manifest(rendered: Rendered) -> list[OutputFile]:
     return rendered.files + [OutputFile("manifest.json", doc, 0o644, False)]
 
 
-def render_all(paths: list[Path], out_dir: Path, *, write: bool = True) -> list[Rendered]:
+def render_all(paths: list[Path], out_dir: Path, *, write: bool = True, merge_with: list[tuple[str, bytes]] | None = None) -> list[Rendered]:
     profiles, warnings = load_all(paths)
     resolver = SecretResolver()
     resolver.prefetch(profiles)
@@ -113,7 +123,11 @@ def render_all(paths: list[Path], out_dir: Path, *, write: bool = True) -> list[
         except InvalidInput as exc:
             problems.extend(exc.problems)
             continue
-        rendered = render_profile(profile, creds)
+        try:
+            rendered = render_profile(profile, creds, merge_with)
+        except InvalidInput as exc:
+            problems.extend(exc.problems)
+            continue
         rendered.warnings = [w for w in warnings if w.file == str(profile.file)]
         results.append(rendered)
     if problems:

@@ -1,8 +1,9 @@
 """cloud-init user-data: ``write_files`` for every delivered file, then the apply step.
 
 The cloud-config body is produced by PyYAML's safe dumper from a plain dict, and
-every file's content is base64 (``encoding: b64``), so no value from a profile or a
-secret is ever spliced into YAML text.  ``permissions`` is a quoted string ('0600'):
+every file's content is base64 (``encoding: b64``, or ``gz+b64`` when gzip makes it
+smaller: the apply script shrinks to a third, which keeps user-data under AWS's 16 KB),
+so no value from a profile or a secret is ever spliced into YAML text.  ``permissions`` is a quoted string ('0600'):
 unquoted YAML 0600 is the integer 384.  The apply step runs from ``runcmd`` as an
 argv list with no arguments that could carry a secret.
 """
@@ -16,23 +17,27 @@ import yaml
 from generator import __version__, applyscript
 from generator.targets.base import NodeFile
 from generator.outputs.templating import render
+from generator.outputs.userdata import deterministic_gzip
 
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+def write_file_entry(f: NodeFile) -> dict[str, str]:
+    packed = deterministic_gzip(f.data)
+    encoding, payload = ("gz+b64", packed) if len(packed) < len(f.data) else ("b64", f.data)
+    return {
+        "path": f.path,
+        "owner": f.owner,
+        "permissions": f"{f.mode:04o}",
+        "encoding": encoding,
+        "content": base64.b64encode(payload).decode("ascii"),
+    }
 
 
 def cloud_config(profile_name: str, profile_file: str, hosts: list[str], files: list[NodeFile]) -> bytes:
     delivered = [f for f in files if f.delivered]
     body = {
-        "write_files": [
-            {
-                "path": f.path,
-                "owner": f.owner,
-                "permissions": f"{f.mode:04o}",
-                "encoding": "b64",
-                "content": base64.b64encode(f.data).decode("ascii"),
-            }
-            for f in delivered
-        ],
+        "write_files": [write_file_entry(f) for f in delivered],
         "runcmd": [[applyscript.VM_PATH]],
     }
     text = yaml.dump(body, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1 << 20)

@@ -17,6 +17,8 @@ from generator.errors import InvalidInput, Problem
 from generator.profile.hosts import host_problem
 from generator.profile.model import (
     AUTH_TYPES,
+    CLOUDS,
+    COMPRESS_MODES,
     FETCH_MODES,
     GCP_USERNAMES,
     PROFILE_VERSION,
@@ -26,6 +28,7 @@ from generator.profile.model import (
     ContainerdTarget,
     GsmSpec,
     Located,
+    OutputOptions,
     Profile,
     Registry,
     SecretSpec,
@@ -33,7 +36,8 @@ from generator.profile.model import (
 )
 from generator.profile.yamlpos import LoadedYaml, format_path, load_yaml
 
-TOP_KEYS = ("version", "description", "targets", "secrets", "registries")
+TOP_KEYS = ("version", "description", "targets", "secrets", "registries", "output")
+OUTPUT_KEYS = ("cloud", "compress")
 TARGET_KEYS = ("containerd",)
 CONTAINERD_KEYS = ("version", "config", "restart")
 REGISTRY_KEYS = ("host", "auth")
@@ -165,6 +169,7 @@ def _check_document(c: _Checker, doc: Any, path: Path) -> Profile | None:
     declared = set(doc["secrets"]) if isinstance(doc.get("secrets"), dict) else set()
     registries = _check_registries(c, doc.get("registries"), secrets, declared)
     targets = _check_targets(c, doc.get("targets"))
+    output = _check_output(c, doc.get("output"))
     if any(p.severity == "error" for p in c.problems):
         return None
     return Profile(
@@ -173,7 +178,21 @@ def _check_document(c: _Checker, doc: Any, path: Path) -> Profile | None:
         registries=tuple(registries),
         secrets=secrets,
         targets=targets,
+        output=output,
         description=description,
+    )
+
+
+def _check_output(c: _Checker, value: Any) -> OutputOptions:
+    if value is None:
+        return OutputOptions()
+    m = c.mapping(value, ("output",), "output", "output:\n  cloud: gce\n  compress: auto")
+    if m is None:
+        return OutputOptions()
+    c.keys(m, OUTPUT_KEYS, ("output",))
+    return OutputOptions(
+        cloud=c.choice(m, "cloud", ("output",), CLOUDS, "gce"),
+        compress=c.choice(m, "compress", ("output",), COMPRESS_MODES, "auto"),
     )
 
 

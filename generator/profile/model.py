@@ -12,6 +12,8 @@ GCP_USERNAMES = ("_json_key_base64", "_json_key")
 SECRET_SOURCES = ("file", "env", "gcp-secret-manager")
 FETCH_MODES = ("build", "boot")
 RESTART_MODES = ("if-running", "never")
+CLOUDS = ("gce", "aws", "azure", "none")
+COMPRESS_MODES = ("auto", "always", "never")
 
 
 @dataclass(frozen=True)
@@ -85,11 +87,18 @@ class Targets:
 
 
 @dataclass(frozen=True)
+class OutputOptions:
+    cloud: str = "gce"  # whose user-data size limit applies
+    compress: str = "auto"  # gzip: auto (only when over the limit), always, never
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     file: Path
     registries: tuple[Registry, ...]
     secrets: dict[str, SecretSpec]
     targets: Targets
+    output: OutputOptions = field(default_factory=OutputOptions)
     description: str = ""
     extra: dict[str, object] = field(default_factory=dict)

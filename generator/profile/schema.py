@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from generator.profile import load
-from generator.profile.model import AUTH_TYPES, FETCH_MODES, GCP_USERNAMES, RESTART_MODES
+from generator.profile.model import AUTH_TYPES, CLOUDS, COMPRESS_MODES, FETCH_MODES, GCP_USERNAMES, RESTART_MODES
 
 SCHEMA_ID = "https://regauth.dev/schema/profile-v1.json"
 
@@ -76,6 +76,12 @@ def profile_schema() -> dict[str, Any]:
                 "propertyNames": {"pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"},
                 "additionalProperties": {"oneOf": [secret_file, secret_env, secret_gsm]},
             },
+            "output": _obj(
+                {
+                    "cloud": {"enum": list(CLOUDS), "default": "gce", "description": "Whose user-data size limit to enforce: GCE 256 KiB, AWS 16 KB, Azure 64 KB."},
+                    "compress": {"enum": list(COMPRESS_MODES), "default": "auto", "description": "gzip the user-data: auto (only when over the limit), always, never."},
+                }
+            ),
             "registries": {"type": "array", "minItems": 1, "items": _obj({"host": host, "auth": auth}, ("host", "auth"))},
         },
         ("version", "targets", "registries"),

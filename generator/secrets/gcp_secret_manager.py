@@ -24,9 +24,10 @@ import random
 import re
 import time
 import warnings
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from generator.errors import SecretUnavailable
 from generator.secrets.value import SecretValue
@@ -47,6 +48,7 @@ _SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 _VERSION_RE = re.compile(r"^(?:[1-9][0-9]*|latest)$")
 _NAME_RE = re.compile(r"^projects/([^/]+)/secrets/([^/]+)/versions/([^/]+)$")
 _STATE_RE = re.compile(r"\[([^\]]+)\] is in (DISABLED|DESTROYED) state")
+_MIN_CALL_SECONDS = 0.01
 _LOGIN_FIX = "log in again: gcloud auth application-default login (or check credentials_file: in the profile)"
 
 
@@ -222,7 +224,7 @@ def _fetch_one(
     tried = 0
     for attempt in range(1, options.attempts + 1):
         remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        if remaining < _MIN_CALL_SECONDS:  # a call this short cannot succeed; stop at the bound
             break
         tried = attempt
         try:
@@ -578,7 +580,9 @@ def _credentials_from_info(kind: str, info: dict[str, Any]) -> Any:
         return user_credentials.Credentials.from_authorized_user_info(info, scopes=scopes)
     source = info.get("credential_source") or {}
     if isinstance(source, dict) and "executable" in source:
-        from google.auth import pluggable as module  # google-auth itself requires an opt-in env var
+        from google.auth import (
+            pluggable as module,  # google-auth itself requires an opt-in env var
+        )
     elif isinstance(source, dict) and str(source.get("environment_id", "")).startswith("aws"):
         from google.auth import aws as module  # type: ignore[no-redef]
     else:

@@ -63,10 +63,16 @@ def test_user_data_writes_files_base64_with_quoted_modes(profile_dir: Path) -> N
     doc = yaml.safe_load(raw)
     by_path = {f["path"]: f for f in doc["write_files"]}
     assert set(by_path) == {applyscript.VM_PATH, applyscript.PLAN_PATH}
+    import gzip
+
     for entry in by_path.values():
-        assert entry["encoding"] == "b64" and entry["owner"] == "root:root"
+        assert entry["encoding"] in ("b64", "gz+b64") and entry["owner"] == "root:root"
         assert isinstance(entry["permissions"], str)
-        assert base64.b64decode(entry["content"]) == (out / "node/rootfs" / entry["path"].lstrip("/")).read_bytes()
+        content = base64.b64decode(entry["content"])
+        if entry["encoding"] == "gz+b64":
+            content = gzip.decompress(content)
+        assert content == (out / "node/rootfs" / entry["path"].lstrip("/")).read_bytes()
+    assert by_path[applyscript.VM_PATH]["encoding"] == "gz+b64"  # a third of the size
     assert by_path[applyscript.PLAN_PATH]["permissions"] == "0600"
     assert doc["runcmd"] == [[applyscript.VM_PATH]]
     assert b"permissions: '0600'" in raw
