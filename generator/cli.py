@@ -62,7 +62,9 @@ def cmd_render(args: argparse.Namespace) -> int:
     from generator.render import render_all
 
     merge_with = [_read_user_data(name) for name in args.merge_with or []]
-    results = render_all(_profile_paths(args.profiles), Path(args.output), write=not args.dry_run, merge_with=merge_with)
+    results = render_all(
+        _profile_paths(args.profiles), Path(args.output), write=not args.dry_run, merge_with=merge_with, gsm_settings=_gsm_settings(args)
+    )
     for rendered in results:
         for warning in rendered.warnings:
             print(warning.render(), file=sys.stderr)
@@ -75,6 +77,14 @@ def cmd_render(args: argparse.Namespace) -> int:
         names = ", ".join(r.name for r in results)
         print(f"rendered {len(results)} profile(s) into {where}/: {names}", file=sys.stderr)
     return EXIT_OK
+
+
+def _gsm_settings(args: argparse.Namespace) -> object | None:
+    if not any(getattr(args, f"gsm_{k}", None) is not None for k in ("timeout", "transport")) and "REGAUTH_GSM_ANONYMOUS" not in os.environ:
+        return None  # keeps file-only renders from importing the Secret Manager bridge
+    from generator.secrets.gsm_source import GsmSettings
+
+    return GsmSettings.from_env(timeout_total=args.gsm_timeout, transport=args.gsm_transport)
 
 
 def _read_user_data(name: str) -> tuple[str, bytes]:
@@ -153,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("profiles", nargs="+", metavar="PROFILE", help="profile files or folders of them")
     render.add_argument("-o", "--output", default="out", metavar="DIR", help="output folder (default: out)")
     render.add_argument("--merge-with", action="append", metavar="FILE", help="combine with existing user-data as multipart MIME (their parts first, in order); repeatable")
+    render.add_argument("--gsm-timeout", type=float, metavar="S", help="give up Secret Manager fetches after S seconds in total, retries included (default 30)")
+    render.add_argument("--gsm-transport", choices=("grpc", "rest"), help="Secret Manager API transport (default grpc; rest helps behind proxies that break HTTP/2)")
     render.add_argument("--dry-run", action="store_true", help="print what would be written (secrets masked); write nothing")
     render.add_argument("-v", "--verbose", action="store_true", help="say what was written")
     render.set_defaults(func=cmd_render)

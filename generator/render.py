@@ -19,7 +19,7 @@ from generator.outputs.writer import write_tree
 from generator.profile.load import check_profile
 from generator.profile.model import Profile
 from generator.secrets.resolve import Credential, SecretResolver
-from generator.targets import containerd
+from generator.targets import TARGETS
 from generator.targets.base import NodeFile, Step
 
 
@@ -58,10 +58,7 @@ def load_all(paths: list[Path]) -> tuple[list[Profile], list[Problem]]:
 
 
 def plan_steps(profile: Profile, creds: list[Credential]) -> list[Step]:
-    steps = []
-    if profile.targets.containerd is not None:
-        steps.append(containerd.plan_step(profile.targets.containerd, creds))
-    return steps
+    return [TARGETS[name].plan_step(options, creds) for name, options in profile.targets.items()]
 
 
 def node_files(profile: Profile, steps: list[Step]) -> list[NodeFile]:
@@ -73,8 +70,7 @@ def node_files(profile: Profile, steps: list[Step]) -> list[NodeFile]:
         NodeFile(applyscript.PLAN_PATH, plan_bytes, 0o600 if holds_secret else 0o644, secret=holds_secret, note="what regauth-apply writes"),
     ]
     for step in steps:
-        if step.kind == "containerd":
-            files.extend(containerd.preview(step))
+        files.extend(TARGETS[step.kind].preview(step))
     return files
 
 
@@ -111,9 +107,16 @@ def with_manifest(rendered: Rendered) -> list[OutputFile]:
     return rendered.files + [OutputFile("manifest.json", doc, 0o644, False)]
 
 
-def render_all(paths: list[Path], out_dir: Path, *, write: bool = True, merge_with: list[tuple[str, bytes]] | None = None) -> list[Rendered]:
+def render_all(
+    paths: list[Path],
+    out_dir: Path,
+    *,
+    write: bool = True,
+    merge_with: list[tuple[str, bytes]] | None = None,
+    gsm_settings: object | None = None,
+) -> list[Rendered]:
     profiles, warnings = load_all(paths)
-    resolver = SecretResolver()
+    resolver = SecretResolver(gsm_settings)
     resolver.prefetch(profiles)
     results: list[Rendered] = []
     problems: list[Problem] = []

@@ -22,24 +22,19 @@ from generator.profile.model import (
     FETCH_MODES,
     GCP_USERNAMES,
     PROFILE_VERSION,
-    RESTART_MODES,
     SECRET_SOURCES,
     AuthSpec,
-    ContainerdTarget,
     GsmSpec,
-    Located,
     OutputOptions,
     Profile,
     Registry,
     SecretSpec,
-    Targets,
 )
-from generator.profile.yamlpos import LoadedYaml, format_path, load_yaml
+from generator.profile.checker import Checker, kind_of as _kind
+from generator.profile.yamlpos import load_yaml
 
 TOP_KEYS = ("version", "description", "targets", "secrets", "registries", "output")
 OUTPUT_KEYS = ("cloud", "compress")
-TARGET_KEYS = ("containerd",)
-CONTAINERD_KEYS = ("version", "config", "restart")
 REGISTRY_KEYS = ("host", "auth")
 AUTH_KEYS = ("type", "secret", "username")
 SECRET_KEYS = {
@@ -49,71 +44,11 @@ SECRET_KEYS = {
 }
 _SECRET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_CONTAINERD_VERSION_RE = re.compile(r"^(1|2)\.[0-9]+(\.[0-9]+)?$")
 _GSM_NAME_RE = re.compile(r"^projects/([^/]+)/secrets/([^/]+)/versions/([^/]+)$")
 _GSM_VERSION_RE = re.compile(r"^([1-9][0-9]*|latest)$")
 _GSM_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 _PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$|^[0-9]+$")
 MAX_PROFILE_BYTES = 1024 * 1024
-
-
-class _Checker:
-    """Walks the loaded YAML; every method appends Problems instead of raising."""
-
-    def __init__(self, loaded: LoadedYaml, filename: str):
-        self.y = loaded
-        self.file = filename
-        self.problems: list[Problem] = list(loaded.problems)
-
-    def at(self, path: tuple) -> Located:
-        line, col = self.y.loc(path)
-        return Located(self.file, line, col, format_path(path))
-
-    def add(self, path: tuple, message: str, fix: str = "", *, key: bool = False, severity: str = "error") -> None:
-        line, col = self.y.loc(path + ("<key>",)) if key else self.y.loc(path)
-        self.problems.append(Problem(self.file, message, fix, format_path(path), line, col, severity))
-
-    def mapping(self, value: Any, path: tuple, what: str, example: str) -> dict | None:
-        if isinstance(value, dict):
-            return value
-        self.add(path, f"{what} must be a mapping, not {_kind(value)}", f"write it as\n{example}")
-        return None
-
-    def keys(self, mapping: dict, allowed: tuple[str, ...], path: tuple, required: tuple[str, ...] = ()) -> None:
-        for key in mapping:
-            if key not in allowed:
-                close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
-                hint = f"did you mean '{close[0]}'?" if close else f"allowed here: {', '.join(allowed)}"
-                self.add(path + (key,), f"unknown key '{key}'", hint, key=True)
-        for key in required:
-            if key not in mapping:
-                self.add(path, f"missing required key '{key}'", f"add '{key}:' here")
-
-    def string(self, mapping: dict, key: str, path: tuple, *, required: bool = True) -> str | None:
-        if key not in mapping:
-            return None
-        value = mapping[key]
-        if isinstance(value, str) and value:
-            return value
-        self.add(path + (key,), f"'{key}' must be a non-empty string, not {_kind(value)}", f"write {key}: \"...\" (quote it if it looks like a number)")
-        return None
-
-    def choice(self, mapping: dict, key: str, path: tuple, choices: tuple[str, ...], default: str) -> str:
-        if key not in mapping:
-            return default
-        value = mapping[key]
-        if value in choices:
-            return value
-        close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.6)
-        hint = f"did you mean '{close[0]}'?" if close else f"write one of: {', '.join(choices)}"
-        self.add(path + (key,), f"'{value}' is not a valid {key}", hint)
-        return default
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "empty"
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}.get(type(value), type(value).__name__)
 
 
 def load_profile(path: Path) -> Profile:
@@ -146,13 +81,13 @@ def check_profile(path: Path) -> tuple[Profile | None, list[Problem]]:
     loaded = load_yaml(text, filename)
     if loaded.data is None and loaded.problems:
         return None, loaded.problems
-    checker = _Checker(loaded, filename)
+    checker = Checker(loaded, filename)
     profile = _check_document(checker, loaded.data, path)
     checker.problems.sort(key=lambda p: (p.line, p.col))
     return (profile if not any(p.severity == "error" for p in checker.problems) else None), checker.problems
 
 
-def _check_document(c: _Checker, doc: Any, path: Path) -> Profile | None:
+def _check_document(c: Checker, doc: Any, path: Path) -> Profile | None:
     if doc is None:
         c.add((), "the profile is empty", "start from profiles/demo.yaml")
         return None
@@ -183,7 +118,7 @@ def _check_document(c: _Checker, doc: Any, path: Path) -> Profile | None:
     )
 
 
-def _check_output(c: _Checker, value: Any) -> OutputOptions:
+def _check_output(c: Checker, value: Any) -> OutputOptions:
     if value is None:
         return OutputOptions()
     m = c.mapping(value, ("output",), "output", "output:\n  cloud: gce\n  compress: auto")
@@ -196,36 +131,35 @@ def _check_output(c: _Checker, value: Any) -> OutputOptions:
     )
 
 
-def _check_targets(c: _Checker, value: Any) -> Targets:
+def _check_targets(c: Checker, value: Any) -> dict[str, object]:
+    from generator.targets import TARGETS
+
     if value is None:
-        return Targets()
-    targets = c.mapping(value, ("targets",), "targets", "targets:\n  containerd:\n    version: \"1.7\"")
+        return {}
+    example = 'targets:\n  containerd:\n    version: "1.7"'
+    targets = c.mapping(value, ("targets",), "targets", example)
     if targets is None:
-        return Targets()
-    c.keys(targets, TARGET_KEYS, ("targets",))
+        return {}
+    c.keys(targets, tuple(TARGETS), ("targets",))
     if not targets:
-        c.add(("targets",), "no runtime target", "add e.g.\ntargets:\n  containerd:\n    version: \"1.7\"")
-    containerd = None
-    if "containerd" in targets:
-        p = ("targets", "containerd")
-        m = c.mapping(targets["containerd"], p, "targets.containerd", "containerd:\n  version: \"1.7\"")
-        if m is not None:
-            c.keys(m, CONTAINERD_KEYS, p, required=("version",))
-            version = m.get("version")
-            if isinstance(version, float):
-                c.add(p + ("version",), f"version {version!r} was read as a number (so 1.10 would become 1.1)", f"quote it: version: \"{version}\"")
-            elif "version" in m and not (isinstance(version, str) and _CONTAINERD_VERSION_RE.match(version)):
-                c.add(p + ("version",), f"'{version}' is not a containerd release", "write the node's containerd release, e.g. version: \"1.6\", \"1.7\" or \"2.1\" (`containerd --version`)")
-            config = c.string(m, "config", p) or "/etc/containerd/config.toml"
-            if not config.startswith("/"):
-                c.add(p + ("config",), "the containerd config path must be absolute", "write config: /etc/containerd/config.toml")
-            restart = c.choice(m, "restart", p, RESTART_MODES, "if-running")
-            if isinstance(version, str) and _CONTAINERD_VERSION_RE.match(version):
-                containerd = ContainerdTarget(version=version, config=config, restart=restart)
-    return Targets(containerd=containerd)
+        c.add(("targets",), "no runtime target", "add e.g.\n" + example)
+    parsed: dict[str, object] = {}
+    for name, module in TARGETS.items():
+        if name not in targets:
+            continue
+        p = ("targets", name)
+        raw = targets[name]
+        m = c.mapping({} if raw is None else raw, p, f"targets.{name}", module.EXAMPLE)
+        if m is None:
+            continue
+        c.keys(m, module.OPTION_KEYS, p, required=module.REQUIRED_KEYS)
+        options = module.parse(c, m, p)
+        if options is not None:
+            parsed[name] = options
+    return parsed
 
 
-def _check_registries(c: _Checker, value: Any, secrets: dict[str, SecretSpec], declared: set[str]) -> list[Registry]:
+def _check_registries(c: Checker, value: Any, secrets: dict[str, SecretSpec], declared: set[str]) -> list[Registry]:
     if value is None:
         return []
     if not isinstance(value, list):
@@ -256,7 +190,7 @@ def _check_registries(c: _Checker, value: Any, secrets: dict[str, SecretSpec], d
     return out
 
 
-def _check_auth(c: _Checker, value: Any, p: tuple, secrets: dict[str, SecretSpec], declared: set[str]) -> AuthSpec | None:
+def _check_auth(c: Checker, value: Any, p: tuple, secrets: dict[str, SecretSpec], declared: set[str]) -> AuthSpec | None:
     m = c.mapping(value, p, "auth", "auth:\n  type: gcp-service-account\n  secret: gar-key")
     if m is None:
         return None
@@ -287,7 +221,7 @@ def _check_auth(c: _Checker, value: Any, p: tuple, secrets: dict[str, SecretSpec
     return AuthSpec(type=kind, secret=secret, username=username, at=c.at(p))
 
 
-def _check_secrets(c: _Checker, value: Any, profile_path: Path) -> dict[str, SecretSpec]:
+def _check_secrets(c: Checker, value: Any, profile_path: Path) -> dict[str, SecretSpec]:
     if value is None or value == {}:
         return {}
     m = c.mapping(value, ("secrets",), "secrets", "secrets:\n  gar-key:\n    source: file\n    path: gar-key.json")
@@ -315,7 +249,7 @@ def _check_secrets(c: _Checker, value: Any, profile_path: Path) -> dict[str, Sec
     return out
 
 
-def _file_secret(c: _Checker, s: dict, p: tuple, name: str, profile_path: Path) -> SecretSpec | None:
+def _file_secret(c: Checker, s: dict, p: tuple, name: str, profile_path: Path) -> SecretSpec | None:
     if "path" not in s:
         c.add(p, "a file secret needs a path", "add path: keys/gar-key.json (relative to this profile's folder)")
         return None
@@ -334,7 +268,7 @@ def _file_secret(c: _Checker, s: dict, p: tuple, name: str, profile_path: Path) 
     return SecretSpec(name=name, source="file", at=c.at(p), path=candidate)
 
 
-def _env_secret(c: _Checker, s: dict, p: tuple, name: str, profile_path: Path) -> SecretSpec | None:
+def _env_secret(c: Checker, s: dict, p: tuple, name: str, profile_path: Path) -> SecretSpec | None:
     var = c.string(s, "var", p)
     if "var" not in s:
         c.add(p, "an env secret needs var", "add var: REGAUTH_GAR_KEY")
@@ -347,7 +281,7 @@ def _env_secret(c: _Checker, s: dict, p: tuple, name: str, profile_path: Path) -
     return SecretSpec(name=name, source="env", at=c.at(p), var=var)
 
 
-def _gsm_secret(c: _Checker, s: dict, p: tuple, name: str, profile_path: Path) -> SecretSpec | None:
+def _gsm_secret(c: Checker, s: dict, p: tuple, name: str, profile_path: Path) -> SecretSpec | None:
     fetch = c.choice(s, "fetch", p, FETCH_MODES, "build")
     full = c.string(s, "name", p)
     project = c.string(s, "project", p)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 PROFILE_VERSION = 1
 
@@ -11,7 +12,6 @@ AUTH_TYPES = ("gcp-service-account", "basic")
 GCP_USERNAMES = ("_json_key_base64", "_json_key")
 SECRET_SOURCES = ("file", "env", "gcp-secret-manager")
 FETCH_MODES = ("build", "boot")
-RESTART_MODES = ("if-running", "never")
 CLOUDS = ("gce", "aws", "azure", "none")
 COMPRESS_MODES = ("auto", "always", "never")
 
@@ -66,27 +66,6 @@ class Registry:
 
 
 @dataclass(frozen=True)
-class ContainerdTarget:
-    version: str  # containerd release on the node, e.g. "1.7" or "2.1"
-    config: str = "/etc/containerd/config.toml"
-    restart: str = "if-running"
-
-    @property
-    def major(self) -> int:
-        return int(self.version.split(".")[0])
-
-    @property
-    def config_version(self) -> int:
-        """Config schema version a *new* config gets: 2 for containerd 1.x, 3 for 2.x."""
-        return 3 if self.major >= 2 else 2
-
-
-@dataclass(frozen=True)
-class Targets:
-    containerd: ContainerdTarget | None = None
-
-
-@dataclass(frozen=True)
 class OutputOptions:
     cloud: str = "gce"  # whose user-data size limit applies
     compress: str = "auto"  # gzip: auto (only when over the limit), always, never
@@ -98,7 +77,7 @@ class Profile:
     file: Path
     registries: tuple[Registry, ...]
     secrets: dict[str, SecretSpec]
-    targets: Targets
+    targets: dict[str, Any]  # target name -> that target module's options dataclass
     output: OutputOptions = field(default_factory=OutputOptions)
     description: str = ""
     extra: dict[str, object] = field(default_factory=dict)

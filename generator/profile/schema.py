@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from generator.profile import load
-from generator.profile.model import AUTH_TYPES, CLOUDS, COMPRESS_MODES, FETCH_MODES, GCP_USERNAMES, RESTART_MODES
+from generator.profile.model import AUTH_TYPES, CLOUDS, COMPRESS_MODES, FETCH_MODES, GCP_USERNAMES
+from generator.targets import TARGETS
 
 SCHEMA_ID = "https://regauth.dev/schema/profile-v1.json"
 
@@ -58,19 +59,11 @@ def profile_schema() -> dict[str, Any]:
         },
         ("type", "secret"),
     )
-    containerd = _obj(
-        {
-            "version": {"type": "string", "pattern": r"^(1|2)\.[0-9]+(\.[0-9]+)?$", "description": "containerd release on the node (quoted), e.g. \"1.7\" or \"2.1\"."},
-            "config": {"type": "string", "default": "/etc/containerd/config.toml"},
-            "restart": {"enum": list(RESTART_MODES), "default": "if-running"},
-        },
-        ("version",),
-    )
     schema = _obj(
         {
             "version": {"const": 1},
             "description": {"type": "string"},
-            "targets": _obj({"containerd": containerd}, minProperties=1),
+            "targets": _obj({name: module.schema() for name, module in TARGETS.items()}, minProperties=1),
             "secrets": {
                 "type": "object",
                 "propertyNames": {"pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"},

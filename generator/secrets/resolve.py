@@ -76,8 +76,9 @@ def password_from_payload(payload: bytes, transform: str) -> str:
 class SecretResolver:
     """Per-run secret cache and fetcher (no global state: create one per run)."""
 
-    def __init__(self) -> None:
+    def __init__(self, gsm_settings: object | None = None) -> None:
         self._values: dict[tuple, SecretValue | Problem] = {}
+        self._gsm_settings = gsm_settings  # GsmSettings; typed loosely to keep imports lazy
 
     @staticmethod
     def _identity(spec: SecretSpec) -> tuple:
@@ -107,7 +108,7 @@ class SecretResolver:
             # Imported here: the Google client costs ~0.3 s and most renders never need it.
             from generator.secrets.gsm_source import fetch_gsm_specs
 
-            self._values.update(fetch_gsm_specs(gsm_specs))
+            self._values.update(fetch_gsm_specs(gsm_specs, self._gsm_settings))  # type: ignore[arg-type]
 
     def credentials(self, profile: Profile) -> list[Credential]:
         """Credentials for every registry of ``profile``; raises InvalidInput with all problems."""

@@ -11,15 +11,71 @@ name inside them.  A node without a config gets the profile's version.
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from typing import Any
+
 from generator import applyscript
-from generator.profile.model import ContainerdTarget
+from generator.profile.checker import Checker
 from generator.secrets.resolve import Credential
 from generator.targets.base import NodeFile, Step
 
 UNIT = "containerd"
+RESTART_MODES = ("if-running", "never")
+OPTION_KEYS = ("version", "config", "restart")
+REQUIRED_KEYS = ("version",)
+EXAMPLE = 'containerd:\n  version: "1.7"'
+_VERSION_RE = re.compile(r"^(1|2)\.[0-9]+(\.[0-9]+)?$")
+
+
+@dataclass(frozen=True)
+class ContainerdTarget:
+    version: str  # containerd release on the node, e.g. "1.7" or "2.1"
+    config: str = "/etc/containerd/config.toml"
+    restart: str = "if-running"
+
+    @property
+    def major(self) -> int:
+        return int(self.version.split(".")[0])
+
+    @property
+    def config_version(self) -> int:
+        """Config schema version a *new* config gets: 2 for containerd 1.x, 3 for 2.x."""
+        return 3 if self.major >= 2 else 2
+
+
+def parse(c: Checker, m: dict, p: tuple) -> ContainerdTarget | None:
+    version = m.get("version")
+    if isinstance(version, float):
+        c.add(p + ("version",), f"version {version!r} was read as a number (so 1.10 would become 1.1)", f'quote it: version: "{version}"')
+        return None
+    if "version" in m and not (isinstance(version, str) and _VERSION_RE.match(version)):
+        c.add(p + ("version",), f"'{version}' is not a containerd release", 'write the node\'s containerd release, e.g. version: "1.6", "1.7" or "2.1" (`containerd --version`)')
+        return None
+    config = c.string(m, "config", p) or "/etc/containerd/config.toml"
+    if not config.startswith("/"):
+        c.add(p + ("config",), "the containerd config path must be absolute", "write config: /etc/containerd/config.toml")
+    restart = c.choice(m, "restart", p, RESTART_MODES, "if-running")
+    if not isinstance(version, str):
+        return None
+    return ContainerdTarget(version=version, config=config, restart=restart)
+
+
+def schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": list(REQUIRED_KEYS),
+        "properties": {
+            "version": {"type": "string", "pattern": _VERSION_RE.pattern, "description": 'containerd release on the node (quoted), e.g. "1.7" or "2.1".'},
+            "config": {"type": "string", "default": "/etc/containerd/config.toml"},
+            "restart": {"enum": list(RESTART_MODES), "default": "if-running"},
+        },
+    }
 
 
 def plan_step(target: ContainerdTarget, creds: list[Credential]) -> Step:
+    """The apply-plan entry for this node (passwords resolved now, or fetched at boot)."""
     registries = []
     for cred in sorted(creds, key=lambda c: c.host):
         entry: dict[str, object] = {"host": cred.host, "username": cred.username}

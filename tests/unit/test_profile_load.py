@@ -23,7 +23,7 @@ def test_demo_profile_loads() -> None:
     profile = load_profile(ROOT / "profiles" / "demo.yaml")
     assert profile.name == "demo"
     assert [r.host for r in profile.registries] == ["europe-docker.pkg.dev"]
-    assert profile.targets.containerd is not None and profile.targets.containerd.config_version == 2
+    assert profile.targets["containerd"].config_version == 2
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,73 @@
+"""The validation walker shared by the profile loader and every target's option parser.
+
+Every method appends a located :class:`~generator.errors.Problem` instead of raising,
+so users get all their mistakes in one run.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from generator.errors import Problem
+from generator.profile.model import Located
+from generator.profile.yamlpos import LoadedYaml, format_path
+
+
+class Checker:
+    """Walks the loaded YAML; every method appends Problems instead of raising."""
+
+    def __init__(self, loaded: LoadedYaml, filename: str):
+        self.y = loaded
+        self.file = filename
+        self.problems: list[Problem] = list(loaded.problems)
+
+    def at(self, path: tuple) -> Located:
+        line, col = self.y.loc(path)
+        return Located(self.file, line, col, format_path(path))
+
+    def add(self, path: tuple, message: str, fix: str = "", *, key: bool = False, severity: str = "error") -> None:
+        line, col = self.y.loc(path + ("<key>",)) if key else self.y.loc(path)
+        self.problems.append(Problem(self.file, message, fix, format_path(path), line, col, severity))
+
+    def mapping(self, value: Any, path: tuple, what: str, example: str) -> dict | None:
+        if isinstance(value, dict):
+            return value
+        self.add(path, f"{what} must be a mapping, not {kind_of(value)}", f"write it as\n{example}")
+        return None
+
+    def keys(self, mapping: dict, allowed: tuple[str, ...], path: tuple, required: tuple[str, ...] = ()) -> None:
+        for key in mapping:
+            if key not in allowed:
+                close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+                hint = f"did you mean '{close[0]}'?" if close else f"allowed here: {', '.join(allowed)}"
+                self.add(path + (key,), f"unknown key '{key}'", hint, key=True)
+        for key in required:
+            if key not in mapping:
+                self.add(path, f"missing required key '{key}'", f"add '{key}:' here")
+
+    def string(self, mapping: dict, key: str, path: tuple, *, required: bool = True) -> str | None:
+        if key not in mapping:
+            return None
+        value = mapping[key]
+        if isinstance(value, str) and value:
+            return value
+        self.add(path + (key,), f"'{key}' must be a non-empty string, not {kind_of(value)}", f"write {key}: \"...\" (quote it if it looks like a number)")
+        return None
+
+    def choice(self, mapping: dict, key: str, path: tuple, choices: tuple[str, ...], default: str) -> str:
+        if key not in mapping:
+            return default
+        value = mapping[key]
+        if value in choices:
+            return value
+        close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.6)
+        hint = f"did you mean '{close[0]}'?" if close else f"write one of: {', '.join(choices)}"
+        self.add(path + (key,), f"'{value}' is not a valid {key}", hint)
+        return default
+
+
+def kind_of(value: Any) -> str:
+    if value is None:
+        return "empty"
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}.get(type(value), type(value).__name__)
