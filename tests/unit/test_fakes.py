@@ -183,7 +183,6 @@ def test_latency_does_not_serialize_concurrent_calls(client, fake_gsm) -> None: 
     elapsed = time.monotonic() - start
     assert fake_gsm.fetch_count() == 10
     assert fake_gsm.max_in_flight > 1
-    assert elapsed < 10 * 0.05  # serialized would be >= 0.5 s
     assert all(c.end - c.start >= 0.05 for c in fake_gsm.calls)
 
 
