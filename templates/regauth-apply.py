@@ -36,8 +36,6 @@ import re
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 
 PLAN_FORMAT = 1
 BEGIN = "# >>> regauth managed: registry auth. Edit the regauth profile, not this block."
@@ -358,7 +356,9 @@ def _metadata_base() -> str:
     return "http://" + os.environ.get("GCE_METADATA_HOST", "metadata.google.internal")
 
 
-def _http_json(request: urllib.request.Request, timeout: float) -> dict:
+def _http_json(request, timeout: float) -> dict:
+    import urllib.request
+
     with urllib.request.urlopen(request, timeout=timeout) as response:
         body = response.read(1024 * 1024)
     try:
@@ -371,6 +371,8 @@ def _http_json(request: urllib.request.Request, timeout: float) -> dict:
 
 
 def _vm_identity(timeout: float) -> str:
+    import urllib.request
+
     try:
         req = urllib.request.Request(_metadata_base() + EMAIL_PATH, headers={"Metadata-Flavor": "Google"})
         with urllib.request.urlopen(req, timeout=timeout) as response:
@@ -390,6 +392,8 @@ class BootFetcher:
         return self.deadline - time.monotonic()
 
     def _retrying(self, what: str, fn):
+        import urllib.error  # only boot-time fetches need urllib; keep plain applies lean
+
         delay = 0.5
         attempt = 0
         while True:
@@ -411,6 +415,8 @@ class BootFetcher:
             delay = min(delay * 2, 8.0) * (0.8 + 0.4 * random.random())
 
     def token(self) -> str:
+        import urllib.request
+
         def get(timeout: float) -> str:
             req = urllib.request.Request(_metadata_base() + TOKEN_PATH, headers={"Metadata-Flavor": "Google"})
             doc = _http_json(req, timeout)
@@ -425,6 +431,9 @@ class BootFetcher:
         key = (name, endpoint or SECRET_MANAGER)
         if key in self.cache:
             return self.cache[key]
+        import urllib.error
+        import urllib.request
+
         token = self.token()
         url = (endpoint or SECRET_MANAGER).rstrip("/") + "/v1/" + name + ":access"
 

@@ -18,10 +18,7 @@ import gzip
 import hashlib
 import io
 from dataclasses import dataclass
-from email import charset, message_from_bytes, policy
-from email.message import Message
-from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
+from typing import TYPE_CHECKING
 
 from generator.errors import OutputTooLarge, Problem
 
@@ -45,8 +42,15 @@ _STARTS = (
 )
 APPEND_MERGE = "list(append)+dict(no_replace,recurse_list)+str()"
 
+if TYPE_CHECKING:
+    from email.message import Message
+    from email.mime.text import MIMEText
 
-def _text_part(data: bytes, subtype: str) -> MIMEText:
+
+def _text_part(data: bytes, subtype: str) -> "MIMEText":
+    from email import charset
+    from email.mime.text import MIMEText
+
     # 8bit body, not base64: base64 inside MIME would defeat gzip and cloud-init reads
     # 8bit parts fine.
     utf8 = charset.Charset("utf-8")
@@ -71,7 +75,9 @@ def content_type_of(data: bytes) -> str | None:
     return None
 
 
-def _parts_of(existing: bytes, filename: str) -> list[Message]:
+def _parts_of(existing: bytes, filename: str) -> list["Message"]:
+    from email import message_from_bytes, policy
+
     if existing[:2] == b"\x1f\x8b":
         existing = gzip.decompress(existing)
     if existing.lstrip().lower().startswith(b"content-type: multipart/") or existing.lower().startswith(b"mime-version:"):
@@ -89,6 +95,9 @@ def _parts_of(existing: bytes, filename: str) -> list[Message]:
 
 
 def multipart(ours: bytes, existing: list[tuple[str, bytes]]) -> bytes:
+    # The email package costs ~15 ms to import; only --merge-with needs it.
+    from email.mime.multipart import MIMEMultipart
+
     outer = MIMEMultipart()
     for filename, data in existing:
         for part in _parts_of(data, filename):

@@ -75,7 +75,9 @@ def _check_private_key(pk: str) -> list[KeyFinding]:
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
     try:
-        key = load_pem_private_key(pk.encode("ascii", "replace"), password=None)
+        # Skipping the RSA consistency proof (p*q == n ...) saves ~30 ms per key and
+        # loses nothing we look for: every mangling above breaks parsing itself.
+        key = load_pem_private_key(pk.encode("ascii", "replace"), password=None, unsafe_skip_rsa_key_validation=True)
     except (ValueError, TypeError) as exc:
         return [KeyFinding(f"private_key does not load as a PEM private key ({type(exc).__name__}; truncated or corrupted)", _FIX_REDOWNLOAD)]
     except Exception as exc:  # cryptography raises UnsupportedAlgorithm and friends
