@@ -64,18 +64,17 @@ _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
 
 
+_NEEDS_ESCAPE = re.compile('[\x00-\x1f"\\\\\x7f]')
+
+
+def _escape(match) -> str:
+    ch = match.group(0)
+    return _ESCAPES.get(ch) or "\\u%04x" % ord(ch)
+
+
 def toml_string(value: str) -> str:
     """A TOML basic string holding exactly ``value`` (every control char escaped)."""
-    out = ['"']
-    for ch in value:
-        if ch in _ESCAPES:
-            out.append(_ESCAPES[ch])
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append("\\u%04x" % ord(ch))
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
+    return '"' + _NEEDS_ESCAPE.sub(_escape, value) + '"'
 
 
 def toml_key(key: str) -> str:

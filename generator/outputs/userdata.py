@@ -18,6 +18,7 @@ import gzip
 import hashlib
 import io
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from generator.errors import OutputTooLarge, Problem
@@ -114,7 +115,10 @@ def multipart(ours: bytes, existing: list[tuple[str, bytes]]) -> bytes:
     return buf.getvalue()
 
 
+@lru_cache(maxsize=16)
 def deterministic_gzip(data: bytes) -> bytes:
+    """gzip with mtime 0 and no name.  Cached: a fleet gzips the same apply script
+    for every profile, and bytes objects cache their hash, so a hit costs nothing."""
     buf = io.BytesIO()
     with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=9) as handle:
         handle.write(data)

@@ -39,8 +39,8 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(a))
 
 
-def write_tree(target: Path, files: list[OutputFile]) -> None:
-    """Write ``files`` (paths relative to ``target``) so that ``target`` is replaced atomically."""
+def stage_tree(target: Path, files: list[OutputFile]) -> Path:
+    """Write ``files`` into a new hidden sibling of ``target``; nothing visible changes yet."""
     parent = target.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -49,14 +49,30 @@ def write_tree(target: Path, files: list[OutputFile]) -> None:
         raise RuntimeFailure(f"cannot create output folder {parent}: {exc.strerror}", "choose a writable folder with -o DIR") from None
     try:
         os.chmod(stage, 0o755)
+        made: set[Path] = {stage}
         for f in files:
             dest = stage / f.relpath
-            dest.parent.mkdir(parents=True, exist_ok=True)
+            if dest.parent not in made:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                made.add(dest.parent)
             # Create with the final mode so a secret is never briefly world-readable.
             fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, f.mode)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(f.data)
             os.chmod(dest, f.mode)
+    except OSError as exc:
+        discard(stage)
+        raise _write_failed(target, exc) from None
+    except BaseException:
+        discard(stage)
+        raise
+    return stage
+
+
+def commit(stage: Path, target: Path) -> None:
+    """Put a staged tree in place of ``target`` (atomically where Linux allows)."""
+    parent = target.parent
+    try:
         if target.exists() and not target.is_symlink() and _exchange(stage, target):
             shutil.rmtree(stage)
             return
@@ -68,11 +84,21 @@ def write_tree(target: Path, files: list[OutputFile]) -> None:
         else:
             os.rename(stage, target)
     except OSError as exc:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise RuntimeFailure(
-            f"writing {target} failed: {exc.strerror} ({exc.filename or target}); the previous output is unchanged",
-            "free disk space or fix permissions on the output folder, then render again",
-        ) from None
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
+        discard(stage)
+        raise _write_failed(target, exc) from None
+
+
+def discard(stage: Path) -> None:
+    shutil.rmtree(stage, ignore_errors=True)
+
+
+def _write_failed(target: Path, exc: OSError) -> RuntimeFailure:
+    return RuntimeFailure(
+        f"writing {target} failed: {exc.strerror} ({exc.filename or target}); the previous output is unchanged",
+        "free disk space or fix permissions on the output folder, then render again",
+    )
+
+
+def write_tree(target: Path, files: list[OutputFile]) -> None:
+    """Write ``files`` (paths relative to ``target``) so that ``target`` is replaced atomically."""
+    commit(stage_tree(target, files), target)
