@@ -59,23 +59,39 @@ def _profile_paths(items: list[str]) -> list[Path]:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    import time
+
+    from generator.progress import Progress
     from generator.render import render_all
 
+    started = time.monotonic()
     merge_with = [_read_user_data(name) for name in args.merge_with or []]
-    results = render_all(
-        _profile_paths(args.profiles), Path(args.output), write=not args.dry_run, merge_with=merge_with, gsm_settings=_gsm_settings(args)
-    )
-    for rendered in results:
-        for warning in rendered.warnings:
+    paths = _profile_paths(args.profiles)
+    with Progress(len(paths), "rendering") as progress:
+        outcomes = render_all(
+            paths,
+            Path(args.output),
+            write=not args.dry_run,
+            merge_with=merge_with,
+            gsm_settings=_gsm_settings(args),
+            jobs=args.jobs,
+            progress=progress.advance,
+        )
+    for outcome in outcomes:
+        for warning in outcome.warnings:
             print(warning.render(), file=sys.stderr)
-        if args.dry_run:
-            _print_plan(rendered)
+        if args.dry_run and outcome.rendered is not None:
+            _print_plan(outcome.rendered)
         elif args.verbose:
-            print(f"{rendered.name}: wrote {Path(args.output) / rendered.name}/ ({len(rendered.files) + 1} files)", file=sys.stderr)
+            print(f"{outcome.name}: wrote {Path(args.output) / outcome.name}/ ({outcome.files} files)", file=sys.stderr)
     if not args.dry_run:
-        where = Path(args.output)
-        names = ", ".join(r.name for r in results)
-        print(f"rendered {len(results)} profile(s) into {where}/: {names}", file=sys.stderr)
+        files = sum(o.files for o in outcomes)
+        size = sum(o.size for o in outcomes)
+        names = outcomes[0].name if len(outcomes) == 1 else f"{outcomes[0].name} ... {outcomes[-1].name}"
+        print(
+            f"rendered {len(outcomes)} profile(s) ({names}) into {args.output}/: {files} files, {size / 1e6:.1f} MB in {time.monotonic() - started:.2f}s",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 
@@ -166,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--gsm-timeout", type=float, metavar="S", help="give up Secret Manager fetches after S seconds in total, retries included (default 30)")
     render.add_argument("--gsm-transport", choices=("grpc", "rest"), help="Secret Manager API transport (default grpc; rest helps behind proxies that break HTTP/2)")
     render.add_argument("--dry-run", action="store_true", help="print what would be written (secrets masked); write nothing")
+    render.add_argument("-j", "--jobs", type=int, metavar="N", help="worker processes for many profiles (default: number of CPUs; 1 = no workers)")
     render.add_argument("-v", "--verbose", action="store_true", help="say what was written")
     render.set_defaults(func=cmd_render)
 

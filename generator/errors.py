@@ -76,7 +76,20 @@ class InvalidInput(RegauthError):
         super().__init__(f"{len(self.problems)} problem(s) in the input")
 
     def render(self) -> str:
-        return "\n".join(p.render() for p in self.problems)
+        """Every distinct problem; the same message in many files is shown once with a count,
+        so a fleet run with one shared mistake stays readable."""
+        groups: dict[tuple[str, str, str], list[Problem]] = {}
+        for p in self.problems:
+            groups.setdefault((p.message, p.fix, p.path), []).append(p)
+        lines = []
+        for same in groups.values():
+            text = same[0].render()
+            if len(same) > 1:
+                others = ", ".join(p.where() for p in same[1:4])
+                more = f" and {len(same) - 4} more" if len(same) > 4 else ""
+                text += f"\n  (the same in {len(same) - 1} other place(s): {others}{more})"
+            lines.append(text)
+        return "\n".join(lines)
 
 
 @dataclass

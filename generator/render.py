@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from generator import applyscript
-from generator.errors import InvalidInput, Problem
+from generator.errors import InvalidInput, Problem, RuntimeFailure
 from generator.outputs.cloudinit import cloud_config
 from generator.outputs.userdata import multipart, package
 from generator.outputs.manifest import OutputFile, manifest
-from generator.outputs.writer import write_tree
+from generator.outputs.writer import commit, discard, stage_tree
 from generator.profile.load import check_profile
 from generator.profile.model import Profile
 from generator.secrets.resolve import Credential, SecretResolver
@@ -107,6 +107,87 @@ def with_manifest(rendered: Rendered) -> list[OutputFile]:
     return rendered.files + [OutputFile("manifest.json", doc, 0o644, False)]
 
 
+@dataclass
+class Outcome:
+    """What one profile's render produced, small enough to send back from a worker."""
+
+    name: str
+    rendered: Rendered | None = None  # kept only for --dry-run
+    stage: Path | None = None
+    files: int = 0
+    size: int = 0
+    warnings: list[Problem] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    failure: tuple[str, str] | None = None  # RuntimeFailure (cause, fix): exceptions don't pickle well
+
+
+@dataclass(frozen=True)
+class _Job:
+    out_dir: Path
+    write: bool
+    merge_with: tuple[tuple[str, bytes], ...]
+
+
+# The resolver is per run, but forked workers need it without pickling secrets
+# into arguments: it is set in the parent right before the pool forks, and
+# inherited copy-on-write.  Module state is read-only inside a run.
+_RUN_RESOLVER: SecretResolver | None = None
+
+
+def _render_one(job: _Job, profile: Profile) -> Outcome:
+    assert _RUN_RESOLVER is not None
+    outcome = Outcome(profile.name)
+    try:
+        creds = _RUN_RESOLVER.credentials(profile)
+        rendered = render_profile(profile, creds, list(job.merge_with))
+        files = with_manifest(rendered)
+        outcome.files, outcome.size = len(files), sum(len(f.data) for f in files)
+        if job.write:
+            outcome.stage = stage_tree(job.out_dir / profile.name, files)
+        else:
+            outcome.rendered = rendered
+    except InvalidInput as exc:
+        outcome.problems = exc.problems
+    except RuntimeFailure as exc:
+        outcome.failure = (exc.cause, exc.fix)
+    return outcome
+
+
+def _load_one(path: Path) -> tuple[Profile | None, list[Problem]]:
+    return check_profile(path)
+
+
+def _pool_map(fn, items: list, jobs: int, progress=None) -> list:  # type: ignore[no-untyped-def]
+    """Map in order; in a forked process pool when there is enough work for it to pay."""
+    if jobs <= 1 or len(items) < PARALLEL_THRESHOLD:
+        out = []
+        for item in items:
+            out.append(fn(item))
+            if progress:
+                progress(1)
+        return out
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunk = max(1, min(64, len(items) // (jobs * 8)))
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+        out = []
+        for result in pool.map(fn, items, chunksize=chunk):
+            out.append(result)
+            if progress:
+                progress(1)
+        return out
+
+
+PARALLEL_THRESHOLD = 48  # below this, forking costs more than it saves (measured in bench/)
+
+
+def default_jobs() -> int:
+    import os
+
+    return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1), 8))
+
+
 def render_all(
     paths: list[Path],
     out_dir: Path,
@@ -114,28 +195,50 @@ def render_all(
     write: bool = True,
     merge_with: list[tuple[str, bytes]] | None = None,
     gsm_settings: object | None = None,
-) -> list[Rendered]:
-    profiles, warnings = load_all(paths)
-    resolver = SecretResolver(gsm_settings)
-    resolver.prefetch(profiles)
-    results: list[Rendered] = []
-    problems: list[Problem] = []
+    jobs: int | None = None,
+    progress=None,  # type: ignore[no-untyped-def]
+) -> list[Outcome]:
+    """Render every profile; all-or-nothing: any problem anywhere and nothing is written."""
+    global _RUN_RESOLVER
+    jobs = jobs or default_jobs()
+    loaded = _pool_map(_load_one, list(paths), jobs)
+    problems: list[Problem] = [p for _, found in loaded for p in found]
+    profiles = [profile for profile, _ in loaded if profile is not None]
+    seen: dict[str, Path] = {}
     for profile in profiles:
-        try:
-            creds = resolver.credentials(profile)
-        except InvalidInput as exc:
-            problems.extend(exc.problems)
-            continue
-        try:
-            rendered = render_profile(profile, creds, merge_with)
-        except InvalidInput as exc:
-            problems.extend(exc.problems)
-            continue
-        rendered.warnings = [w for w in warnings if w.file == str(profile.file)]
-        results.append(rendered)
-    if problems:
+        if profile.name in seen:
+            problems.append(
+                Problem(str(profile.file), f"another profile is also named '{profile.name}' ({seen[profile.name]}); both would write out/{profile.name}/", "rename one of the files")
+            )
+        seen.setdefault(profile.name, profile.file)
+    if any(p.severity == "error" for p in problems):
         raise InvalidInput(problems)
-    if write:
-        for rendered in results:
-            write_tree(out_dir / rendered.name, with_manifest(rendered))
-    return results
+    warnings = {}
+    for p in problems:
+        warnings.setdefault(p.file, []).append(p)
+
+    resolver = SecretResolver(gsm_settings)
+    resolver.prefetch_remote(profiles)  # Secret Manager: once per secret, concurrently, before forking
+    _RUN_RESOLVER = resolver
+    try:
+        from functools import partial
+
+        job = _Job(out_dir, write, tuple(merge_with or ()))
+        outcomes: list[Outcome] = _pool_map(partial(_render_one, job), profiles, jobs, progress)
+    finally:
+        _RUN_RESOLVER = None
+    for outcome, profile in zip(outcomes, profiles):
+        outcome.warnings = warnings.get(str(profile.file), [])
+    failed = [o for o in outcomes if o.problems or o.failure]
+    if failed:
+        for o in outcomes:
+            if o.stage is not None:
+                discard(o.stage)
+        first_failure = next((o.failure for o in failed if o.failure), None)
+        if first_failure:
+            raise RuntimeFailure(*first_failure)
+        raise InvalidInput([p for o in failed for p in o.problems])
+    for outcome in outcomes:
+        if outcome.stage is not None:
+            commit(outcome.stage, out_dir / outcome.name)
+    return outcomes

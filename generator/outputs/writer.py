@@ -14,6 +14,7 @@ import errno
 import os
 import shutil
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 
 from generator.errors import RuntimeFailure
@@ -23,14 +24,22 @@ _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
 
 
+@lru_cache(maxsize=1)
+def _renameat2():  # type: ignore[no-untyped-def]
+    # find_library runs ldconfig in a subprocess: look it up once per process, not per folder.
+    try:
+        fn = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    return fn
+
+
 def _exchange(a: Path, b: Path) -> bool:
     """Atomically swap two paths; False when the platform can't."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        fn = libc.renameat2
-    except (OSError, AttributeError):
+    fn = _renameat2()
+    if fn is None:
         return False
-    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
     if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
         return True
     err = ctypes.get_errno()

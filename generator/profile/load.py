@@ -23,9 +23,11 @@ from generator.profile.model import (
     GCP_USERNAMES,
     PROFILE_VERSION,
     SECRET_SOURCES,
+    DEFAULT_PACKER_SOURCES,
     AuthSpec,
     GsmSpec,
     OutputOptions,
+    PackerOptions,
     Profile,
     Registry,
     SecretSpec,
@@ -34,7 +36,8 @@ from generator.profile.checker import Checker, kind_of as _kind
 from generator.profile.yamlpos import load_yaml
 
 TOP_KEYS = ("version", "description", "targets", "secrets", "registries", "output")
-OUTPUT_KEYS = ("cloud", "compress")
+OUTPUT_KEYS = ("cloud", "compress", "packer")
+PACKER_KEYS = ("sources", "bake_secret")
 REGISTRY_KEYS = ("host", "auth")
 AUTH_KEYS = ("type", "secret", "username")
 SECRET_KEYS = {
@@ -48,6 +51,8 @@ _GSM_NAME_RE = re.compile(r"^projects/([^/]+)/secrets/([^/]+)/versions/([^/]+)$"
 _GSM_VERSION_RE = re.compile(r"^([1-9][0-9]*|latest)$")
 _GSM_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 _PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$|^[0-9]+$")
+_HCL_ID = r"[A-Za-z_][A-Za-z0-9_-]*"
+PACKER_SOURCE_RE = re.compile(rf"^source\.{_HCL_ID}\.{_HCL_ID}$")
 MAX_PROFILE_BYTES = 1024 * 1024
 
 
@@ -128,7 +133,44 @@ def _check_output(c: Checker, value: Any) -> OutputOptions:
     return OutputOptions(
         cloud=c.choice(m, "cloud", ("output",), CLOUDS, "gce"),
         compress=c.choice(m, "compress", ("output",), COMPRESS_MODES, "auto"),
+        packer=_check_packer(c, m.get("packer"), ("output", "packer")),
     )
+
+
+def _check_packer(c: Checker, value: Any, p: tuple) -> PackerOptions:
+    """``output.packer``: literal source references (Packer 1.6 takes no variables there)."""
+    if value is None:
+        return PackerOptions()
+    example = "packer:\n  sources: [source.googlecompute.golden]\n  bake_secret: false"
+    m = c.mapping(value, p, "output.packer", example)
+    if m is None:
+        return PackerOptions()
+    c.keys(m, PACKER_KEYS, p)
+    sources = DEFAULT_PACKER_SOURCES
+    raw = m.get("sources", list(DEFAULT_PACKER_SOURCES))
+    if not isinstance(raw, list) or not raw:
+        shown = raw if isinstance(raw, str) and PACKER_SOURCE_RE.match(raw) else "source.googlecompute.golden"
+        c.add(p + ("sources",), f"sources must be a non-empty list of Packer source references, not {_kind(raw)}", f"write sources: [{shown}] (the sources your template defines)")
+    else:
+        seen: set[str] = set()
+        for i, item in enumerate(raw):
+            q = p + ("sources", i)
+            if not isinstance(item, str):
+                c.add(q, f"a source reference must be a string, not {_kind(item)}", "write e.g. source.googlecompute.golden")
+            elif not PACKER_SOURCE_RE.match(item):
+                bare = re.match(rf"^{_HCL_ID}\.{_HCL_ID}$", item)
+                fix = f"write source.{item}" if bare else 'write source.TYPE.NAME as in your template\'s source "TYPE" "NAME" block, e.g. source.googlecompute.golden (a literal: Packer 1.6 accepts no variables in sources)'
+                c.add(q, f"'{item}' is not a Packer source reference", fix)
+            elif item in seen:
+                c.add(q, f"source '{item}' is listed twice", "keep one entry per source")
+            else:
+                seen.add(item)
+        sources = tuple(raw)
+    bake = m.get("bake_secret")
+    if "bake_secret" in m and not isinstance(bake, bool):
+        c.add(p + ("bake_secret",), f"bake_secret must be true or false, not {_kind(bake)}", "write bake_secret: true (unquoted) to bake build-time credentials into the image, or false")
+        bake = None
+    return PackerOptions(sources=sources, bake_secret=bake)
 
 
 def _check_targets(c: Checker, value: Any) -> dict[str, object]:

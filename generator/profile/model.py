@@ -14,6 +14,7 @@ SECRET_SOURCES = ("file", "env", "gcp-secret-manager")
 FETCH_MODES = ("build", "boot")
 CLOUDS = ("gce", "aws", "azure", "none")
 COMPRESS_MODES = ("auto", "always", "never")
+DEFAULT_PACKER_SOURCES = ("source.googlecompute.golden",)
 
 
 @dataclass(frozen=True)
@@ -66,9 +67,23 @@ class Registry:
 
 
 @dataclass(frozen=True)
+class PackerOptions:
+    """``output.packer``: the golden-image snippet.
+
+    ``sources`` is written literally into the build block because Packer 1.6 rejects
+    variables there.  ``bake_secret`` is three-valued on purpose: None (not said) bakes
+    nothing secret and warns; False says the same thing on purpose, without the warning.
+    """
+
+    sources: tuple[str, ...] = DEFAULT_PACKER_SOURCES
+    bake_secret: bool | None = None
+
+
+@dataclass(frozen=True)
 class OutputOptions:
     cloud: str = "gce"  # whose user-data size limit applies
     compress: str = "auto"  # gzip: auto (only when over the limit), always, never
+    packer: PackerOptions = field(default_factory=PackerOptions)
 
 
 @dataclass(frozen=True)

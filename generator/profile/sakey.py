@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 
 
 @dataclass(frozen=True)
@@ -26,10 +27,16 @@ _FIX_REDOWNLOAD = (
 )
 
 
-def check_service_account_key(raw: bytes) -> list[KeyFinding]:
+@lru_cache(maxsize=64)
+def check_service_account_key(raw: bytes) -> tuple[KeyFinding, ...]:
+    return tuple(_check_key(raw))
+
+
+def _check_key(raw: bytes) -> list[KeyFinding]:
     """Every problem with a service-account key file's bytes; empty when it is usable.
 
-    Messages never quote the key: only field names and the kind of damage.
+    Messages never quote the key: only field names and the kind of damage.  Cached
+    (in memory, per run) because a fleet of profiles shares a handful of keys.
     """
     try:
         text = raw.decode("utf-8")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from generator.profile import load
-from generator.profile.model import AUTH_TYPES, CLOUDS, COMPRESS_MODES, FETCH_MODES, GCP_USERNAMES
+from generator.profile.model import AUTH_TYPES, CLOUDS, COMPRESS_MODES, DEFAULT_PACKER_SOURCES, FETCH_MODES, GCP_USERNAMES
 from generator.targets import TARGETS
 
 SCHEMA_ID = "https://regauth.dev/schema/profile-v1.json"
@@ -73,6 +73,22 @@ def profile_schema() -> dict[str, Any]:
                 {
                     "cloud": {"enum": list(CLOUDS), "default": "gce", "description": "Whose user-data size limit to enforce: GCE 256 KiB, AWS 16 KB, Azure 64 KB."},
                     "compress": {"enum": list(COMPRESS_MODES), "default": "auto", "description": "gzip the user-data: auto (only when over the limit), always, never."},
+                    "packer": _obj(
+                        {
+                            "sources": {
+                                "type": "array",
+                                "minItems": 1,
+                                "uniqueItems": True,
+                                "items": {"type": "string", "pattern": load.PACKER_SOURCE_RE.pattern},
+                                "default": list(DEFAULT_PACKER_SOURCES),
+                                "description": "Sources the snippet's build block lists, written literally (Packer 1.6 takes no variables there).",
+                            },
+                            "bake_secret": {
+                                "type": "boolean",
+                                "description": "true: bake a plan holding build-time credentials into the image (passed as a sensitive variable). Unset: don't, and warn; false: don't, silently.",
+                            },
+                        }
+                    ),
                 }
             ),
             "registries": {"type": "array", "minItems": 1, "items": _obj({"host": host, "auth": auth}, ("host", "auth"))},

@@ -8,7 +8,7 @@ Secret Manager secrets are fetched together, concurrently.  Nothing is cached on
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from generator.errors import InvalidInput, Problem
 from generator.profile.model import Profile, Registry, SecretSpec
@@ -89,7 +89,11 @@ class SecretResolver:
         assert spec.gsm is not None
         return ("gsm", spec.gsm.name, spec.gsm.credentials_file, spec.gsm.endpoint)
 
-    def prefetch(self, profiles: list[Profile]) -> None:
+    def prefetch_remote(self, profiles: list[Profile]) -> None:
+        """Fetch build-time Secret Manager secrets for all profiles at once (files/env stay lazy)."""
+        self.prefetch(profiles, remote_only=True)
+
+    def prefetch(self, profiles: list[Profile], remote_only: bool = False) -> None:
         """Fetch every build-time secret the profiles use, Secret Manager ones concurrently."""
         gsm_specs: dict[tuple, SecretSpec] = {}
         for profile in profiles:
@@ -99,9 +103,11 @@ class SecretResolver:
                 if key in self._values:
                     continue
                 if spec.source == "file":
-                    self._values[key] = read_file_secret(spec)
+                    if not remote_only:
+                        self._values[key] = read_file_secret(spec)
                 elif spec.source == "env":
-                    self._values[key] = read_env_secret(spec)
+                    if not remote_only:
+                        self._values[key] = read_env_secret(spec)
                 elif spec.fetch == "build":
                     gsm_specs.setdefault(key, spec)
         if gsm_specs:
@@ -125,8 +131,10 @@ class SecretResolver:
                 continue
             value = self._values[self._identity(spec)]
             if isinstance(value, Problem):
-                if value not in problems:
-                    problems.append(value)
+                # Cached from whichever profile read it first: point at this profile's spec.
+                here = replace(value, file=spec.at.file, line=spec.at.line, col=spec.at.col, path=spec.at.path + value.path[value.path.rfind("."):] if "." in value.path else spec.at.path)
+                if here not in problems:
+                    problems.append(here)
                 continue
             found = check_payload(value, reg, spec)
             if found:

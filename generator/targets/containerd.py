@@ -21,6 +21,9 @@ from generator.secrets.resolve import Credential
 from generator.targets.base import NodeFile, Step
 
 UNIT = "containerd"
+#: systemd units that read what this target writes: the image's regauth-apply.service
+#: is ordered Before= them, so the runtime starts with credentials in place.
+UNITS = ("containerd.service",)
 RESTART_MODES = ("if-running", "never")
 OPTION_KEYS = ("version", "config", "restart")
 REQUIRED_KEYS = ("version",)

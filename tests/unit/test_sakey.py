@@ -14,7 +14,7 @@ def _dump(key: dict) -> bytes:
 
 
 def test_good_key_has_no_findings(sa_key: dict) -> None:
-    assert check_service_account_key(_dump(sa_key)) == []
+    assert check_service_account_key(_dump(sa_key)) == ()
 
 
 def test_google_auth_agrees_the_good_key_loads(sa_key: dict) -> None:

@@ -1,0 +1,100 @@
+"""What doctor reports: one :class:`Finding` per problem, located, explained and fixable.
+
+A finding says *what* is wrong, *why* that breaks pulls and the exact *fix*, and
+carries a stable ``code`` so scripts (``--json``) and tests can tell findings apart
+without parsing prose.  Headline, location and fix are formatted like every other
+regauth :class:`~generator.errors.Problem`.  Messages name keys, hosts and files,
+never a credential value: callers pass descriptions of damage, not payloads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from generator.errors import Problem
+
+# Every code doctor can emit, with a one-line title (`regauth doctor --json` consumers
+# and the README table use these; tests assert that each code is exercised).
+CODES: dict[str, str] = {
+    "syntax": "the file does not parse; the runtime refuses it or ignores it",
+    "host-key": "a registry key containerd/k3s/Docker never matches (wildcard, scheme, path, docker.io)",
+    "image-host": "no credential for the host the --image reference is pulled from",
+    "json-key-invalid": "_json_key password is not a valid service-account key JSON",
+    "json-key-base64-invalid": "_json_key_base64 password is not base64 of a service-account key",
+    "key-invalid": "the service-account key inside the password does not load",
+    "oauth2accesstoken": "a one-hour access token stored in static config",
+    "username": "a username Artifact Registry does not accept, or none at all",
+    "auth-field": "the auth field is not base64 of user:password",
+    "wrong-table": "auth under a table containerd does not read for this config version",
+    "ignored-key": "a key the runtime silently ignores (typo or removed option)",
+    "config-path-conflict": "mirrors or configs.tls together with config_path",
+    "deprecated-auths": "registry.auths (deprecated, keyed by URL)",
+    "config-version-1": "a version 1 config whose auth containerd 2.x drops",
+    "snap-substitution": "a value MicroK8s would rewrite (${...} in its template)",
+    "permissions": "a file holding credentials is readable by group or others",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem in one file, at one line."""
+
+    code: str
+    file: str
+    message: str  # what is wrong
+    why: str  # why it breaks pulls (or startup)
+    fix: str  # the exact change to make
+    line: int = 0
+    col: int = 0
+    path: str = ""  # key path inside the file, as the runtime spells it
+    severity: str = "error"  # or "warning": works today, breaks on upgrade
+
+    def __post_init__(self) -> None:
+        assert self.code in CODES, self.code
+
+    def problem(self) -> Problem:
+        return Problem(self.file, self.message, self.fix, self.path, self.line, self.col, self.severity)
+
+    def render(self) -> str:
+        p = self.problem()
+        head = f"{p.where()}: {self.severity}: [{self.code}] "
+        if self.path:
+            head += f"{self.path}: "
+        text = head + self.message
+        if self.why:
+            text += "\n  why: " + self.why.replace("\n", "\n       ")
+        if self.fix:
+            text += "\n  fix: " + self.fix.replace("\n", "\n       ")
+        return text
+
+    def as_dict(self) -> dict[str, object]:
+        return {"code": self.code, **self.problem().as_dict(), "why": self.why}
+
+
+@dataclass
+class FileReport:
+    """What was read from one file and what is wrong in it."""
+
+    file: str  # as shown to the user (relative to the walked root when walking)
+    kind: str  # containerd | microk8s | k3s | docker | containers-auth | kubelet
+    findings: list[Finding] = field(default_factory=list)
+    credentials: int = 0  # registry credential entries seen (for the summary)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"file": self.file, "kind": self.kind, "credentials": self.credentials, "findings": len(self.findings)}
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """An input doctor could not read at all (exit 2)."""
+
+    file: str
+    reason: str
+    fix: str = ""
+
+    def render(self) -> str:
+        text = f"{self.file}: cannot read: {self.reason}"
+        return text + (f"\n  fix: {self.fix}" if self.fix else "")
+
+    def as_dict(self) -> dict[str, str]:
+        return {"file": self.file, "reason": self.reason, "fix": self.fix}
