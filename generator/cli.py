@@ -77,9 +77,12 @@ def cmd_render(args: argparse.Namespace) -> int:
             jobs=args.jobs,
             progress=progress.advance,
         )
+    from generator.errors import render_problems
+
+    warnings = [w for o in outcomes for w in o.warnings]
+    if warnings:
+        print(render_problems(warnings), file=sys.stderr)
     for outcome in outcomes:
-        for warning in outcome.warnings:
-            print(warning.render(), file=sys.stderr)
         if args.dry_run and outcome.rendered is not None:
             _print_plan(outcome.rendered)
         elif args.verbose:

@@ -57,6 +57,24 @@ class Problem:
         }
 
 
+def render_problems(problems: list[Problem]) -> str:
+    """Every distinct problem; the same message in many files is shown once with a count,
+    so a fleet run with one shared mistake (or one shared warning) stays readable."""
+    groups: dict[tuple[str, str, str, str], list[Problem]] = {}
+    for p in problems:
+        # Messages that name per-profile details (hosts) differ; group on the fix too.
+        groups.setdefault((p.severity, p.message, p.fix, p.path), []).append(p)
+    lines = []
+    for same in groups.values():
+        text = same[0].render()
+        if len(same) > 1:
+            others = ", ".join(p.where() for p in same[1:4])
+            more = f" and {len(same) - 4} more" if len(same) > 4 else ""
+            text += f"\n  (the same in {len(same) - 1} other place(s): {others}{more})"
+        lines.append(text)
+    return "\n".join(lines)
+
+
 class RegauthError(Exception):
     """Base of every error the CLI turns into a message and an exit code."""
 
@@ -76,20 +94,7 @@ class InvalidInput(RegauthError):
         super().__init__(f"{len(self.problems)} problem(s) in the input")
 
     def render(self) -> str:
-        """Every distinct problem; the same message in many files is shown once with a count,
-        so a fleet run with one shared mistake stays readable."""
-        groups: dict[tuple[str, str, str], list[Problem]] = {}
-        for p in self.problems:
-            groups.setdefault((p.message, p.fix, p.path), []).append(p)
-        lines = []
-        for same in groups.values():
-            text = same[0].render()
-            if len(same) > 1:
-                others = ", ".join(p.where() for p in same[1:4])
-                more = f" and {len(same) - 4} more" if len(same) > 4 else ""
-                text += f"\n  (the same in {len(same) - 1} other place(s): {others}{more})"
-            lines.append(text)
-        return "\n".join(lines)
+        return render_problems(self.problems)
 
 
 @dataclass

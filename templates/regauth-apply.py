@@ -26,14 +26,10 @@ Exit codes: 0 applied (or already up to date), 1 failed (config untouched), 2 ba
 
 from __future__ import annotations
 
-import argparse
 import base64
-import fcntl
 import json
 import os
-import random
 import re
-import subprocess
 import sys
 import time
 
@@ -316,6 +312,8 @@ def keep_original(path: str) -> None:
 
 
 def restart(unit: str, policy: str, enabled: bool) -> str:
+    import subprocess  # imported where used: regauth imports this module to preview results
+
     if not enabled or policy == "never":
         return "restart skipped (disabled)"
     try:
@@ -411,6 +409,8 @@ class BootFetcher:
                 raise ApplyError("%s failed after %d attempts (%s); gave up at the --fetch-timeout deadline" % (what, attempt, reason))
             log("%s: attempt %d failed (%s); retrying in %.1fs" % (what, attempt, reason, delay))
             time.sleep(delay)
+            import random
+
             delay = min(delay * 2, 8.0) * (0.8 + 0.4 * random.random())
 
     def token(self) -> str:
@@ -540,6 +540,9 @@ STEPS = {"containerd": apply_containerd}
 
 
 def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import fcntl
+
     parser = argparse.ArgumentParser(prog="regauth-apply", description=__doc__.split("\n\n")[0])
     parser.add_argument("--plan", default=None, help="plan file (default: ROOT/etc/regauth/plan.json)")
     parser.add_argument("--root", default="", help="apply under this directory instead of / (tests, chroots)")

@@ -11,6 +11,8 @@ from functools import lru_cache
 
 import jinja2
 
+from generator.applyscript import templates_dir
+
 
 def _comment(value: object) -> str:
     # Keep any value on one comment line: a newline would end the comment and
@@ -21,7 +23,7 @@ def _comment(value: object) -> str:
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("generator.templates", "."),
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
         undefined=jinja2.StrictUndefined,
         autoescape=False,  # outputs are YAML, HCL, shell and systemd units, not HTML
         keep_trailing_newline=True,

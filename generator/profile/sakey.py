@@ -4,12 +4,17 @@ The classic breakage is a key whose ``private_key`` newlines were mangled on the
 into a config file: literal ``\\n`` left after decoding, newlines stripped, or CRLF.
 ``cryptography`` (the library google-auth itself uses to load keys) is lenient about
 some of these while OpenSSL and Artifact Registry are not, so we detect each form
-explicitly instead of relying on a loader to fail.  ``cryptography`` is imported
-lazily: file-source renders that never check a key stay fast.
+explicitly instead of relying on a loader to fail.
+
+The key itself is checked by walking its DER (PKCS#8 wrapping PKCS#1, the form
+gcloud writes, or bare PKCS#1) and proving ``n == p * q``: the same structure and
+consistency google-auth's loader demands, without importing ``cryptography`` (~45 ms,
+a third of a cold render).  A test keeps this check and google-auth in agreement.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from functools import lru_cache
@@ -78,17 +83,61 @@ def _check_private_key(pk: str) -> list[KeyFinding]:
     body = pk.split("-----BEGIN", 1)[1]
     if "\n" not in body.strip():
         return [KeyFinding("private_key has had its newlines stripped (the PEM block is on one line)", _FIX_REDOWNLOAD)]
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
     try:
-        # Skipping the RSA consistency proof (p*q == n ...) saves ~30 ms per key and
-        # loses nothing we look for: every mangling above breaks parsing itself.
-        key = load_pem_private_key(pk.encode("ascii", "replace"), password=None, unsafe_skip_rsa_key_validation=True)
-    except (ValueError, TypeError) as exc:
-        return [KeyFinding(f"private_key does not load as a PEM private key ({type(exc).__name__}; truncated or corrupted)", _FIX_REDOWNLOAD)]
-    except Exception as exc:  # cryptography raises UnsupportedAlgorithm and friends
-        return [KeyFinding(f"private_key does not load ({type(exc).__name__})", _FIX_REDOWNLOAD)]
-    if not isinstance(key, rsa.RSAPrivateKey):
-        return [KeyFinding("private_key is not an RSA key (Google service-account keys are RSA)", _FIX_REDOWNLOAD)]
+        # body is " PRIVATE KEY-----\n<base64>\n-----END PRIVATE KEY-----\n"
+        der = base64.b64decode("".join(body.split("-----", 2)[1].split()), validate=True)
+    except (ValueError, IndexError):
+        return [KeyFinding("private_key does not load: its PEM body is not valid base64 (truncated or corrupted)", _FIX_REDOWNLOAD)]
+    problem = rsa_private_key_problem(der)
+    if problem:
+        return [KeyFinding(f"private_key does not load as an RSA key ({problem}; truncated or corrupted)", _FIX_REDOWNLOAD)]
     return []
+
+
+_RSA_OID = bytes.fromhex("2a864886f70d010101")  # 1.2.840.113549.1.1.1 rsaEncryption
+
+
+def _der(data: bytes, pos: int, tag: int) -> tuple[bytes, int]:
+    """The value of the DER element with ``tag`` at ``pos``, and the position after it."""
+    if pos + 2 > len(data) or data[pos] != tag:
+        raise ValueError(f"expected DER tag 0x{tag:02x}")
+    length = data[pos + 1]
+    pos += 2
+    if length & 0x80:
+        count = length & 0x7F
+        if count == 0 or count > 4 or pos + count > len(data):
+            raise ValueError("bad DER length")
+        length = int.from_bytes(data[pos : pos + count], "big")
+        pos += count
+    if pos + length > len(data):
+        raise ValueError("DER value runs past the end")
+    return data[pos : pos + length], pos + length
+
+
+def rsa_private_key_problem(der: bytes) -> str | None:
+    """None when ``der`` is a consistent RSA private key (PKCS#8 or PKCS#1), else what is wrong."""
+    try:
+        outer, end = _der(der, 0, 0x30)
+        if end != len(der):
+            return "trailing data after the key"
+        first, pos = _der(outer, 0, 0x02)
+        if outer[pos] == 0x30:  # PKCS#8: version, AlgorithmIdentifier, OCTET STRING(PKCS#1)
+            algorithm, pos = _der(outer, pos, 0x30)
+            oid, _ = _der(algorithm, 0, 0x06)
+            if oid != _RSA_OID:
+                return "not an RSA key"
+            inner, _ = _der(outer, pos, 0x04)
+            outer, end = _der(inner, 0, 0x30)
+            first, pos = _der(outer, 0, 0x02)
+        numbers = []
+        for _ in range(8):  # n, e, d, p, q, dp, dq, qinv
+            value, pos = _der(outer, pos, 0x02)
+            numbers.append(int.from_bytes(value, "big"))
+        n, e, d, p, q, dp, dq, qinv = numbers
+    except (ValueError, IndexError) as exc:
+        return f"malformed DER: {exc}"
+    if n.bit_length() < 1024:
+        return "modulus shorter than 1024 bits"
+    if p * q != n or dp != d % (p - 1) or dq != d % (q - 1) or (q * qinv) % p != 1:
+        return "its numbers are inconsistent"
+    return None

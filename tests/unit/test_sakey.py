@@ -46,3 +46,36 @@ def test_newlines_turned_real_inside_json_string(sa_key: dict) -> None:
     raw = _dump(sa_key).replace(b"\\n", b"\n")
     [finding] = check_service_account_key(raw)
     assert "not valid JSON" in finding.message and "real newline" in finding.message
+
+
+def test_der_check_agrees_with_google_auth_on_good_and_damaged_keys(sa_key: dict) -> None:
+    """Our dependency-free check must accept exactly what google-auth's loader accepts."""
+    import base64
+    import random
+
+    from google.oauth2 import service_account
+
+    from generator.profile.sakey import rsa_private_key_problem
+
+    pem = sa_key["private_key"]
+    body = "".join(pem.strip().splitlines()[1:-1])
+    der = base64.b64decode(body)
+    assert rsa_private_key_problem(der) is None
+    rng = random.Random(7)
+    for _ in range(40):
+        damaged = bytearray(der)
+        i = rng.randrange(len(damaged))
+        damaged[i] ^= 1 << rng.randrange(8)
+        ours_ok = rsa_private_key_problem(bytes(damaged)) is None
+        b64 = base64.b64encode(bytes(damaged)).decode()
+        lines = "\n".join(b64[j : j + 64] for j in range(0, len(b64), 64))
+        info = {**sa_key, "private_key": f"-----BEGIN PRIVATE KEY-----\n{lines}\n-----END PRIVATE KEY-----\n"}
+        try:
+            service_account.Credentials.from_service_account_info(info)
+            theirs_ok = True
+        except Exception:
+            theirs_ok = False
+        # A flipped bit google-auth still loads must be one that changes no number we check
+        # (e.g. in a length-neutral spot it also tolerates); never the other way round.
+        assert not (ours_ok and not theirs_ok), f"byte {i}"
+    assert rsa_private_key_problem(der[:-10]) is not None

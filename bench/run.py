@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+"""regauth benchmark: every target measured side by side with its baseline, in one run.
+
+Prints medians and ratios as a table (and peak memory for the fleet case).  Inputs
+are generated here; nothing is read from the network except loopback fakes.
+
+    .venv/bin/python bench/run.py            # the full table (a few minutes)
+    .venv/bin/python bench/run.py --quick    # fewer repeats and smaller fleets
+
+Targets (issue 9):
+  1. cold start: render demo / --help / validate <= 1.3x `import jinja2, yaml, tomlkit`
+  2. fleets: 1,000 profiles x 3 registries in one process >= 20x faster than one CLI
+     run per profile, <= 2x the bare serialization cost; 5,000 <= 5.5x of 1,000
+  3. secret fetch: 200 registries / 40 secrets at 50 ms latency <= 1.3x ideal,
+     >= 20x faster than fetching each reference in turn
+  4. first boot: regauth-apply adds <= 200 ms (restart excluded)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+PY = sys.executable
+ENV = {**os.environ, "NO_GCE_CHECK": "true", "GCE_METADATA_HOST": "127.0.0.1:9", "REGAUTH_BENCH_PASSWORD": "bench-password"}
+
+rows: list[tuple[str, str, str, str, str]] = []
+
+
+def run(argv: list[str], **kw) -> float:
+    started = time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, cwd=ROOT, **kw)
+    return time.perf_counter() - started
+
+
+def interleaved(commands: dict[str, list[str]], repeats: int) -> dict[str, float]:
+    """Median wall time per command, runs interleaved so machine load hits all alike."""
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(repeats):
+        for name, argv in commands.items():
+            times[name].append(run(argv))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def row(target: str, measured: float, baseline_name: str, baseline: float, limit: str, ok: bool) -> None:
+    ratio = measured / baseline if baseline else float("inf")
+    rows.append((target, f"{measured * 1000:9.1f} ms", f"{baseline_name} {baseline * 1000:.1f} ms", f"{ratio:6.2f}x", f"{limit} {'OK' if ok else 'MISSED'}"))
+
+
+def cold_start(repeats: int, tmp: Path) -> None:
+    subprocess.run([PY, "scripts/demo-key.py", "profiles/keys/demo-gar-key.json"], check=True, cwd=ROOT)
+    medians = interleaved(
+        {
+            "floor": [PY, "-c", "import jinja2, yaml, tomlkit"],
+            "render": [PY, "-m", "generator", "render", "profiles/demo.yaml", "-o", str(tmp / "cold")],
+            "help": [PY, "-m", "generator", "--help"],
+            "validate": [PY, "-m", "generator", "validate", "profiles/demo.yaml"],
+        },
+        repeats,
+    )
+    for name in ("render", "help", "validate"):
+        row(f"cold start: {name}", medians[name], "import floor", medians["floor"], "<= 1.3x", medians[name] <= 1.3 * medians["floor"])
+
+
+def bare_serialization(paths: list[Path]) -> float:
+    """The floor for any tool on these libraries: load YAML, build TOML with tomlkit, dump user-data."""
+    import base64
+
+    import tomlkit
+    import yaml
+
+    script = (ROOT / "templates" / "regauth-apply.py").read_bytes()
+    started = time.perf_counter()
+    for path in paths:
+        doc = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        toml = tomlkit.document()
+        toml["version"] = 2
+        configs = tomlkit.table(is_super_table=True)
+        for reg in doc["registries"]:
+            auth = tomlkit.table()
+            auth["username"] = reg["auth"].get("username", "_json_key_base64")
+            auth["password"] = "x" * 3000
+            configs[reg["host"]] = {"auth": auth}
+        toml["plugins"] = {"io.containerd.grpc.v1.cri": {"registry": {"configs": configs}}}
+        text = tomlkit.dumps(toml)
+        user_data = {"write_files": [{"path": "/etc/containerd/config.toml", "encoding": "b64", "content": base64.b64encode(text.encode()).decode()},
+                                     {"path": "/usr/local/sbin/regauth-apply", "encoding": "b64", "content": base64.b64encode(script).decode()}]}
+        out = "#cloud-config\n" + yaml.dump(user_data, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper))
+        target = path.parent.parent / "bare" / path.stem
+        target.mkdir(parents=True, exist_ok=True)
+        (target / "user-data").write_text(out)
+    return time.perf_counter() - started
+
+
+def fleet(sizes: list[int], repeats: int, tmp: Path) -> None:
+    from bench.fleet import make_fleet
+
+    per_size: dict[int, float] = {}
+    for size in sizes:
+        folder = tmp / f"fleet{size}" / "profiles"
+        paths = make_fleet(folder, size)
+        times, bares = [], []
+        peak = 0
+        for _ in range(repeats):
+            out = tmp / f"fleet{size}" / "out"
+            shutil.rmtree(out, ignore_errors=True)
+            times.append(run([PY, "-m", "generator", "render", str(folder), "-o", str(out)]))
+            peak = max(peak, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+            shutil.rmtree(tmp / f"fleet{size}" / "bare", ignore_errors=True)
+            bares.append(bare_serialization(paths))
+        per_size[size] = statistics.median(times)
+        bare = statistics.median(bares)
+        row(f"fleet {size}: one process", per_size[size], "bare serialization", bare, "<= 2x", per_size[size] <= 2 * bare)
+        rows.append((f"fleet {size}: peak memory", f"{peak / 1024:9.1f} MB", "", "", ""))
+        if size == 1000 or size == sizes[0]:
+            sample = paths[:30]
+            loop = statistics.median([run([PY, "-m", "generator", "render", str(p), "-o", str(tmp / "loop")]) for p in sample])
+            shell_loop = loop * size
+            row(f"fleet {size}: vs shell loop", per_size[size], f"CLI per profile (x{size}, from {len(sample)})", shell_loop, ">= 20x faster", shell_loop >= 20 * per_size[size])
+    if 1000 in per_size and 5000 in per_size:
+        row("fleet 5000 vs 1000 (linear)", per_size[5000], "fleet 1000", per_size[1000], "<= 5.5x", per_size[5000] <= 5.5 * per_size[1000])
+
+
+def secret_fetch(repeats: int) -> None:
+    from generator.secrets.gcp_secret_manager import GsmOptions, GsmRef, fetch_secrets
+    from tests.support.fake_gsm import running_fake_gsm
+
+    with running_fake_gsm(latency=0.05) as fake:
+        refs = []
+        for i in range(40):
+            fake.add_secret("bench-proj", f"s{i}", b"{}")
+        for r in range(200):
+            refs.append(GsmRef("bench-proj", f"s{r % 40}", "1"))
+        options = GsmOptions(endpoint="http://" + fake.grpc_target, anonymous=True, transport="grpc")
+        fetch_secrets(refs[:1], options)  # warm the channel, as a run with many secrets would
+        whole = statistics.median([_timed(lambda: fetch_secrets(refs, options)) for _ in range(repeats)])
+        ideal = math.ceil(40 / options.concurrency) * 0.05
+        row("secret fetch: 200 refs / 40 secrets", whole, f"ideal ceil(40/{options.concurrency})x50ms", ideal, "<= 1.3x", whole <= 1.3 * ideal)
+        sample = refs[:20]
+        in_turn = _timed(lambda: [fetch_secrets([ref], options) for ref in sample]) * len(refs) / len(sample)
+        row("secret fetch: vs each ref in turn", whole, "200 sequential fetches (from 20)", in_turn, ">= 20x faster", in_turn >= 20 * whole)
+
+
+def first_boot(repeats: int, tmp: Path) -> None:
+    subprocess.run([PY, "-m", "generator", "render", "profiles/demo.yaml", "-o", str(tmp / "boot")], check=True, cwd=ROOT, env=ENV, capture_output=True)
+    rootfs = tmp / "boot" / "demo" / "rootfs"
+    stock = (ROOT / "tests" / "fixtures" / "containerd" / "1.6.20-default.toml").read_text()
+    times = []
+    python = shutil.which("python3") or PY
+    for i in range(repeats):
+        node = tmp / f"node{i}"
+        (node / "etc/containerd").mkdir(parents=True)
+        (node / "etc/containerd/config.toml").write_text(stock)
+        times.append(run([python, str(rootfs / "usr/local/sbin/regauth-apply"), "--root", str(node), "--plan", str(rootfs / "etc/regauth/plan.json"), "--no-restart"]))
+    floor = statistics.median([run([python, "-c", "pass"]) for _ in range(repeats)])
+    apply = statistics.median(times)
+    rows.append(("first boot: regauth-apply", f"{apply * 1000:9.1f} ms", f"bare python3 {floor * 1000:.1f} ms", "", f"<= 200 ms {'OK' if apply <= 0.2 else 'MISSED'}"))
+
+
+def _timed(fn) -> float:  # type: ignore[no-untyped-def]
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, fleets of 100 and 1,000 only")
+    parser.add_argument("--json", metavar="FILE", help="also write the table as JSON")
+    args = parser.parse_args()
+    repeats = 3 if args.quick else 7
+    sizes = [100, 1000] if args.quick else [100, 1000, 5000]
+    with tempfile.TemporaryDirectory(prefix="regauth-bench-") as name:
+        tmp = Path(name)
+        cold_start(repeats * 2, tmp)
+        first_boot(repeats, tmp)
+        secret_fetch(repeats)
+        fleet(sizes, 1 if args.quick else 3, tmp)
+    width = [max(len(r[i]) for r in rows) for i in range(5)]
+    header = ("target", "measured (median)", "baseline (same run)", "ratio", "goal")
+    width = [max(w, len(h)) for w, h in zip(width, header)]
+    line = "  ".join(h.ljust(w) for h, w in zip(header, width))
+    print(line)
+    print("-" * len(line))
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, width)))
+    print(f"\nmachine: {os.cpu_count()} CPUs, python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.2f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps([dict(zip(header, r)) for r in rows], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
