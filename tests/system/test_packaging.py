@@ -1,0 +1,45 @@
+"""A non-editable install works: templates and the apply script ship inside the wheel."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, gar_profile
+
+pytestmark = pytest.mark.system
+
+
+def test_wheel_install_renders_from_elsewhere(tmp_path: Path, profile_dir: Path) -> None:
+    target = tmp_path / "site"
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", str(target), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert build.returncode == 0, build.stderr
+    installed = target / "generator" / "templates"
+    assert (installed / "regauth-apply.py").is_file()
+    assert (installed / "cloud-config.yaml.j2").is_file()
+    profile = gar_profile(profile_dir)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(target)
+    # Run from an unrelated folder with the repo off sys.path: only the installed copy can answer.
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(target)!r}); from generator.cli import main; sys.exit(main())", "render", str(profile), "-o", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    import generator
+
+    assert (tmp_path / "out/node/user-data").read_bytes().startswith(b"#cloud-config\n")
+    assert (tmp_path / "out/node/rootfs/usr/local/sbin/regauth-apply").read_bytes() == (installed / "regauth-apply.py").read_bytes()
+    assert Path(generator.__file__).resolve().is_relative_to(ROOT)  # the test process itself still uses the repo
