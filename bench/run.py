@@ -172,6 +172,33 @@ def first_boot(repeats: int, tmp: Path) -> None:
     rows.append(("first boot: regauth-apply", f"{apply * 1000:9.1f} ms", f"bare python3 {floor * 1000:.1f} ms", "", f"<= 200 ms {'OK' if apply <= 0.2 else 'MISSED'}"))
 
 
+def first_boot_in_sandbox(repeats: int, tmp: Path) -> None:
+    """The same measurement inside the cloud-init sandbox (root + cached rootfs only):
+    a real first boot applies the user-data, then regauth-apply is re-run on a fresh
+    stock config, timed against a bare python3 start in the same sandbox."""
+    if os.geteuid() != 0:
+        rows.append(("first boot in cloud-init sandbox", "skipped (needs root)", "", "", ""))
+        return
+    from tests.support.rootfs import rootfs_path
+    from tests.support.sandbox import run_cloud_init
+
+    if not rootfs_path().exists():
+        rows.append(("first boot in cloud-init sandbox", "skipped (no rootfs: bash scripts/deps/cloudinit.sh)", "", "", ""))
+        return
+    user_data = (tmp / "boot" / "demo" / "user-data").read_bytes()
+    stock = (ROOT / "tests" / "fixtures" / "containerd" / "1.6.20-default.toml").read_bytes()
+    with run_cloud_init(user_data, files={"/etc/containerd/config.toml": stock}, keep_running=True) as run:
+        sb = run.sandbox
+        applies, floors = [], []
+        for _ in range(repeats):
+            sb.write_file("/etc/containerd/config.toml", stock, mode=0o644)
+            sb.run(["rm", "-f", "/etc/containerd/config.toml.regauth.orig"])
+            applies.append(sb.run(["/usr/local/sbin/regauth-apply", "--no-restart"], check=True).seconds)
+            floors.append(sb.run(["python3", "-c", "pass"]).seconds)
+    apply, floor = statistics.median(applies), statistics.median(floors)
+    rows.append(("first boot in sandbox: regauth-apply", f"{apply * 1000:9.1f} ms", f"python3 start {floor * 1000:.1f} ms", "", f"<= 200 ms {'OK' if apply <= 0.2 else 'MISSED'}"))
+
+
 def _timed(fn) -> float:  # type: ignore[no-untyped-def]
     started = time.perf_counter()
     fn()
@@ -189,6 +216,7 @@ def main() -> int:
         tmp = Path(name)
         cold_start(repeats * 2, tmp)
         first_boot(repeats, tmp)
+        first_boot_in_sandbox(repeats, tmp)
         secret_fetch(repeats)
         fleet(sizes, 1 if args.quick else 3, tmp)
     width = [max(len(r[i]) for r in rows) for i in range(5)]
