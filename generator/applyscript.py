@@ -33,6 +33,30 @@ def script_bytes() -> bytes:
     return (templates_dir() / SCRIPT_NAME).read_bytes()
 
 
+SECTION = "# --- regauth-apply section: "
+SECTION_END = "# --- regauth-apply section end ---"
+
+
+@lru_cache(maxsize=64)
+def script_for(kinds: frozenset[str]) -> bytes:
+    """The script a node gets: core plus only the runtime sections the plan's step kinds use.
+
+    Why: every runtime adds code, and user-data is small (AWS: 16 KB); a containerd
+    node needs none of the YAML/JSON mergers.  Sections are marked in the one source
+    file, so previews and tests still exercise the same code (``module()`` loads it all).
+    """
+    out: list[str] = []
+    keep = True
+    for line in script_bytes().decode("utf-8").splitlines(keepends=True):
+        if line.startswith(SECTION):
+            keep = bool(kinds & set(line[len(SECTION):].strip().rstrip("-").split()))
+        elif line.startswith(SECTION_END):
+            keep = True
+        elif keep:
+            out.append(line)
+    return "".join(out).encode("utf-8")
+
+
 @lru_cache(maxsize=1)
 def module() -> ModuleType:
     """The apply script imported as a module (for previews and tests)."""

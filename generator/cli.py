@@ -13,10 +13,12 @@ from generator.errors import EXIT_INVALID, EXIT_OK, EXIT_RUNTIME, InvalidInput, 
 
 EPILOG_MAIN = """\
 examples:
-  regauth render profiles/demo.yaml            # writes out/demo/{user-data,rootfs/,manifest.json}
+  regauth render profiles/demo.yaml            # writes out/demo/{user-data,rootfs/,packer/,...}
   regauth render profiles/ -o build/           # every profile in a folder
   regauth validate profiles/*.yaml             # check without fetching or writing
   regauth schema > profile.schema.json         # JSON Schema for editors
+  regauth doctor /etc --image IMAGE            # why does this node's pull fail?
+  regauth verify profiles/demo.yaml            # do the registries accept these credentials?
 
 exit codes: 0 ok, 1 runtime failure (I/O, network, permissions), 2 invalid input
 """
@@ -31,7 +33,35 @@ examples:
 Each PROFILE writes DIR/NAME/ (NAME = file name without .yaml), replaced atomically:
   user-data      #cloud-config for new VMs (0600 when it holds credentials)
   rootfs/        every file the VM gets, at its path and with its mode
+  packer/        HCL2 snippet + files for golden images (output.packer in the profile)
   manifest.json  path, mode, owner, sha256 and a secret flag per file (never a value)
+"""
+
+EPILOG_DOCTOR = """\
+examples:
+  sudo regauth doctor /etc                       # every runtime config found under /etc
+  sudo regauth doctor / --image europe-docker.pkg.dev/PROJECT/REPO/IMAGE:TAG
+  regauth doctor out/demo/rootfs                 # what regauth render produced
+  regauth doctor /etc/containerd/config.toml --json
+  regauth doctor --error 'failed to fetch anonymous token: ... 401 Unauthorized'
+  kubectl describe pod POD | regauth doctor --error -
+
+Reads containerd config.toml (v1-v4), the MicroK8s containerd-template.toml,
+k3s/RKE2 registries.yaml, Docker/Podman auth JSON and kubelet config.json, and
+reports every problem with file:line, why it breaks pulls, and the fix.
+exit codes: 0 no problems (warnings may be printed), 1 problems found,
+2 an input could not be read; --error alone: 0 explained, 1 not recognised
+"""
+
+EPILOG_VERIFY = """\
+examples:
+  regauth verify profiles/demo.yaml
+  regauth verify profiles/demo.yaml --image europe-docker.pkg.dev/PROJECT/REPO/IMAGE:TAG
+  regauth verify profiles/private.yaml --ca-file corp-ca.pem --timeout 5 --json
+
+For each registry: GET /v2/, the token request containerd makes (OAuth2 password
+grant, then GET with Basic), and with --image a manifest HEAD.  Never prints secrets.
+exit codes: 0 every registry OK, 1 a registry failed, 2 invalid profile
 """
 
 EPILOG_VALIDATE = """\
@@ -167,6 +197,40 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from generator.doctor.command import run
+
+    return run(args)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from generator.verify import run
+
+    return run(args, _gsm_settings(args))
+
+
+def _add_doctor(sub) -> None:  # type: ignore[no-untyped-def]
+    doctor = sub.add_parser("doctor", help="find why a node's registry auth fails", epilog=EPILOG_DOCTOR, formatter_class=argparse.RawDescriptionHelpFormatter)
+    doctor.add_argument("paths", nargs="*", metavar="PATH", help="config files, or directories to search (/, /etc, a rootfs/)")
+    doctor.add_argument("--image", metavar="REF", help="also check that the host this image is pulled from has credentials")
+    doctor.add_argument("--error", metavar="TEXT", help="explain a pasted containerd/crictl/kubelet error ('-' reads it from stdin)")
+    doctor.add_argument("--as", dest="as_kind", choices=("containerd", "microk8s", "k3s", "docker", "containers-auth", "kubelet"), help="treat named files as this kind")
+    doctor.add_argument("--json", action="store_true", help="machine-readable report on stdout")
+    doctor.set_defaults(func=cmd_doctor)
+
+
+def _add_verify(sub) -> None:  # type: ignore[no-untyped-def]
+    verify = sub.add_parser("verify", help="check a profile's credentials against its registries", epilog=EPILOG_VERIFY, formatter_class=argparse.RawDescriptionHelpFormatter)
+    verify.add_argument("profile", metavar="PROFILE")
+    verify.add_argument("--image", metavar="REF", help="also check this image's manifest can be read (pull permission)")
+    verify.add_argument("--timeout", type=float, default=10.0, metavar="S", help="per-request timeout in seconds (default 10)")
+    verify.add_argument("--ca-file", metavar="PEM", help="also trust this CA (default: the system store, or SSL_CERT_FILE)")
+    verify.add_argument("--gsm-timeout", type=float, metavar="S", help="Secret Manager fetch timeout in seconds (build-time secrets)")
+    verify.add_argument("--gsm-transport", choices=("grpc", "rest"), help="Secret Manager API transport")
+    verify.add_argument("--json", action="store_true", help="machine-readable report on stdout")
+    verify.set_defaults(func=cmd_verify)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="regauth",
@@ -197,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     schema = sub.add_parser("schema", help="print the profile JSON Schema", epilog="example:\n  regauth schema > profile.schema.json", formatter_class=argparse.RawDescriptionHelpFormatter)
     schema.set_defaults(func=cmd_schema)
+    _add_doctor(sub)
+    _add_verify(sub)
     return parser
 
 

@@ -15,6 +15,7 @@ from generator.errors import InvalidInput, Problem, RuntimeFailure
 from generator.outputs.cloudinit import cloud_config
 from generator.outputs.userdata import multipart, package
 from generator.outputs.manifest import OutputFile, manifest
+from generator.outputs.packer import packer_output
 from generator.outputs.writer import commit, discard, stage_tree
 from generator.profile.load import check_profile
 from generator.profile.model import Profile
@@ -61,16 +62,24 @@ def plan_steps(profile: Profile, creds: list[Credential]) -> list[Step]:
     return [TARGETS[name].plan_step(options, creds) for name, options in profile.targets.items()]
 
 
+def script_sections(steps: list[Step]) -> frozenset[str]:
+    """Which parts of regauth-apply this plan needs: its step kinds, plus hosts.toml code for mirrors/TLS."""
+    return frozenset(s.kind for s in steps) | ({"hosts"} if any("hosts" in s.spec for s in steps) else frozenset())
+
+
 def node_files(profile: Profile, steps: list[Step]) -> list[NodeFile]:
     holds_secret = any(s.holds_secret for s in steps)
     plan = {"format": 1, "profile": profile.name, "steps": [s.spec for s in steps]}
     plan_bytes = (json.dumps(plan, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
     files = [
-        NodeFile(applyscript.VM_PATH, applyscript.script_bytes(), 0o755, secret=False, note="applies the plan at first boot"),
+        NodeFile(applyscript.VM_PATH, applyscript.script_for(script_sections(steps)), 0o755, secret=False, note="applies the plan at first boot"),
         NodeFile(applyscript.PLAN_PATH, plan_bytes, 0o600 if holds_secret else 0o644, secret=holds_secret, note="what regauth-apply writes"),
     ]
+    previews: dict[str, NodeFile] = {}
     for step in steps:
-        files.extend(TARGETS[step.kind].preview(step))
+        for f in TARGETS[step.kind].preview(step):
+            previews[f.path] = f  # two targets, one file (e.g. certs.d): the later one wins, as on the node
+    files.extend(previews.values())
     return files
 
 
@@ -94,7 +103,9 @@ def render_profile(profile: Profile, creds: list[Credential], merge_with: list[t
         outputs.append(
             OutputFile("rootfs" + f.path, f.data, f.mode, f.secret, vm_path=f.path, owner=f.owner, note=f.note)
         )
-    return Rendered(profile, outputs, steps)
+    packer = packer_output(profile, creds, files)  # out/NAME/packer/: golden-image snippet
+    outputs.extend(packer.files)
+    return Rendered(profile, outputs, steps, packer.warnings)
 
 
 def with_manifest(rendered: Rendered) -> list[OutputFile]:
@@ -140,6 +151,7 @@ def _render_one(job: _Job, profile: Profile) -> Outcome:
     try:
         creds = _RUN_RESOLVER.credentials(profile)
         rendered = render_profile(profile, creds, list(job.merge_with))
+        outcome.warnings = list(rendered.warnings)
         files = with_manifest(rendered)
         outcome.files, outcome.size = len(files), sum(len(f.data) for f in files)
         if job.write:
@@ -228,7 +240,7 @@ def render_all(
     finally:
         _RUN_RESOLVER = None
     for outcome, profile in zip(outcomes, profiles):
-        outcome.warnings = warnings.get(str(profile.file), [])
+        outcome.warnings = warnings.get(str(profile.file), []) + outcome.warnings
     failed = [o for o in outcomes if o.problems or o.failure]
     if failed:
         for o in outcomes:

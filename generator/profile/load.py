@@ -33,12 +33,13 @@ from generator.profile.model import (
     SecretSpec,
 )
 from generator.profile.checker import Checker, kind_of as _kind
+from generator.profile.routes import check_route
 from generator.profile.yamlpos import load_yaml
 
 TOP_KEYS = ("version", "description", "targets", "secrets", "registries", "output")
 OUTPUT_KEYS = ("cloud", "compress", "packer")
 PACKER_KEYS = ("sources", "bake_secret")
-REGISTRY_KEYS = ("host", "auth")
+REGISTRY_KEYS = ("host", "auth", "mirror_for", "path", "tls")
 AUTH_KEYS = ("type", "secret", "username")
 SECRET_KEYS = {
     "file": ("source", "path"),
@@ -99,7 +100,7 @@ def _check_document(c: Checker, doc: Any, path: Path) -> Profile | None:
     doc = c.mapping(doc, (), "the profile", "version: 1\nregistries: [...]")
     if doc is None:
         return None
-    c.keys(doc, TOP_KEYS, (), required=("version", "registries", "targets"))
+    c.keys(doc, TOP_KEYS, (), required=("version", "targets"))
     if "version" in doc and doc["version"] != PROFILE_VERSION:
         c.add(("version",), f"unsupported profile version {doc['version']!r}", f"write version: {PROFILE_VERSION}")
     description = doc.get("description") if isinstance(doc.get("description"), str) else ""
@@ -107,8 +108,9 @@ def _check_document(c: Checker, doc: Any, path: Path) -> Profile | None:
     # Names declared under secrets: count as defined even when their spec has its own
     # error, so one mistake is not reported twice.
     declared = set(doc["secrets"]) if isinstance(doc.get("secrets"), dict) else set()
-    registries = _check_registries(c, doc.get("registries"), secrets, declared)
+    registries = _check_registries(c, doc.get("registries"), secrets, declared, path.parent)
     targets = _check_targets(c, doc.get("targets"))
+    _check_targets_against_registries(c, targets, registries, doc.get("registries"))
     output = _check_output(c, doc.get("output"))
     if any(p.severity == "error" for p in c.problems):
         return None
@@ -201,14 +203,26 @@ def _check_targets(c: Checker, value: Any) -> dict[str, object]:
     return parsed
 
 
-def _check_registries(c: Checker, value: Any, secrets: dict[str, SecretSpec], declared: set[str]) -> list[Registry]:
+def _check_targets_against_registries(c: Checker, targets: dict[str, object], registries: list[Registry], raw: Any) -> None:
+    """Checks that need both: a target's optional ``check`` hook, and 'no registries'
+    (allowed only when every target works without stored credentials, e.g. kubelet's
+    credential provider)."""
+    from generator.targets import TARGETS
+
+    for name, options in targets.items():
+        check = getattr(TARGETS[name], "check", None)
+        if check is not None:
+            check(c, options, registries, ("targets", name))
+    if raw in (None, []) and (not targets or any(getattr(TARGETS[n], "needs_registries", lambda o: True)(o) for n, o in targets.items())):
+        c.add(("registries",) if raw is not None else (), "no registries" if raw is not None else "missing required key 'registries'", "add at least one registry, e.g.\nregistries:\n  - host: europe-docker.pkg.dev\n    auth: {type: gcp-service-account, secret: gar-key}")
+
+
+def _check_registries(c: Checker, value: Any, secrets: dict[str, SecretSpec], declared: set[str], base: Path = Path(".")) -> list[Registry]:
     if value is None:
         return []
     if not isinstance(value, list):
         c.add(("registries",), f"registries must be a list, not {_kind(value)}", "write\nregistries:\n  - host: europe-docker.pkg.dev\n    auth: {type: gcp-service-account, secret: gar-key}")
         return []
-    if not value:
-        c.add(("registries",), "no registries", "add at least one registry")
     out: list[Registry] = []
     seen: dict[str, int] = {}
     for i, item in enumerate(value):
@@ -227,8 +241,9 @@ def _check_registries(c: Checker, value: Any, secrets: dict[str, SecretSpec], de
             else:
                 seen[host] = i
         auth = _check_auth(c, m.get("auth"), p + ("auth",), secrets, declared) if "auth" in m else None
+        mirror_for, route_path, tls = check_route(c, m, p, base)
         if auth is not None and isinstance(host, str) and host_problem(host) is None:
-            out.append(Registry(host=host, auth=auth, at=c.at(p)))
+            out.append(Registry(host=host, auth=auth, at=c.at(p), mirror_for=mirror_for, path=route_path, tls=tls))
     return out
 
 
@@ -258,9 +273,21 @@ def _check_auth(c: Checker, value: Any, p: tuple, secrets: dict[str, SecretSpec]
             c.add(p + ("username",), "username must be a non-empty string", "write username: \"robot\"")
         elif ":" in username:
             c.add(p + ("username",), "a username may not contain ':' (it separates user and password in Basic auth)", "use the registry's robot account name")
+        elif _unprintable(username):
+            c.add(p + ("username",), f"the username contains a control character ({_unprintable(username)}), which runtimes cannot send in Basic auth", "write the registry's account name as plain text")
     if not kind or secret is None or secret not in secrets or not isinstance(username, str):
         return None
     return AuthSpec(type=kind, secret=secret, username=username, at=c.at(p))
+
+
+def _unprintable(text: str) -> str:
+    """The first control, line-separator or surrogate character of ``text`` as U+XXXX ('' if none)."""
+    import unicodedata
+
+    for ch in text:
+        if unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp"):
+            return f"U+{ord(ch):04X}"
+    return ""
 
 
 def _check_secrets(c: Checker, value: Any, profile_path: Path) -> dict[str, SecretSpec]:

@@ -60,10 +60,25 @@ class AuthSpec:
 
 
 @dataclass(frozen=True)
+class TlsSpec:
+    """Files (on the machine running regauth) that make a registry's TLS work on the node."""
+
+    at: Located
+    ca_file: Path | None = None  # private CA that signed the registry's certificate
+    cert_file: Path | None = None  # client certificate (mutual TLS) ...
+    key_file: Path | None = None  # ... and its key (a secret: 0600, never a symlink)
+
+
+@dataclass(frozen=True)
 class Registry:
     host: str
     auth: AuthSpec
     at: Located
+    # A mirror: image references name ``mirror_for`` (e.g. docker.io) but the node
+    # contacts ``host`` instead, so credentials stay keyed by ``host``.
+    mirror_for: str | None = None
+    path: str | None = None  # the mirror's path prefix, used as is (override_path), e.g. /v2/PROJECT/REPO
+    tls: TlsSpec | None = None
 
 
 @dataclass(frozen=True)

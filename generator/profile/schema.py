@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from generator.profile import load
+from generator.profile.routes import route_properties
 from generator.profile.model import AUTH_TYPES, CLOUDS, COMPRESS_MODES, DEFAULT_PACKER_SOURCES, FETCH_MODES, GCP_USERNAMES
 from generator.targets import TARGETS
 
@@ -91,9 +92,9 @@ def profile_schema() -> dict[str, Any]:
                     ),
                 }
             ),
-            "registries": {"type": "array", "minItems": 1, "items": _obj({"host": host, "auth": auth}, ("host", "auth"))},
+            "registries": {"type": "array", "minItems": 1, "items": _obj({"host": host, "auth": auth, **route_properties()}, ("host", "auth"))},
         },
-        ("version", "targets", "registries"),
+        ("version", "targets"),
     )
     schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, "title": "regauth profile v1", **schema}
     assert set(schema["properties"]) == set(load.TOP_KEYS)

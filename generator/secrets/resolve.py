@@ -15,6 +15,7 @@ from generator.profile.model import Profile, Registry, SecretSpec
 from generator.profile.sakey import check_service_account_key
 from generator.secrets.env import read_env_secret
 from generator.secrets.file import read_file_secret
+from generator.secrets.tls import TlsMaterial, read_tls
 from generator.secrets.value import SecretValue
 
 
@@ -43,10 +44,13 @@ class Credential:
     secret_name: str
     password: SecretValue | None = field(default=None, repr=False)
     boot: BootFetch | None = None
+    mirror_for: str | None = None  # see Registry: this host serves that registry's images
+    path: str | None = None  # the mirror's path prefix (override_path)
+    tls: TlsMaterial | None = None  # CA / client certificate contents for the node
 
     @property
     def holds_secret(self) -> bool:
-        return self.password is not None
+        return self.password is not None or (self.tls is not None and self.tls.key is not None)
 
 
 def _transform_for(registry: Registry) -> str:
@@ -127,7 +131,7 @@ class SecretResolver:
             if spec.source == "gcp-secret-manager" and spec.fetch == "boot":
                 assert spec.gsm is not None
                 boot = BootFetch(spec.gsm.name, transform, spec.gsm.endpoint, reg.auth.type == "gcp-service-account")
-                creds.append(Credential(reg.host, reg.auth.username, spec.name, boot=boot))
+                creds.append(_routed(Credential(reg.host, reg.auth.username, spec.name, boot=boot), reg, problems))
                 continue
             value = self._values[self._identity(spec)]
             if isinstance(value, Problem):
@@ -141,10 +145,21 @@ class SecretResolver:
                 problems.extend(found)
                 continue
             password = password_from_payload(value.reveal(), transform)
-            creds.append(Credential(reg.host, reg.auth.username, spec.name, SecretValue(password.encode("utf-8"), value.origin)))
+            creds.append(_routed(Credential(reg.host, reg.auth.username, spec.name, SecretValue(password.encode("utf-8"), value.origin)), reg, problems))
         if problems:
             raise InvalidInput(problems)
         return creds
+
+
+def _routed(cred: Credential, reg: Registry, problems: list[Problem]) -> Credential:
+    """Attach the registry's mirror route and TLS file contents (read now, checked as PEM)."""
+    if reg.mirror_for is None and reg.tls is None:
+        return cred
+    tls = None
+    if reg.tls is not None:
+        tls, found = read_tls(reg.tls)
+        problems.extend(found)
+    return replace(cred, mirror_for=reg.mirror_for, path=reg.path, tls=tls)
 
 
 def check_payload(value: SecretValue, reg: Registry, spec: SecretSpec) -> list[Problem]:
@@ -161,6 +176,9 @@ def check_payload(value: SecretValue, reg: Registry, spec: SecretSpec) -> list[P
             return [Problem(message=f"{label} is not UTF-8 text, so it cannot be a password", fix="store the password as UTF-8 text", **where)]
         if "\x00" in text:
             return [Problem(message=f"{label} contains a NUL character, which no runtime config can carry", fix="remove it; registry passwords are text", **where)]
+        if reg.auth.type == "basic" and not password_from_payload(raw, "strip-newline"):
+            # The trailing newline is dropped (like docker login --password-stdin): nothing would be left.
+            return [Problem(message=f"{label} holds only a line break, so the password would be empty", fix="put the password in it", **where)]
     if reg.auth.type == "gcp-service-account":
         return [
             Problem(message=f"{label} is not a usable service-account key: {f.message}", fix=f.fix, **where)

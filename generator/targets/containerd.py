@@ -1,4 +1,5 @@
-"""containerd: registry auth merged into ``/etc/containerd/config.toml``.
+"""containerd: registry auth merged into ``/etc/containerd/config.toml``; mirrors and
+private TLS in ``/etc/containerd/certs.d/NAME/hosts.toml``.
 
 Auth goes into the *main* config, not an ``imports`` drop-in: on containerd 1.x an
 imported file replaces whole plugin tables, so a drop-in holding only registry auth
@@ -6,7 +7,13 @@ would wipe the main file's CRI settings (SystemdCgroup and friends).  The table 
 chosen on the node from the file's own ``version`` (1: ``plugins.cri``, 2:
 ``plugins."io.containerd.grpc.v1.cri"``, 3/4: ``plugins."io.containerd.cri.v1.images"``),
 because containerd 2.x still reads version-2 files and ignores a version-3 table
-name inside them.  A node without a config gets the profile's version.
+name inside them.  A node without a config gets the version its release writes:
+1 for containerd 1.0-1.2 (legacy ``plugins.cri``), 2 for 1.3-1.7, 3 for 2.x.
+
+hosts.toml has no credential fields (containerd PR #7650 was rejected), so behind a
+mirror the credentials stay in config.toml, keyed by the mirror host actually
+contacted; ``config_path`` is set when the profile has mirrors or TLS (and refused
+next to ``registry.mirrors``, which containerd rejects at startup).
 """
 
 from __future__ import annotations
@@ -15,36 +22,48 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from generator import applyscript
 from generator.profile.checker import Checker
+from generator.profile.model import Registry
 from generator.secrets.resolve import Credential
+from generator.targets import common, hoststoml
 from generator.targets.base import NodeFile, Step
 
 UNIT = "containerd"
 #: systemd units that read what this target writes: the image's regauth-apply.service
 #: is ordered Before= them, so the runtime starts with credentials in place.
 UNITS = ("containerd.service",)
-RESTART_MODES = ("if-running", "never")
-OPTION_KEYS = ("version", "config", "restart")
+RESTART_MODES = common.RESTART_MODES
+OPTION_KEYS = ("version", "config", "restart", "hosts_dir", "if_missing")
 REQUIRED_KEYS = ("version",)
 EXAMPLE = 'containerd:\n  version: "1.7"'
+DEFAULT_CONFIG = "/etc/containerd/config.toml"
+DEFAULT_HOSTS_DIR = "/etc/containerd/certs.d"
 _VERSION_RE = re.compile(r"^(1|2)\.[0-9]+(\.[0-9]+)?$")
 
 
 @dataclass(frozen=True)
 class ContainerdTarget:
     version: str  # containerd release on the node, e.g. "1.7" or "2.1"
-    config: str = "/etc/containerd/config.toml"
+    config: str = DEFAULT_CONFIG
     restart: str = "if-running"
+    hosts_dir: str = DEFAULT_HOSTS_DIR  # used when the config sets no config_path yet
+    if_missing: str = "write"
+
+    @property
+    def release(self) -> tuple[int, int]:
+        major, minor = self.version.split(".")[:2]
+        return int(major), int(minor)
 
     @property
     def major(self) -> int:
-        return int(self.version.split(".")[0])
+        return self.release[0]
 
     @property
     def config_version(self) -> int:
-        """Config schema version a *new* config gets: 2 for containerd 1.x, 3 for 2.x."""
-        return 3 if self.major >= 2 else 2
+        """Config schema version a *new* config gets: 1 (1.0-1.2), 2 (1.3-1.7), 3 (2.x)."""
+        if self.major >= 2:
+            return 3
+        return 1 if self.release <= (1, 2) else 2
 
 
 def parse(c: Checker, m: dict, p: tuple) -> ContainerdTarget | None:
@@ -55,13 +74,23 @@ def parse(c: Checker, m: dict, p: tuple) -> ContainerdTarget | None:
     if "version" in m and not (isinstance(version, str) and _VERSION_RE.match(version)):
         c.add(p + ("version",), f"'{version}' is not a containerd release", 'write the node\'s containerd release, e.g. version: "1.6", "1.7" or "2.1" (`containerd --version`)')
         return None
-    config = c.string(m, "config", p) or "/etc/containerd/config.toml"
-    if not config.startswith("/"):
-        c.add(p + ("config",), "the containerd config path must be absolute", "write config: /etc/containerd/config.toml")
+    config = common.path_option(c, m, p, "config", DEFAULT_CONFIG)
+    hosts_dir = common.path_option(c, m, p, "hosts_dir", DEFAULT_HOSTS_DIR)
     restart = c.choice(m, "restart", p, RESTART_MODES, "if-running")
+    if_missing = common.if_missing_option(c, m, p)
     if not isinstance(version, str):
         return None
-    return ContainerdTarget(version=version, config=config, restart=restart)
+    return ContainerdTarget(version=version, config=config, restart=restart, hosts_dir=hosts_dir, if_missing=if_missing)
+
+
+def check(c: Checker, target: ContainerdTarget, registries: list[Registry], p: tuple) -> None:
+    """hosts.toml (mirrors, TLS) needs containerd >= 1.5."""
+    if target.release < hoststoml.MIN_CONTAINERD and any(r.mirror_for or r.tls for r in registries):
+        c.add(
+            p + ("version",),
+            f"containerd {target.version} cannot read hosts.toml (config_path arrived in 1.5), so mirror_for/tls cannot work there",
+            "upgrade containerd to 1.5 or later (and say so in version:), or remove mirror_for/tls from the registries",
+        )
 
 
 def schema() -> dict[str, Any]:
@@ -70,57 +99,41 @@ def schema() -> dict[str, Any]:
         "additionalProperties": False,
         "required": list(REQUIRED_KEYS),
         "properties": {
-            "version": {"type": "string", "pattern": _VERSION_RE.pattern, "description": 'containerd release on the node (quoted), e.g. "1.7" or "2.1".'},
-            "config": {"type": "string", "default": "/etc/containerd/config.toml"},
-            "restart": {"enum": list(RESTART_MODES), "default": "if-running"},
+            "version": {"type": "string", "pattern": _VERSION_RE.pattern, "description": 'containerd release on the node (quoted), e.g. "1.7" or "2.1"; "1.2" or older writes a legacy version-1 config.'},
+            "config": {"type": "string", "default": DEFAULT_CONFIG},
+            "restart": common.restart_schema(),
+            "hosts_dir": {"type": "string", "default": DEFAULT_HOSTS_DIR, "description": "certs.d directory for hosts.toml (mirrors, TLS) when the config sets no config_path."},
+            "if_missing": common.if_missing_schema(),
         },
     }
 
 
 def plan_step(target: ContainerdTarget, creds: list[Credential]) -> Step:
     """The apply-plan entry for this node (passwords resolved now, or fetched at boot)."""
-    registries = []
-    for cred in sorted(creds, key=lambda c: c.host):
-        entry: dict[str, object] = {"host": cred.host, "username": cred.username}
-        if cred.password is not None:
-            entry["password"] = cred.password.text()
-        else:
-            assert cred.boot is not None
-            entry["password_from"] = cred.boot.plan_entry()
-        registries.append(entry)
     spec = {
         "kind": "containerd",
+        "runtime": "containerd",
         "path": target.config,
         "new_config_version": target.config_version,
+        "containerd_major": target.major,
         "unit": UNIT,
         "restart": target.restart,
-        "registries": registries,
+        "if_missing": target.if_missing,
+        "detect": {"binaries": ["containerd"], "paths": [target.config]},
+        "registries": common.registry_entries(creds),
     }
-    hosts = ", ".join(c.host for c in sorted(creds, key=lambda c: c.host))
+    if hoststoml.routed(creds):
+        spec["hosts_dir"] = target.hosts_dir
+        spec["hosts"] = hoststoml.hosts_plan(creds)
+    extra = f"; hosts.toml in {target.hosts_dir} (unless config_path says otherwise)" if hoststoml.routed(creds) else ""
     return Step(
         kind="containerd",
         spec=spec,
-        summary=f"containerd {target.version}: auth for {hosts} merged into {target.config} (restart: {target.restart})",
-        holds_secret=any(c.holds_secret for c in creds),
+        summary=f"containerd {target.version}: auth for {common.hosts_summary(creds)} merged into {target.config}{extra} (restart: {target.restart})",
+        holds_secret=common.holds_secret(creds),
     )
 
 
 def preview(step: Step) -> list[NodeFile]:
-    """The config a node with no existing file ends up with (boot-fetched values masked)."""
-    apply = applyscript.module()
-    creds = [
-        {"host": r["host"], "username": r["username"], "password": r.get("password", "<fetched at boot>")}
-        for r in step.spec["registries"]
-    ]
-    text = apply.containerd_merge(None, step.spec, creds)
-    apply.containerd_verify(None, text, creds)
-    return [
-        NodeFile(
-            path=step.spec["path"],
-            data=text.encode("utf-8"),
-            mode=0o600,
-            secret=step.holds_secret,
-            delivered=False,
-            note="written by regauth-apply on the node (shown as on a node with no existing config)",
-        )
-    ]
+    """The files a node with no existing config ends up with (boot-fetched values masked)."""
+    return common.preview_files(step, "written by regauth-apply on the node (shown as on a node with no existing config)")

@@ -33,6 +33,12 @@ def test_render_writes_layout_modes_and_manifest(profile_dir: Path, sa_key: dict
     node = out / "node"
     assert sorted(_tree(node)) == [
         "manifest.json",
+        # packer/ is checked in detail in test_packer_output.py (build-time key: no plan baked)
+        "packer/files/install.sh",
+        "packer/files/rootfs/etc/systemd/system/regauth-apply.service",
+        "packer/files/rootfs/usr/local/sbin/regauth-apply",
+        "packer/registry-auth.pkr.hcl",
+        "packer/required-plugins.pkr.hcl",
         "rootfs/etc/containerd/config.toml",
         "rootfs/etc/regauth/plan.json",
         "rootfs/usr/local/sbin/regauth-apply",

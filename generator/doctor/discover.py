@@ -1,0 +1,259 @@
+"""Which files to check: explicit files, or the runtime configs found under a directory.
+
+A directory holding ``etc/`` is read as a node's ``/`` (the real one, a copy, or a
+``rootfs/`` written by ``regauth render``), and a directory named ``etc`` as its
+``/etc``: only the known locations are checked (:data:`NODE_GLOBS`, symlinks such as
+MicroK8s' ``current`` followed), so ``doctor /`` is precise and takes a fraction of a
+second.  Any other directory is walked (never following symlinks, skipping big trees
+such as image stores) and files are recognised by how their path ends
+(``containerd/config.toml``, ``rancher/k3s/registries.yaml``, ...).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from generator.doctor.findings import Unreadable
+from generator.doctor.source import KINDS, Source
+
+# (kind, pattern over the POSIX path relative to the walk's start, anchored at a "/" boundary)
+PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (kind, re.compile(r"(?:^|/)" + rx + r"$"))
+    for kind, rx in (
+        ("microk8s", r"(?:microk8s/current/args/)?containerd-template\.toml"),
+        ("containerd", r"containerd/config\.toml"),
+        ("containerd", r"containerd/(?:conf\.d|config\.d)/[^/]+\.toml"),
+        ("k3s", r"rancher/(?:k3s|rke2)/registries\.yaml"),
+        ("docker", r"\.docker/config\.json"),
+        ("kubelet", r"kubelet/config\.json"),
+        ("containers-auth", r"containers/(?:[0-9]+/)?auth\.json"),
+    )
+)
+
+# Where each config lives on a node, relative to its "/" (globs; symlinks such as
+# var/snap/microk8s/current are followed).  A directory holding etc/ is read as a node
+# root and only these are checked, so `doctor /` stays precise and fast.
+NODE_GLOBS: tuple[tuple[str, str], ...] = (
+    ("containerd", "etc/containerd/config.toml"),
+    ("containerd", "etc/containerd/conf.d/*.toml"),
+    ("containerd", "etc/containerd/config.d/*.toml"),
+    ("microk8s", "var/snap/microk8s/current/args/containerd-template.toml"),
+    ("k3s", "etc/rancher/k3s/registries.yaml"),
+    ("k3s", "etc/rancher/rke2/registries.yaml"),
+    ("docker", "root/.docker/config.json"),
+    ("docker", "home/*/.docker/config.json"),
+    ("kubelet", "var/lib/kubelet/config.json"),
+    ("containers-auth", "etc/containers/auth.json"),
+    ("containers-auth", "run/containers/*/auth.json"),
+    ("containers-auth", "run/user/*/containers/auth.json"),
+    ("containers-auth", "root/.config/containers/auth.json"),
+    ("containers-auth", "home/*/.config/containers/auth.json"),
+)
+KNOWN_PATHS = tuple(g for _, g in NODE_GLOBS)
+
+_SKIP_AT_TOP = {"proc", "sys", "dev", "usr", "lib", "lib32", "lib64", "libx32", "bin", "sbin", "boot", "tmp", "srv",
+                "mnt", "media", "opt", "snap", "lost+found"}
+_SKIP_ANYWHERE = {".git", "node_modules", "__pycache__", ".cache"}
+_SKIP_PATHS = ("var/lib/containerd", "var/lib/docker", "var/lib/kubelet/pods", "var/lib/kubelet/plugins", "var/lib/rancher/k3s/agent/containerd",
+               "var/lib/rancher/k3s/data", "var/lib/rancher/rke2/agent/containerd", "var/lib/rancher/rke2/data", "var/log", "var/cache",
+               "var/lib/apt", "var/lib/dpkg", "var/lib/snapd", "var/snap/microk8s/common", "run/containerd", "run/k3s", "var/lib/containers/storage",
+               "etc/ssl", "etc/alternatives")
+MAX_ENTRIES = 200_000
+
+
+@dataclass
+class Found:
+    sources: list[Source]
+    unreadable: list[Unreadable]
+    notes: list[str]
+
+
+def classify(relpath: str) -> str | None:
+    """The config kind of a path by how it ends, or None."""
+    for kind, pattern in PATTERNS:
+        if pattern.search(relpath):
+            return kind
+    return None
+
+
+def sniff(path: Path, text: str) -> str | None:
+    """Kind of an explicitly named file whose name says nothing (e.g. a copy in /tmp)."""
+    name = path.name.lower()
+    if name.endswith(".toml"):
+        return "microk8s" if "${SNAP" in text else "containerd"
+    if name.endswith((".yaml", ".yml")):
+        return "k3s"
+    if name.endswith(".json"):
+        return "docker"
+    return None
+
+
+def containerd_root(path: Path) -> Path | None:
+    """The node's "/" for a containerd config at .../etc/containerd/[conf.d/]NAME.toml (for its imports)."""
+    d = path.resolve().parent
+    if d.name in ("conf.d", "config.d"):
+        d = d.parent
+    if d.name == "containerd" and d.parent.name == "etc":
+        return d.parent.parent
+    return None
+
+
+def find(paths: list[str], forced_kind: str | None = None) -> Found:
+    found = Found([], [], [])
+    seen: set[Path] = set()
+    for item in paths:
+        p = Path(item)
+        if p.is_dir():
+            before = len(found.sources)
+            if p.resolve().name == "etc":
+                _probe(p, item, "etc/", found, seen)
+            elif (p / "etc").is_dir():
+                _probe(p, item, "", found, seen)
+            else:
+                _walk(p, item, found, seen)
+            if len(found.sources) == before and not any(u.file.startswith(item) for u in found.unreadable):
+                found.unreadable.append(
+                    Unreadable(item, "no runtime registry config found in this directory",
+                               "point doctor at a node root, its /etc, a rendered rootfs/, or name the files; it looks for " + ", ".join(KNOWN_PATHS))
+                )
+            continue
+        kind = forced_kind or classify(p.as_posix())
+        src = _read(p, item, kind, found, explicit=True)
+        if src is not None and src.real not in seen:
+            seen.add(src.real)
+            found.sources.append(src)
+    return found
+
+
+def _read(path: Path, shown: str, kind: str | None, found: Found, *, explicit: bool) -> Source | None:
+    try:
+        st = path.stat()
+        data = path.read_bytes()
+    except FileNotFoundError:
+        found.unreadable.append(Unreadable(shown, "no such file or directory"))
+        return None
+    except PermissionError:
+        found.unreadable.append(Unreadable(shown, "permission denied", "run doctor as root (sudo regauth doctor ...): these files hold credentials and are root-only"))
+        return None
+    except IsADirectoryError:
+        found.unreadable.append(Unreadable(shown, "is a directory"))
+        return None
+    except OSError as exc:
+        found.unreadable.append(Unreadable(shown, exc.strerror or "cannot read"))
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        found.unreadable.append(Unreadable(shown, "not UTF-8 text", "name a runtime config file (TOML, YAML or JSON)"))
+        return None
+    text = text.removeprefix("\ufeff")
+    if kind is None and explicit:
+        kind = sniff(path, text)
+    if kind not in KINDS:
+        found.unreadable.append(
+            Unreadable(shown, "not a config doctor knows", f"name it like its place on a node ({', '.join(KNOWN_PATHS[:4])}, ...) or pass --as KIND")
+        )
+        return None
+    return Source(shown, path, kind, text, st.st_mode, containerd_root(path) if kind == "containerd" else None)
+
+
+def _probe(base: Path, shown_base: str, under: str, found: Found, seen: set[Path]) -> None:
+    """Check the known node locations below ``base`` (a node root, or its etc/ when ``under`` is "etc/")."""
+    for kind, pattern in NODE_GLOBS:
+        if not pattern.startswith(under):
+            continue
+        rel_pattern = pattern[len(under) :]
+        for match in sorted(glob.glob(os.path.join(glob.escape(str(base)), rel_pattern))):
+            path = Path(match)
+            if not path.is_file() or path.resolve() in seen:
+                continue
+            rel = path.relative_to(base).as_posix()
+            src = _read(path, os.path.join(shown_base, rel), kind, found, explicit=False)
+            if src is not None:
+                seen.add(path.resolve())
+                found.sources.append(src)
+
+
+def _walk(top: Path, shown_top: str, found: Found, seen: set[Path]) -> None:
+    """Any other directory: recognise configs by how their paths end."""
+    count = 0
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+        rel_dir = Path(dirpath).relative_to(top).as_posix()
+        rel_dir = "" if rel_dir == "." else rel_dir
+        keep = []
+        for d in sorted(dirnames):
+            rel = f"{rel_dir}/{d}" if rel_dir else d
+            if d in _SKIP_ANYWHERE or (not rel_dir and d in _SKIP_AT_TOP):
+                continue
+            if any(rel == s or rel.endswith("/" + s) for s in _SKIP_PATHS):
+                continue
+            keep.append(d)
+        dirnames[:] = keep
+        for name in sorted(filenames):
+            count += 1
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            kind = classify(rel) or (classify(f"{top.resolve().name}/{rel}") if top.resolve().name else None)
+            if kind is None:
+                continue
+            path = Path(dirpath) / name
+            if path.is_symlink() and not path.exists():
+                continue
+            src = _read(path, os.path.join(shown_top, rel), kind, found, explicit=False)
+            if src is not None and path.resolve() not in seen:
+                seen.add(path.resolve())
+                found.sources.append(src)
+        if count > MAX_ENTRIES:
+            found.notes.append(f"{shown_top}: stopped after {MAX_ENTRIES} files; name a smaller directory (e.g. /etc) for a complete check")
+            return
+
+
+def follow_imports(found: Found) -> None:
+    """Add the files a containerd config pulls in with ``imports = [...]`` (globs allowed).
+
+    They are part of the effective config: on containerd 1.x an imported file replaces
+    whole plugin tables, so credentials in a drop-in matter as much as the main file.
+    """
+    import tomllib
+
+    seen = {s.real.resolve() for s in found.sources}
+    queue = [s for s in found.sources if s.kind == "containerd" and s.root is not None]
+    while queue:
+        src = queue.pop(0)
+        try:
+            imports = tomllib.loads(src.text).get("imports")
+        except tomllib.TOMLDecodeError:
+            continue
+        if not isinstance(imports, list):
+            continue
+        for item in imports:
+            if not isinstance(item, str) or not item:
+                continue
+            assert src.root is not None
+            base = src.root / item.lstrip("/") if item.startswith("/") else src.real.parent / item
+            for match in sorted(glob.glob(str(base))):
+                real = Path(match)
+                if real.resolve() in seen or not real.is_file():
+                    continue
+                seen.add(real.resolve())
+                new = _read(real, _shown_under(src, real), "containerd", found, explicit=False)
+                if new is not None:
+                    found.sources.append(new)
+                    queue.append(new)
+
+
+def _shown_under(importer: Source, path: Path) -> str:
+    """``path`` spelled relative to how the importing file was shown (same root prefix)."""
+    assert importer.root is not None
+    root = importer.root.resolve()
+    try:
+        rel_importer = importer.real.resolve().relative_to(root).as_posix()
+        rel = path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+    if importer.shown.endswith(rel_importer):
+        return importer.shown[: len(importer.shown) - len(rel_importer)] + rel
+    return str(path)

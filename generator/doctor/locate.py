@@ -1,0 +1,152 @@
+"""Line numbers for keys in TOML and JSON files.
+
+``tomllib`` and ``json`` give values but forget where they came from, and tomlkit
+keeps positions poorly, so doctor parses values with the standard parsers and finds
+lines by scanning the text.  The TOML scanner reuses the apply script's key parser
+(``regauth-apply`` ships stdlib-only TOML header scanning that tracks all four string
+kinds, comments and brackets), so ``[`` inside strings or arrays is never taken for
+a header.  Scanning runs only on text the real parser already accepted.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from dataclasses import dataclass, field
+
+from generator import applyscript
+
+KeyPath = tuple[str, ...]
+
+
+@dataclass
+class Positions:
+    """``key path -> 1-based line`` for one file, with fallbacks to parents."""
+
+    lines: dict[KeyPath, int] = field(default_factory=dict)
+
+    def line(self, path: KeyPath) -> int:
+        """Line of ``path``, else of its closest located parent, else 0."""
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return 0
+
+    def first_line(self, prefix: KeyPath) -> int:
+        """Smallest line of any located key at or under ``prefix`` (0 if none)."""
+        found = [line for path, line in self.lines.items() if path[: len(prefix)] == prefix]
+        return min(found) if found else self.line(prefix)
+
+
+class _Lines:
+    def __init__(self, text: str) -> None:
+        self._starts = [i + 1 for i, ch in enumerate(text) if ch == "\n"]
+
+    def of(self, offset: int) -> int:
+        return bisect.bisect_right(self._starts, offset) + 1
+
+
+def toml_positions(text: str) -> Positions:
+    """Lines of every ``[table]`` header and every ``key = value`` line (dotted keys
+    expanded), as full key paths.  Keys inside inline tables fall back to their parent."""
+    apply = applyscript.module()
+    lines = _Lines(text)
+    out = Positions()
+    i, n, depth, line_start, current = 0, len(text), 0, True, ()
+    try:
+        while i < n:
+            if line_start and depth == 0:
+                j = i
+                while j < n and text[j] in " \t":
+                    j += 1
+                if j < n and text[j] == "[":
+                    is_array = text.startswith("[[", j)
+                    path, end = apply._parse_key(text, j + (2 if is_array else 1), "]]" if is_array else "]")
+                    current = path
+                    for k in range(1, len(path) + 1):  # implicit parents start here too
+                        out.lines.setdefault(path[:k], lines.of(j))
+                    i, line_start = end, False
+                    continue
+                if j < n and text[j] not in "#\r\n":
+                    path, end = apply._parse_key(text, j, "=")
+                    for k in range(1, len(path) + 1):
+                        out.lines.setdefault(current + path[:k], lines.of(j))
+                    i, line_start = end, False
+                    continue
+            line_start = False
+            ch = text[i]
+            if ch == "#":
+                nl = text.find("\n", i)
+                i = n if nl < 0 else nl
+                continue
+            if ch in "\"'":
+                i = apply._skip_string(text, i)
+                continue
+            if ch in "[{":
+                depth += 1
+            elif ch in "]}":
+                depth -= 1
+            elif ch == "\n":
+                line_start = True
+            i += 1
+    except (apply.ApplyError, IndexError, ValueError):
+        pass  # positions are best effort; what was found so far still helps
+    return out
+
+
+def json_positions(text: str) -> Positions:
+    """Lines of every object key (full path) in a JSON document ``json`` accepted."""
+    lines = _Lines(text)
+    out = Positions()
+    decoder = json.JSONDecoder()
+    ws = " \t\r\n"
+
+    def skip(i: int) -> int:
+        while i < len(text) and text[i] in ws:
+            i += 1
+        return i
+
+    def value(i: int, path: KeyPath) -> int:
+        i = skip(i)
+        if text[i] == "{":
+            i = skip(i + 1)
+            if text[i] == "}":
+                return i + 1
+            while True:
+                i = skip(i)
+                key, end = json.decoder.scanstring(text, i + 1)  # type: ignore[attr-defined]
+                out.lines.setdefault(path + (key,), lines.of(i))
+                i = skip(end)
+                i = value(i + 1, path + (key,))  # past the ':'
+                i = skip(i)
+                if text[i] == ",":
+                    i += 1
+                    continue
+                return i + 1  # '}'
+        if text[i] == "[":
+            i = skip(i + 1)
+            if text[i] == "]":
+                return i + 1
+            index = 0
+            while True:
+                i = skip(value(i, path + (str(index),)))
+                index += 1
+                if text[i] == ",":
+                    i += 1
+                    continue
+                return i + 1
+        _, end = decoder.raw_decode(text, i)
+        return end
+
+    try:
+        value(0, ())
+    except (ValueError, IndexError, RecursionError):
+        pass
+    return out
+
+
+def toml_path_text(path: KeyPath) -> str:
+    """A key path spelled as TOML, e.g. ``plugins."io.containerd.grpc.v1.cri".registry``."""
+    apply = applyscript.module()
+    return ".".join(apply.toml_key(k) for k in path)

@@ -1,0 +1,113 @@
+"""``tls:`` files of a registry: a private CA and/or a client certificate + key.
+
+Read at render time and checked with the ``cryptography`` library (imported only
+when a profile has ``tls``), so a wrong file is an exit-2 problem on the build
+machine, not a pull failure on a node.  The CA and client certificate are public;
+the client key is a secret: same rules as a file secret (0600, not a symlink).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from generator.errors import Problem
+from generator.profile.model import SecretSpec, TlsSpec
+from generator.secrets.file import read_file_secret
+from generator.secrets.value import SecretValue
+
+MAX_PEM_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class TlsMaterial:
+    ca: bytes | None = None  # PEM, one or more certificates
+    cert: bytes | None = None  # PEM client certificate
+    key: SecretValue | None = field(default=None, repr=False)  # PEM client key
+
+
+def _where(spec: TlsSpec, key: str) -> dict[str, object]:
+    return dict(file=spec.at.file, line=spec.at.line, col=spec.at.col, path=f"{spec.at.path}.{key}")
+
+
+def _read_public(spec: TlsSpec, key: str, path: Path) -> bytes | Problem:
+    where = _where(spec, key)
+    try:
+        if not path.is_file():
+            return Problem(message=f"{key} {path} does not exist or is not a file", fix=f"point {key}: at the PEM file", **where)  # type: ignore[arg-type]
+        if path.stat().st_size > MAX_PEM_BYTES:
+            return Problem(message=f"{key} {path} is larger than {MAX_PEM_BYTES // 1024} KiB; is it really a certificate?", fix=f"point {key}: at the PEM file", **where)  # type: ignore[arg-type]
+        return path.read_bytes()
+    except OSError as exc:
+        return Problem(message=f"cannot read {key} {path}: {exc.strerror}", fix="check the file's permissions", **where)  # type: ignore[arg-type]
+
+
+def _certificates(data: bytes, spec: TlsSpec, key: str) -> list | Problem:
+    from cryptography import x509
+
+    where = _where(spec, key)
+    try:
+        certs = x509.load_pem_x509_certificates(data)
+    except ValueError:
+        return Problem(message=f"{key} is not a PEM certificate", fix="give the file that starts with -----BEGIN CERTIFICATE----- (convert DER with: openssl x509 -inform der -in F -out F.pem)", **where)  # type: ignore[arg-type]
+    if b"PRIVATE KEY" in data:
+        return Problem(message=f"{key} also holds a private key, which would be shipped as a public file", fix="keep only the certificate(s) in it; a client key goes in key_file:", **where)  # type: ignore[arg-type]
+    return certs
+
+
+def read_tls(spec: TlsSpec) -> tuple[TlsMaterial | None, list[Problem]]:
+    """Read and check the files of one ``tls:`` block; all problems at once."""
+    problems: list[Problem] = []
+    ca = cert = None
+    key: SecretValue | None = None
+    if spec.ca_file is not None:
+        data = _read_public(spec, "ca_file", spec.ca_file)
+        if isinstance(data, Problem):
+            problems.append(data)
+        else:
+            found = _certificates(data, spec, "ca_file")
+            if isinstance(found, Problem):
+                problems.append(found)
+            else:
+                ca = data
+    cert_obj = None
+    if spec.cert_file is not None:
+        data = _read_public(spec, "cert_file", spec.cert_file)
+        if isinstance(data, Problem):
+            problems.append(data)
+        else:
+            found = _certificates(data, spec, "cert_file")
+            if isinstance(found, Problem):
+                problems.append(found)
+            else:
+                cert, cert_obj = data, found[0]
+    if spec.key_file is not None:
+        value = read_file_secret(SecretSpec(name="tls", source="file", at=spec.at, path=spec.key_file))
+        if isinstance(value, Problem):
+            problems.append(replace(value, message=value.message.replace("secret file", "key_file"), path=f"{spec.at.path}.key_file"))
+        else:
+            problem = _check_key(value, cert_obj, spec)
+            if problem:
+                problems.append(problem)
+            else:
+                key = value
+    if problems:
+        return None, problems
+    return TlsMaterial(ca=ca, cert=cert, key=key), []
+
+
+def _check_key(value: SecretValue, cert: object, spec: TlsSpec) -> Problem | None:
+    from cryptography.hazmat.primitives import serialization
+
+    where = _where(spec, "key_file")
+    try:
+        private = serialization.load_pem_private_key(value.reveal(), password=None)
+    except TypeError:
+        return Problem(message="key_file is encrypted; runtimes read client keys without a passphrase", fix="decrypt it: openssl pkey -in KEY -out KEY.plain (keep it 0600)", **where)  # type: ignore[arg-type]
+    except ValueError:
+        return Problem(message="key_file is not a PEM private key", fix="give the file that starts with -----BEGIN PRIVATE KEY-----", **where)  # type: ignore[arg-type]
+    if cert is not None:
+        pem = serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        if private.public_key().public_bytes(*pem) != cert.public_key().public_bytes(*pem):  # type: ignore[attr-defined]
+            return Problem(message="key_file does not belong to cert_file (their public keys differ)", fix="give the key the client certificate was issued for", **where)  # type: ignore[arg-type]
+    return None

@@ -1,0 +1,230 @@
+"""kubelet: node-wide ``/var/lib/kubelet/config.json`` and/or a CredentialProviderConfig.
+
+config.json: kubelet looks credentials up itself (its keyring re-reads the file
+when its 5-minute cache expires: no restart) and sends them over CRI, where they
+override the runtime's own config.  Unlike containerd, kubelet matches keys as
+globs, one DNS label per ``*`` (``*-docker.pkg.dev`` covers europe-docker.pkg.dev
+and us-docker.pkg.dev, not ``*.pkg.dev``).  A profile says so explicitly, per
+target, because only kubelet understands it::
+
+    kubelet:
+      match: {"*-docker.pkg.dev": europe-docker.pkg.dev}   # glob -> whose credentials
+
+Registry hosts stay exact (every other target needs them so).
+
+credential_provider (``type: gcp``): a kubelet.config.k8s.io/v1
+CredentialProviderConfig for Google's ``auth-provider-gcp`` (cloud-provider-gcp),
+the config GKE nodes use.  It stores no key at all: the plugin gets a token for the
+VM's service account from the metadata server.  regauth writes the config; the
+binary must be in ``bin_dir`` and kubelet must run with
+``--image-credential-provider-config`` and ``--image-credential-provider-bin-dir``
+(the apply step checks the binary and prints both flags).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from generator.profile.checker import Checker, kind_of
+from generator.profile.model import Registry
+from generator.secrets.resolve import Credential
+from generator.targets import common
+from generator.targets.base import NodeFile, Step
+
+UNITS = ("kubelet.service",)
+OPTION_KEYS = ("config_json", "match", "credential_provider", "restart", "if_missing")
+REQUIRED_KEYS: tuple[str, ...] = ()
+EXAMPLE = 'kubelet:\n  match: {"*-docker.pkg.dev": europe-docker.pkg.dev}'
+CONFIG_JSON = "/var/lib/kubelet/config.json"
+PROVIDER_KEYS = ("type", "config", "bin_dir", "match_images", "cache_duration")
+PROVIDER_TYPES = ("gcp",)
+PROVIDER_CONFIG = "/etc/kubernetes/credential-provider-config.yaml"
+PROVIDER_BIN_DIR = "/usr/local/bin"
+GCP_PROVIDER = "auth-provider-gcp"
+# What GKE nodes use (kubernetes cluster/gce configure.sh, configure-auth-provider-gcp).
+GCP_MATCH_IMAGES = ("container.cloud.google.com", "gcr.io", "*.gcr.io", "*.pkg.dev")
+GCP_ARGS = ("get-credentials", "--v=3")
+DOCKER_HUB_HOST = "registry-1.docker.io"
+HUB_KEY = "https://index.docker.io/v1/"
+# kubelet matchImages / config.json key: glob labels, optional port, optional path (no glob there).
+_LABEL = r"[a-z0-9*]([a-z0-9*-]*[a-z0-9*])?"
+MATCH_RE = re.compile(rf"^{_LABEL}(\.{_LABEL})*(:[0-9]{{1,5}})?(/[A-Za-z0-9._/-]+)?$")
+_DURATION_RE = re.compile(r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$")
+
+
+@dataclass(frozen=True)
+class Provider:
+    type: str = "gcp"
+    config: str = PROVIDER_CONFIG
+    bin_dir: str = PROVIDER_BIN_DIR
+    match_images: tuple[str, ...] = GCP_MATCH_IMAGES
+    cache_duration: str = "1m"
+
+    def entry(self) -> dict[str, Any]:
+        return {
+            "name": GCP_PROVIDER,
+            "apiVersion": "credentialprovider.kubelet.k8s.io/v1",
+            "matchImages": list(self.match_images),
+            "defaultCacheDuration": self.cache_duration,
+            "args": list(GCP_ARGS),
+        }
+
+
+@dataclass(frozen=True)
+class KubeletTarget:
+    config_json: str | None = CONFIG_JSON
+    match: dict[str, str] = field(default_factory=dict)  # glob -> registry host
+    provider: Provider | None = None
+    restart: str = "never"
+    if_missing: str = "write"
+
+
+def _match_problem(pattern: object) -> str | None:
+    if not isinstance(pattern, str) or not pattern:
+        return f"a pattern must be a non-empty string, not {kind_of(pattern)}"
+    if "://" in pattern:
+        return f"'{pattern}' has a scheme; kubelet patterns are host[:port][/path]"
+    if not MATCH_RE.match(pattern):
+        return f"'{pattern}' is not a kubelet image pattern (globs only in host labels, one label per '*')"
+    return None
+
+
+def parse(c: Checker, m: dict, p: tuple) -> KubeletTarget | None:
+    config_json: str | None = CONFIG_JSON
+    if "config_json" in m:
+        if m["config_json"] is False:
+            config_json = None
+        else:
+            config_json = common.path_option(c, m, p, "config_json", CONFIG_JSON)
+    match: dict[str, str] = {}
+    if "match" in m:
+        raw = c.mapping(m["match"], p + ("match",), "match", 'match:\n  "*-docker.pkg.dev": europe-docker.pkg.dev')
+        for pattern, host in (raw or {}).items():
+            problem = _match_problem(pattern)
+            if problem:
+                c.add(p + ("match", pattern), problem, 'write e.g. "*-docker.pkg.dev": europe-docker.pkg.dev', key=True)
+            elif not isinstance(host, str):
+                c.add(p + ("match", pattern), f"the value must be a registry host from registries:, not {kind_of(host)}", f'write "{pattern}": europe-docker.pkg.dev')
+            else:
+                match[pattern] = host
+    provider = _parse_provider(c, m["credential_provider"], p + ("credential_provider",)) if "credential_provider" in m else None
+    restart = c.choice(m, "restart", p, common.RESTART_MODES, "never")
+    if_missing = common.if_missing_option(c, m, p)
+    if config_json is None and provider is None:
+        c.add(p, "config_json is off and there is no credential_provider: this target would do nothing", "remove config_json: false, or add credential_provider: {type: gcp}")
+    return KubeletTarget(config_json=config_json, match=match, provider=provider, restart=restart, if_missing=if_missing)
+
+
+def _parse_provider(c: Checker, value: Any, p: tuple) -> Provider | None:
+    m = c.mapping(value, p, "credential_provider", "credential_provider:\n  type: gcp")
+    if m is None:
+        return None
+    c.keys(m, PROVIDER_KEYS, p, required=("type",))
+    kind = c.choice(m, "type", p, PROVIDER_TYPES, "gcp")
+    config = common.path_option(c, m, p, "config", PROVIDER_CONFIG)
+    bin_dir = common.path_option(c, m, p, "bin_dir", PROVIDER_BIN_DIR)
+    images = GCP_MATCH_IMAGES
+    if "match_images" in m:
+        raw = m["match_images"]
+        if not isinstance(raw, list) or not raw:
+            c.add(p + ("match_images",), f"match_images must be a non-empty list, not {kind_of(raw)}", "write match_images: [\"*.pkg.dev\", \"gcr.io\", \"*.gcr.io\"]")
+        else:
+            for i, item in enumerate(raw):
+                problem = _match_problem(item)
+                if problem:
+                    c.add(p + ("match_images", i), problem, 'write e.g. "*.pkg.dev"')
+            images = tuple(str(x) for x in raw)
+    duration = m.get("cache_duration", "1m")
+    if not isinstance(duration, str) or not _DURATION_RE.match(duration):
+        c.add(p + ("cache_duration",), f"'{duration}' is not a duration kubelet reads", "write cache_duration: 1m (Go duration: 30s, 1m, 1h)")
+        duration = "1m"
+    return Provider(type=kind, config=config, bin_dir=bin_dir, match_images=images, cache_duration=duration)
+
+
+def needs_registries(target: KubeletTarget) -> bool:
+    """A credential provider alone stores no credentials, so it needs no registries."""
+    return target.provider is None
+
+
+def check(c: Checker, target: KubeletTarget, registries: list[Registry], p: tuple) -> None:
+    hosts = {r.host for r in registries}
+    for pattern, host in target.match.items():
+        if host not in hosts:
+            c.add(p + ("match", pattern), f"'{host}' is not a host under registries:", "name one of: " + (", ".join(sorted(hosts)) or "(no registries yet)"))
+    if target.match and target.config_json is None:
+        c.add(p + ("match",), "match needs config_json (the globs are keys of that file)", "remove config_json: false, or remove match")
+
+
+def schema() -> dict[str, Any]:
+    pattern = {"type": "string", "pattern": MATCH_RE.pattern}
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "config_json": {
+                "oneOf": [{"type": "string"}, {"const": False}],
+                "default": CONFIG_JSON,
+                "description": "kubelet's node-wide config.json (auths), or false to write none.",
+            },
+            "match": {
+                "type": "object",
+                "propertyNames": pattern,
+                "additionalProperties": {"type": "string"},
+                "description": "Extra config.json keys, kubelet globs only (one label per '*'), each -> the registry host whose credentials it gets.",
+            },
+            "credential_provider": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["type"],
+                "properties": {
+                    "type": {"enum": list(PROVIDER_TYPES), "description": "gcp: Google's auth-provider-gcp (no stored key)."},
+                    "config": {"type": "string", "default": PROVIDER_CONFIG},
+                    "bin_dir": {"type": "string", "default": PROVIDER_BIN_DIR},
+                    "match_images": {"type": "array", "minItems": 1, "items": pattern, "default": list(GCP_MATCH_IMAGES)},
+                    "cache_duration": {"type": "string", "pattern": _DURATION_RE.pattern, "default": "1m"},
+                },
+            },
+            "restart": common.restart_schema("never"),
+            "if_missing": common.if_missing_schema(),
+        },
+    }
+
+
+def plan_step(target: KubeletTarget, creds: list[Credential]) -> Step:
+    globs: dict[str, list[str]] = {}
+    for pattern, host in target.match.items():
+        globs.setdefault(host, []).append(pattern)
+
+    def keys(host: str) -> list[str]:
+        return [HUB_KEY if host == DOCKER_HUB_HOST else host, *sorted(globs.get(host, []))]
+
+    spec: dict[str, Any] = {
+        "kind": "kubelet",
+        "runtime": "kubelet",
+        "config_json": target.config_json,
+        "restart": target.restart,
+        "if_missing": target.if_missing,
+        "detect": {"binaries": ["kubelet"]},
+        "registries": common.registry_entries(creds, keys) if target.config_json else [],
+    }
+    parts = []
+    if target.config_json and creds:
+        parts.append(f"auth for {common.hosts_summary(creds)} in {target.config_json}")
+    if target.provider is not None:
+        spec["provider"] = {"config": target.provider.config, "bin_dir": target.provider.bin_dir, "entry": target.provider.entry()}
+        parts.append(
+            f"{GCP_PROVIDER} CredentialProviderConfig in {target.provider.config} (needs {target.provider.bin_dir}/{GCP_PROVIDER} and kubelet flags "
+            f"--image-credential-provider-config={target.provider.config} --image-credential-provider-bin-dir={target.provider.bin_dir})"
+        )
+    return Step(
+        kind="kubelet",
+        spec=spec,
+        summary="kubelet: " + "; ".join(parts),
+        holds_secret=common.holds_secret(creds) and bool(target.config_json),
+    )
+
+
+def preview(step: Step) -> list[NodeFile]:
+    return common.preview_files(step, "written by regauth-apply on the node (shown as on a node with none of these files)")
