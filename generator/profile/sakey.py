@@ -53,7 +53,9 @@ def _check_key(raw: bytes) -> list[KeyFinding]:
         hint = ""
         if "Invalid control character" in exc.msg:
             hint = " (a real newline inside a JSON string: its \\n escapes were turned into newlines, e.g. by pasting into a double-quoted TOML/YAML string)"
-        return [KeyFinding(f"the key is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}{hint}", _FIX_REDOWNLOAD)]
+        # json's msg for control characters already ends in "at" ("Invalid control character at").
+        what = exc.msg.removesuffix(" at")
+        return [KeyFinding(f"the key is not valid JSON: {what} at line {exc.lineno} column {exc.colno}{hint}", _FIX_REDOWNLOAD)]
     if not isinstance(info, dict):
         return [KeyFinding("the key JSON must be an object", _FIX_REDOWNLOAD)]
     findings: list[KeyFinding] = []
