@@ -45,9 +45,14 @@ def script_for(kinds: frozenset[str]) -> bytes:
     node needs none of the YAML/JSON mergers.  Sections are marked in the one source
     file, so previews and tests still exercise the same code (``module()`` loads it all).
     """
+    return prune(script_bytes(), kinds)
+
+
+def prune(script: bytes, kinds: frozenset[str]) -> bytes:
+    """Drop the marked sections none of ``kinds`` uses (pure: same input, same bytes)."""
     out: list[str] = []
     keep = True
-    for line in script_bytes().decode("utf-8").splitlines(keepends=True):
+    for line in script.decode("utf-8").splitlines(keepends=True):
         if line.startswith(SECTION):
             keep = bool(kinds & set(line[len(SECTION):].strip().rstrip("-").split()))
         elif line.startswith(SECTION_END):
