@@ -10,13 +10,8 @@ auth file is read per pull.  Shared rules: :mod:`generator.targets.authfile`.
 
 from __future__ import annotations
 
-from typing import Any
-
-from generator.profile.checker import Checker
-from generator.profile.model import Registry
-from generator.secrets.resolve import Credential
 from generator.targets import authfile
-from generator.targets.base import NodeFile, Step
+from generator.targets.base import SharedKind
 
 FLAVOR = authfile.Flavor(
     name="crio",
@@ -31,27 +26,11 @@ FLAVOR = authfile.Flavor(
     mirrors=True,
     option_keys=("auth_file", "certs_dir", "dropin", "registries_conf", "restart", "if_missing"),
 )
-UNITS = ("crio.service",)
-OPTION_KEYS = FLAVOR.option_keys
-REQUIRED_KEYS: tuple[str, ...] = ()
-EXAMPLE = "crio:\n  auth_file: /etc/containers/auth.json"
-
-
-def parse(c: Checker, m: dict, p: tuple) -> authfile.AuthFileTarget:
-    return authfile.parse(FLAVOR, c, m, p)
-
-
-def check(c: Checker, target: authfile.AuthFileTarget, registries: list[Registry], p: tuple) -> None:
-    authfile.check(FLAVOR, c, target, registries, p)
-
-
-def schema() -> dict[str, Any]:
-    return authfile.schema(FLAVOR)
-
-
-def plan_step(target: authfile.AuthFileTarget, creds: list[Credential]) -> Step:
-    return authfile.plan_step(FLAVOR, target, creds)
-
-
-def preview(step: Step) -> list[NodeFile]:
-    return authfile.preview(step)
+TARGET = SharedKind(
+    authfile,
+    FLAVOR,
+    UNITS=("crio.service",),
+    EXAMPLE="crio:\n  auth_file: /etc/containers/auth.json",
+    OPTION_KEYS=FLAVOR.option_keys,
+    REQUIRED_KEYS=(),
+)

@@ -9,13 +9,8 @@ gets a warning and the mirror host's own credentials.  Shared rules:
 
 from __future__ import annotations
 
-from typing import Any
-
-from generator.profile.checker import Checker
-from generator.profile.model import Registry
-from generator.secrets.resolve import Credential
 from generator.targets import authfile
-from generator.targets.base import NodeFile, Step
+from generator.targets.base import SharedKind
 
 FLAVOR = authfile.Flavor(
     name="docker",
@@ -26,27 +21,11 @@ FLAVOR = authfile.Flavor(
     helpers_conflict="docker",
     binaries=("docker", "dockerd"),
 )
-UNITS = ("docker.service",)
-OPTION_KEYS = FLAVOR.option_keys
-REQUIRED_KEYS: tuple[str, ...] = ()
-EXAMPLE = "docker:\n  auth_file: /root/.docker/config.json"
-
-
-def parse(c: Checker, m: dict, p: tuple) -> authfile.AuthFileTarget:
-    return authfile.parse(FLAVOR, c, m, p)
-
-
-def check(c: Checker, target: authfile.AuthFileTarget, registries: list[Registry], p: tuple) -> None:
-    authfile.check(FLAVOR, c, target, registries, p)
-
-
-def schema() -> dict[str, Any]:
-    return authfile.schema(FLAVOR)
-
-
-def plan_step(target: authfile.AuthFileTarget, creds: list[Credential]) -> Step:
-    return authfile.plan_step(FLAVOR, target, creds)
-
-
-def preview(step: Step) -> list[NodeFile]:
-    return authfile.preview(step)
+TARGET = SharedKind(
+    authfile,
+    FLAVOR,
+    UNITS=("docker.service",),
+    EXAMPLE="docker:\n  auth_file: /root/.docker/config.json",
+    OPTION_KEYS=FLAVOR.option_keys,
+    REQUIRED_KEYS=(),
+)
