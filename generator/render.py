@@ -16,7 +16,7 @@ from generator.outputs.cloudinit import cloud_config
 from generator.outputs.userdata import multipart, package
 from generator.outputs.manifest import OutputFile, manifest
 from generator.outputs.packer import packer_output
-from generator.outputs.writer import commit, discard, stage_tree
+from generator.outputs.writer import commit_all, discard, stage_tree
 from generator.profile.load import check_profile
 from generator.profile.model import Profile
 from generator.secrets.resolve import Credential, SecretResolver
@@ -136,7 +136,7 @@ class Outcome:
 class _Job:
     out_dir: Path
     write: bool
-    merge_with: tuple[tuple[str, bytes], ...]
+    merge_with: tuple[tuple[str, bytes], ...] = field(repr=False)  # the user's user-data may hold secrets
 
 
 # The resolver is per run, but forked workers need it without pickling secrets
@@ -250,7 +250,6 @@ def render_all(
         if first_failure:
             raise RuntimeFailure(*first_failure)
         raise InvalidInput([p for o in failed for p in o.problems])
-    for outcome in outcomes:
-        if outcome.stage is not None:
-            commit(outcome.stage, out_dir / outcome.name)
+    # All or nothing for the fleet too: a failed swap puts back the ones already swapped.
+    commit_all([(o.stage, out_dir / o.name) for o in outcomes if o.stage is not None])
     return outcomes

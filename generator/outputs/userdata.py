@@ -17,7 +17,7 @@ import base64
 import gzip
 import hashlib
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -61,7 +61,7 @@ def _text_part(data: bytes, subtype: str) -> "MIMEText":
 
 @dataclass(frozen=True)
 class UserData:
-    raw: bytes  # what a NoCloud seed or an AWS user_data (raw) takes
+    raw: bytes = field(repr=False)  # what a NoCloud seed or an AWS user_data (raw) takes (credentials inside)
     compressed: bool
 
     @property

@@ -80,21 +80,66 @@ def stage_tree(target: Path, files: list[OutputFile]) -> Path:
 
 def commit(stage: Path, target: Path) -> None:
     """Put a staged tree in place of ``target`` (atomically where Linux allows)."""
-    parent = target.parent
+    commit_all([(stage, target)])
+
+
+def commit_all(pairs: list[tuple[Path, Path]]) -> None:
+    """Put every staged tree in place of its target: all of them, or (on failure) none.
+
+    Why two phases: a fleet render swaps many folders; if the third swap fails
+    (disk full, permissions), the first two must go back, or the fleet would be
+    half old, half new.  Previous trees are kept until every swap has succeeded.
+    """
+    done: list[tuple[Path, Path, Path | None]] = []  # (stage, target, where the previous tree went)
+    failed_at = pairs[0][1] if pairs else Path(".")
     try:
-        if target.exists() and not target.is_symlink() and _exchange(stage, target):
-            shutil.rmtree(stage)
-            return
-        if target.exists() or target.is_symlink():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=parent))
-            os.rename(target, old / "x")
-            os.rename(stage, target)
-            shutil.rmtree(old)
-        else:
-            os.rename(stage, target)
+        for stage, target in pairs:
+            failed_at = target
+            done.append((stage, target, _swap_in(stage, target)))
     except OSError as exc:
+        for stage, target, previous in reversed(done):
+            _swap_back(stage, target, previous)
+        for stage, _ in pairs:
+            discard(stage)
+        raise _write_failed(failed_at, exc) from None
+    for stage, _, previous in done:
+        if previous is not None:
+            shutil.rmtree(previous.parent if previous.name == "x" else previous, ignore_errors=True)
         discard(stage)
-        raise _write_failed(target, exc) from None
+
+
+def _swap_in(stage: Path, target: Path) -> Path | None:
+    """Move ``stage`` to ``target``; return where the previous ``target`` now is (None: there was none)."""
+    if target.exists() and not target.is_symlink() and _exchange(stage, target):
+        return stage  # the exchange left the previous tree at the staging path
+    if target.exists() or target.is_symlink():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent)) / "x"
+        os.rename(target, old)
+        try:
+            os.rename(stage, target)
+        except OSError:
+            os.rename(old, target)
+            shutil.rmtree(old.parent, ignore_errors=True)
+            raise
+        return old
+    os.rename(stage, target)
+    return None
+
+
+def _swap_back(stage: Path, target: Path, previous: Path | None) -> None:
+    """Undo :func:`_swap_in` (best effort: renames inside one folder)."""
+    try:
+        if previous == stage:
+            if not _exchange(stage, target):
+                raise OSError("cannot exchange back")
+        elif previous is not None:
+            os.rename(target, stage)
+            os.rename(previous, target)
+            shutil.rmtree(previous.parent, ignore_errors=True)
+        else:
+            os.rename(target, stage)
+    except OSError:
+        pass  # the error raised to the user says the write failed; nothing more we can do
 
 
 def discard(stage: Path) -> None:

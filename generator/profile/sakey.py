@@ -32,6 +32,9 @@ _FIX_REDOWNLOAD = (
 )
 
 
+_KNOWN_TYPES = ("authorized_user", "external_account", "external_account_authorized_user", "impersonated_service_account", "gdch_service_account")
+
+
 @lru_cache(maxsize=64)
 def check_service_account_key(raw: bytes) -> tuple[KeyFinding, ...]:
     return tuple(_check_key(raw))
@@ -60,9 +63,13 @@ def _check_key(raw: bytes) -> list[KeyFinding]:
         return [KeyFinding("the key JSON must be an object", _FIX_REDOWNLOAD)]
     findings: list[KeyFinding] = []
     if info.get("type") != "service_account":
+        # Name only the credential types we know: any other value is key content, and a
+        # pasted secret in the wrong field must not end up in a log.
+        kind = info.get("type")
+        shown = repr(kind) if kind in _KNOWN_TYPES else ("missing" if kind is None else "not a credential type")
         findings.append(
             KeyFinding(
-                f"the key's \"type\" is {info.get('type')!r}, not \"service_account\" (an OAuth client secret or ADC user credential won't authenticate to Artifact Registry)",
+                f"the key's \"type\" is {shown}, not \"service_account\" (an OAuth client secret or ADC user credential won't authenticate to Artifact Registry)",
                 _FIX_REDOWNLOAD,
             )
         )

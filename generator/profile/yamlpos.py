@@ -68,8 +68,23 @@ def load_yaml(text: str, filename: str) -> LoadedYaml:
                 )
             ],
         )
-    except yaml.YAMLError as exc:  # reader errors (bad encoding, control characters)
-        return LoadedYaml(None, problems=[Problem(filename, f"cannot read YAML: {exc}", "save the file as UTF-8 text")])
+    except yaml.reader.ReaderError as exc:  # a character YAML forbids (control characters, BOM inside)
+        before = text[: exc.position]
+        line, col = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
+        return LoadedYaml(
+            None,
+            problems=[
+                Problem(
+                    filename,
+                    f"YAML does not allow the character U+{exc.character:04X} here: {exc.reason}",
+                    "remove it, or write it as an escape inside a double-quoted string (e.g. \"\\x07\")",
+                    line=line,
+                    col=col,
+                )
+            ],
+        )
+    except yaml.YAMLError as exc:  # anything else PyYAML raises while reading
+        return LoadedYaml(None, problems=[Problem(filename, f"cannot read YAML: {type(exc).__name__}", "save the file as UTF-8 text", line=1, col=1)])
     result = LoadedYaml(None)
     if node is None:
         return result
@@ -92,6 +107,9 @@ def load_yaml(text: str, filename: str) -> LoadedYaml:
 MAX_NODES = 200_000
 
 
+_PLAIN_COLLECTION_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
+
+
 class _TooBig(Exception):
     pass
 
@@ -101,13 +119,34 @@ def _build(node: yaml.Node, path: Path, out: LoadedYaml, filename: str) -> Any:
     if out.nodes_built > MAX_NODES:
         raise _TooBig
     out.locs[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if not isinstance(node, yaml.ScalarNode) and node.tag not in _PLAIN_COLLECTION_TAGS:
+        # safe_load would refuse e.g. !!python/object/apply on a list; building it as a
+        # plain list would silently accept what the user (or an attacker) tagged.
+        out.problems.append(
+            Problem(
+                filename,
+                f"unsupported YAML value: tag {node.tag}",
+                "use plain strings, numbers, booleans, lists and mappings (no !tags)",
+                line=node.start_mark.line + 1,
+                col=node.start_mark.column + 1,
+                path=format_path(path),
+            )
+        )
+        return None
     if isinstance(node, yaml.MappingNode):
         mapping: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = _scalar(key_node, filename, out)
             if not isinstance(key, (str, int, float, bool)) or key is None:
                 out.problems.append(
-                    Problem(filename, "mapping keys must be plain names", line=key_node.start_mark.line + 1, col=key_node.start_mark.column + 1, path=format_path(path))
+                    Problem(
+                        filename,
+                        "mapping keys must be plain names",
+                        "write a name (quote it if it looks like a number, a list or a mapping)",
+                        line=key_node.start_mark.line + 1,
+                        col=key_node.start_mark.column + 1,
+                        path=format_path(path),
+                    )
                 )
                 continue
             key = str(key) if not isinstance(key, str) else key

@@ -25,6 +25,10 @@ def path_option(c: Checker, m: dict, p: tuple, key: str, default: str) -> str:
     value = c.string(m, key, p) or default
     if not value.startswith("/"):
         c.add(p + (key,), f"{key} must be an absolute path on the node", f"write {key}: {default}")
+    elif any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        # NUL cannot be in a path at all; other controls (a newline) are typos that would
+        # make a file nobody finds, and break the line-based logs and shell steps.
+        c.add(p + (key,), f"{key} contains a control character", f"write a plain path, e.g. {key}: {default}")
     return value
 
 
