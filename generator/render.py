@@ -38,20 +38,23 @@ class Rendered:
 
 def load_all(paths: list[Path]) -> tuple[list[Profile], list[Problem]]:
     """Validate every profile; return them with warnings, or raise with every error."""
+    return _collect([check_profile(path) for path in paths])
+
+
+def _collect(loaded: list[tuple[Profile | None, list[Problem]]]) -> tuple[list[Profile], list[Problem]]:
+    """Profiles that loaded, plus every problem, cross-profile ones (name clashes) included."""
+    problems: list[Problem] = [p for _, found in loaded for p in found]
     profiles: list[Profile] = []
-    problems: list[Problem] = []
     seen: dict[str, Path] = {}
-    for path in paths:
-        profile, found = check_profile(path)
-        problems.extend(found)
+    for profile, _ in loaded:
         if profile is None:
             continue
         if profile.name in seen:
             problems.append(
-                Problem(str(path), f"another profile is also named '{profile.name}' ({seen[profile.name]}); both would write out/{profile.name}/", "rename one of the files")
+                Problem(str(profile.file), f"another profile is also named '{profile.name}' ({seen[profile.name]}); both would write out/{profile.name}/", "rename one of the files")
             )
             continue
-        seen[profile.name] = path
+        seen[profile.name] = profile.file
         profiles.append(profile)
     if any(p.severity == "error" for p in problems):
         raise InvalidInput(problems)
@@ -139,17 +142,10 @@ class _Job:
     merge_with: tuple[tuple[str, bytes], ...] = field(repr=False)  # the user's user-data may hold secrets
 
 
-# The resolver is per run, but forked workers need it without pickling secrets
-# into arguments: it is set in the parent right before the pool forks, and
-# inherited copy-on-write.  Module state is read-only inside a run.
-_RUN_RESOLVER: SecretResolver | None = None
-
-
-def _render_one(job: _Job, profile: Profile) -> Outcome:
-    assert _RUN_RESOLVER is not None
+def _render_one(job: _Job, resolver: SecretResolver, profile: Profile) -> Outcome:
     outcome = Outcome(profile.name)
     try:
-        creds = _RUN_RESOLVER.credentials(profile)
+        creds = resolver.credentials(profile)
         rendered = render_profile(profile, creds, list(job.merge_with))
         outcome.warnings = list(rendered.warnings)
         files = with_manifest(rendered)
@@ -165,12 +161,28 @@ def _render_one(job: _Job, profile: Profile) -> Outcome:
     return outcome
 
 
-def _load_one(path: Path) -> tuple[Profile | None, list[Problem]]:
-    return check_profile(path)
+# Each worker process gets the run's resolver once, from the pool initializer.  With
+# the fork start method the initializer's arguments are inherited, never pickled, so
+# secrets (SecretValue refuses pickling) don't travel through pipes or arguments.
+_WORKER_RESOLVER: SecretResolver | None = None
 
 
-def _pool_map(fn, items: list, jobs: int, progress=None) -> list:  # type: ignore[no-untyped-def]
-    """Map in order; in a forked process pool when there is enough work for it to pay."""
+def _init_worker(resolver: SecretResolver) -> None:
+    global _WORKER_RESOLVER
+    _WORKER_RESOLVER = resolver
+
+
+def _render_in_worker(job: _Job, profile: Profile) -> Outcome:
+    assert _WORKER_RESOLVER is not None
+    return _render_one(job, _WORKER_RESOLVER, profile)
+
+
+def _pool_map(fn, items: list, jobs: int, progress=None, *, worker_fn=None, worker_init=None) -> list:  # type: ignore[no-untyped-def]
+    """Map in order; in a forked process pool when there is enough work for it to pay.
+
+    ``worker_fn`` (default ``fn``) runs in the pool, after ``worker_init`` (a
+    ``(initializer, args)`` pair) has set each worker up.
+    """
     if jobs <= 1 or len(items) < PARALLEL_THRESHOLD:
         out = []
         for item in items:
@@ -181,10 +193,12 @@ def _pool_map(fn, items: list, jobs: int, progress=None) -> list:  # type: ignor
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    initializer, initargs = worker_init or (None, ())
     chunk = max(1, min(64, len(items) // (jobs * 8)))
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=initializer, initargs=initargs) as pool:
         out = []
-        for result in pool.map(fn, items, chunksize=chunk):
+        for result in pool.map(worker_fn or fn, items, chunksize=chunk):
             out.append(result)
             if progress:
                 progress(1)
@@ -211,34 +225,25 @@ def render_all(
     progress=None,  # type: ignore[no-untyped-def]
 ) -> list[Outcome]:
     """Render every profile; all-or-nothing: any problem anywhere and nothing is written."""
-    global _RUN_RESOLVER
+    from functools import partial
+
     jobs = jobs or default_jobs()
-    loaded = _pool_map(_load_one, list(paths), jobs)
-    problems: list[Problem] = [p for _, found in loaded for p in found]
-    profiles = [profile for profile, _ in loaded if profile is not None]
-    seen: dict[str, Path] = {}
-    for profile in profiles:
-        if profile.name in seen:
-            problems.append(
-                Problem(str(profile.file), f"another profile is also named '{profile.name}' ({seen[profile.name]}); both would write out/{profile.name}/", "rename one of the files")
-            )
-        seen.setdefault(profile.name, profile.file)
-    if any(p.severity == "error" for p in problems):
-        raise InvalidInput(problems)
-    warnings = {}
+    profiles, problems = _collect(_pool_map(check_profile, list(paths), jobs))
+    warnings: dict[str, list[Problem]] = {}
     for p in problems:
         warnings.setdefault(p.file, []).append(p)
 
     resolver = SecretResolver(gsm_settings)
     resolver.prefetch_remote(profiles)  # Secret Manager: once per secret, concurrently, before forking
-    _RUN_RESOLVER = resolver
-    try:
-        from functools import partial
-
-        job = _Job(out_dir, write, tuple(merge_with or ()))
-        outcomes: list[Outcome] = _pool_map(partial(_render_one, job), profiles, jobs, progress)
-    finally:
-        _RUN_RESOLVER = None
+    job = _Job(out_dir, write, tuple(merge_with or ()))
+    outcomes: list[Outcome] = _pool_map(
+        partial(_render_one, job, resolver),
+        profiles,
+        jobs,
+        progress,
+        worker_fn=partial(_render_in_worker, job),
+        worker_init=(_init_worker, (resolver,)),
+    )
     for outcome, profile in zip(outcomes, profiles):
         outcome.warnings = warnings.get(str(profile.file), []) + outcome.warnings
     failed = [o for o in outcomes if o.problems or o.failure]
