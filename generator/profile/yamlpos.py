@@ -55,6 +55,10 @@ def load_yaml(text: str, filename: str) -> LoadedYaml:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
         what = exc.problem or str(exc)
+        if "maximum nesting depth" in what:
+            # libyaml's own limit; the pure-Python parser hits RecursionError instead
+            # (below).  Same message either way, whichever PyYAML build is installed.
+            return LoadedYaml(None, problems=[Problem(filename, "the document is nested too deeply", "flatten the structure", line=line, col=col)])
         return LoadedYaml(
             None,
             problems=[
