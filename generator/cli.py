@@ -159,7 +159,7 @@ def _print_plan(rendered) -> None:  # type: ignore[no-untyped-def]
 def cmd_validate(args: argparse.Namespace) -> int:
     import json
 
-    from generator.render import load_all
+    from generator.profile.collect import load_all
     from generator.secrets.resolve import SecretResolver
 
     paths = _profile_paths(args.profiles)

@@ -17,6 +17,7 @@ from generator.outputs.userdata import multipart, package
 from generator.outputs.manifest import OutputFile, manifest
 from generator.outputs.packer import packer_output
 from generator.outputs.writer import commit_all, discard, stage_tree
+from generator.profile.collect import collect as _collect
 from generator.profile.load import check_profile
 from generator.profile.model import Profile
 from generator.secrets.resolve import Credential, SecretResolver
@@ -34,31 +35,6 @@ class Rendered:
     @property
     def name(self) -> str:
         return self.profile.name
-
-
-def load_all(paths: list[Path]) -> tuple[list[Profile], list[Problem]]:
-    """Validate every profile; return them with warnings, or raise with every error."""
-    return _collect([check_profile(path) for path in paths])
-
-
-def _collect(loaded: list[tuple[Profile | None, list[Problem]]]) -> tuple[list[Profile], list[Problem]]:
-    """Profiles that loaded, plus every problem, cross-profile ones (name clashes) included."""
-    problems: list[Problem] = [p for _, found in loaded for p in found]
-    profiles: list[Profile] = []
-    seen: dict[str, Path] = {}
-    for profile, _ in loaded:
-        if profile is None:
-            continue
-        if profile.name in seen:
-            problems.append(
-                Problem(str(profile.file), f"another profile is also named '{profile.name}' ({seen[profile.name]}); both would write out/{profile.name}/", "rename one of the files")
-            )
-            continue
-        seen[profile.name] = profile.file
-        profiles.append(profile)
-    if any(p.severity == "error" for p in problems):
-        raise InvalidInput(problems)
-    return profiles, problems
 
 
 def plan_steps(profile: Profile, creds: list[Credential]) -> list[Step]:
@@ -193,6 +169,9 @@ def _pool_map(fn, items: list, jobs: int, progress=None, *, worker_fn=None, work
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    from generator.outputs.templating import preload
+
+    preload()  # workers inherit compiled templates instead of each compiling (and caching) them
     initializer, initargs = worker_init or (None, ())
     chunk = max(1, min(64, len(items) // (jobs * 8)))
     context = multiprocessing.get_context("fork")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
+import tempfile
 import sys
 import textwrap
 from dataclasses import dataclass
@@ -15,6 +18,12 @@ from tests.support.keys import key_file_bytes, service_account_key
 import tests.hypothesis_profiles  # noqa: F401,E402  (registers and loads the dev/ci/long profiles)
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# regauth caches compiled templates under $XDG_CACHE_HOME; tests keep that inside a
+# temp dir of their own (removed at exit) instead of the user's home.
+_CACHE_HOME = tempfile.mkdtemp(prefix="regauth-test-cache-")
+os.environ["XDG_CACHE_HOME"] = _CACHE_HOME
+atexit.register(shutil.rmtree, _CACHE_HOME, True)
 
 # Belt and braces: no test may let google.auth probe the metadata server.
 os.environ.setdefault("NO_GCE_CHECK", "true")

@@ -1,0 +1,38 @@
+"""Many profiles at once: load each, then the checks that span them (name clashes).
+
+Kept apart from :mod:`generator.render` so ``regauth validate`` and ``verify`` load
+profiles without importing the output stage (Jinja and friends).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from generator.errors import InvalidInput, Problem
+from generator.profile.load import check_profile
+from generator.profile.model import Profile
+
+
+def load_all(paths: list[Path]) -> tuple[list[Profile], list[Problem]]:
+    """Validate every profile; return them with warnings, or raise with every error."""
+    return collect([check_profile(path) for path in paths])
+
+
+def collect(loaded: list[tuple[Profile | None, list[Problem]]]) -> tuple[list[Profile], list[Problem]]:
+    """Profiles that loaded, plus every problem, cross-profile ones (name clashes) included."""
+    problems: list[Problem] = [p for _, found in loaded for p in found]
+    profiles: list[Profile] = []
+    seen: dict[str, Path] = {}
+    for profile, _ in loaded:
+        if profile is None:
+            continue
+        if profile.name in seen:
+            problems.append(
+                Problem(str(profile.file), f"another profile is also named '{profile.name}' ({seen[profile.name]}); both would write out/{profile.name}/", "rename one of the files")
+            )
+            continue
+        seen[profile.name] = profile.file
+        profiles.append(profile)
+    if any(p.severity == "error" for p in problems):
+        raise InvalidInput(problems)
+    return profiles, problems
