@@ -22,7 +22,6 @@ import argparse
 import json
 import math
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -43,6 +42,17 @@ def run(argv: list[str], **kw) -> float:
     started = time.perf_counter()
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, cwd=ROOT, **kw)
     return time.perf_counter() - started
+
+
+def run_with_peak(argv: list[str]) -> tuple[float, int]:
+    """Wall time and peak RSS (KiB) of one command (wait4 reports that child's own)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, cwd=ROOT)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise subprocess.CalledProcessError(proc.returncode, argv)
+    return time.perf_counter() - started, usage.ru_maxrss
 
 
 def interleaved(commands: dict[str, list[str]], repeats: int) -> dict[str, float]:
@@ -119,8 +129,9 @@ def fleet(sizes: list[int], repeats: int, tmp: Path) -> None:
         for _ in range(repeats):
             out = tmp / f"fleet{size}" / "out"
             shutil.rmtree(out, ignore_errors=True)
-            times.append(run([PY, "-m", "generator", "render", str(folder), "-o", str(out)]))
-            peak = max(peak, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+            seconds, rss = run_with_peak([PY, "-m", "generator", "render", str(folder), "-o", str(out)])
+            times.append(seconds)
+            peak = max(peak, rss)  # the parent's; each forked worker holds a copy-on-write share
             shutil.rmtree(tmp / f"fleet{size}" / "bare", ignore_errors=True)
             bares.append(bare_serialization(paths))
         per_size[size] = statistics.median(times)
