@@ -143,13 +143,14 @@ def _parse_key(text: str, i: int, stop: str) -> tuple[tuple[str, ...], int]:
         raise ApplyError("malformed TOML table header")
 
 
-def table_headers(text: str) -> list[tuple[int, tuple[str, ...]]]:
-    """Offsets and key paths of every ``[table]`` / ``[[array]]`` header line.
+def scan_toml(text: str, keys: bool = False):
+    """Yield ``("table", offset, path)`` for every ``[table]`` / ``[[array]]`` header line
+    and, with ``keys``, ``("key", offset, path)`` for every ``key = value`` line (dotted
+    keys as one path).  regauth's ``doctor`` uses the keys to point at lines.
 
     Tracks strings (all four kinds), comments and bracket depth so that a ``[``
     inside a multi-line string or array value is never taken for a header.
     """
-    headers: list[tuple[int, tuple[str, ...]]] = []
     i, n, depth, line_start = 0, len(text), 0, True
     while i < n:
         if line_start and depth == 0:
@@ -159,7 +160,13 @@ def table_headers(text: str) -> list[tuple[int, tuple[str, ...]]]:
             if j < n and text[j] == "[":
                 is_array = text.startswith("[[", j)
                 path, end = _parse_key(text, j + (2 if is_array else 1), "]]" if is_array else "]")
-                headers.append((i, path))
+                yield ("table", i, path)
+                i = end
+                line_start = False
+                continue
+            if keys and j < n and text[j] not in "#\r\n":
+                path, end = _parse_key(text, j, "=")
+                yield ("key", j, path)
                 i = end
                 line_start = False
                 continue
@@ -179,7 +186,11 @@ def table_headers(text: str) -> list[tuple[int, tuple[str, ...]]]:
         elif ch == "\n":
             line_start = True
         i += 1
-    return headers
+
+
+def table_headers(text: str) -> list[tuple[int, tuple[str, ...]]]:
+    """Offsets and key paths of every ``[table]`` / ``[[array]]`` header line."""
+    return [(offset, path) for _, offset, path in scan_toml(text)]
 
 
 def top_level_version(text: str, headers: list[tuple[int, tuple[str, ...]]]) -> int | None:

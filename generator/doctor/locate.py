@@ -53,43 +53,16 @@ def toml_positions(text: str) -> Positions:
     apply = applyscript.module()
     lines = _Lines(text)
     out = Positions()
-    i, n, depth, line_start, current = 0, len(text), 0, True, ()
+    current: KeyPath = ()
     try:
-        while i < n:
-            if line_start and depth == 0:
-                j = i
-                while j < n and text[j] in " \t":
-                    j += 1
-                if j < n and text[j] == "[":
-                    is_array = text.startswith("[[", j)
-                    path, end = apply._parse_key(text, j + (2 if is_array else 1), "]]" if is_array else "]")
-                    current = path
-                    for k in range(1, len(path) + 1):  # implicit parents start here too
-                        out.lines.setdefault(path[:k], lines.of(j))
-                    i, line_start = end, False
-                    continue
-                if j < n and text[j] not in "#\r\n":
-                    path, end = apply._parse_key(text, j, "=")
-                    for k in range(1, len(path) + 1):
-                        out.lines.setdefault(current + path[:k], lines.of(j))
-                    i, line_start = end, False
-                    continue
-            line_start = False
-            ch = text[i]
-            if ch == "#":
-                nl = text.find("\n", i)
-                i = n if nl < 0 else nl
-                continue
-            if ch in "\"'":
-                i = apply._skip_string(text, i)
-                continue
-            if ch in "[{":
-                depth += 1
-            elif ch in "]}":
-                depth -= 1
-            elif ch == "\n":
-                line_start = True
-            i += 1
+        for kind, offset, path in apply.scan_toml(text, keys=True):
+            if kind == "table":
+                current = path
+                for k in range(1, len(path) + 1):  # implicit parents start here too
+                    out.lines.setdefault(path[:k], lines.of(offset))
+            else:
+                for k in range(1, len(path) + 1):
+                    out.lines.setdefault(current + path[:k], lines.of(offset))
     except (apply.ApplyError, IndexError, ValueError):
         pass  # positions are best effort; what was found so far still helps
     return out
