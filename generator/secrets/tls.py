@@ -55,32 +55,33 @@ def _certificates(data: bytes, spec: TlsSpec, key: str) -> list | Problem:
     return certs
 
 
+def _certificate_file(spec: TlsSpec, key: str, path: Path) -> tuple[bytes, list] | Problem:
+    """A public PEM file's bytes and the certificates in it, or the one problem with it."""
+    data = _read_public(spec, key, path)
+    if isinstance(data, Problem):
+        return data
+    found = _certificates(data, spec, key)
+    return found if isinstance(found, Problem) else (data, found)
+
+
 def read_tls(spec: TlsSpec) -> tuple[TlsMaterial | None, list[Problem]]:
     """Read and check the files of one ``tls:`` block; all problems at once."""
     problems: list[Problem] = []
     ca = cert = None
     key: SecretValue | None = None
-    if spec.ca_file is not None:
-        data = _read_public(spec, "ca_file", spec.ca_file)
-        if isinstance(data, Problem):
-            problems.append(data)
-        else:
-            found = _certificates(data, spec, "ca_file")
-            if isinstance(found, Problem):
-                problems.append(found)
-            else:
-                ca = data
     cert_obj = None
-    if spec.cert_file is not None:
-        data = _read_public(spec, "cert_file", spec.cert_file)
-        if isinstance(data, Problem):
-            problems.append(data)
+    if spec.ca_file is not None:
+        found = _certificate_file(spec, "ca_file", spec.ca_file)
+        if isinstance(found, Problem):
+            problems.append(found)
         else:
-            found = _certificates(data, spec, "cert_file")
-            if isinstance(found, Problem):
-                problems.append(found)
-            else:
-                cert, cert_obj = data, found[0]
+            ca = found[0]
+    if spec.cert_file is not None:
+        found = _certificate_file(spec, "cert_file", spec.cert_file)
+        if isinstance(found, Problem):
+            problems.append(found)
+        else:
+            cert, cert_obj = found[0], found[1][0]
     if spec.key_file is not None:
         value = read_file_secret(SecretSpec(name="tls", source="file", at=spec.at, path=spec.key_file))
         if isinstance(value, Problem):
