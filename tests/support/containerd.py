@@ -14,7 +14,6 @@ private mount namespace whose ``/etc/hosts`` maps a non-loopback name such as
 from __future__ import annotations
 
 import copy
-import ctypes
 import json
 import os
 import re
@@ -35,6 +34,7 @@ from typing import Any, TypeVar
 import pytest
 import tomllib
 
+from tests.support.netns import enter_net_namespace
 from tests.support import cri
 
 REPO = Path(__file__).resolve().parents[2]
@@ -306,7 +306,6 @@ def check_test_local(binary: Containerd, dump: dict[str, Any], workdir: Path) ->
 
 # --- the sandbox: private net + mount namespaces ----------------------------
 
-_CLONE_NEWNET = 0x40000000
 _HOLDER = r"""
 import fcntl, socket, struct, subprocess, sys
 subprocess.run(["mount", "--bind", sys.argv[1], "/etc/hosts"], check=True)
@@ -357,14 +356,7 @@ class Sandbox:
         return self._holder.pid
 
     def _enter(self) -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fd = os.open(f"/proc/{self.pid}/ns/net", os.O_RDONLY)
-        try:
-            if libc.setns(fd, _CLONE_NEWNET) != 0:
-                err = ctypes.get_errno()
-                raise OSError(err, f"setns(net): {os.strerror(err)}")
-        finally:
-            os.close(fd)
+        enter_net_namespace(self.pid)
 
     def command(self, argv: list[str]) -> list[str]:
         """``argv`` run inside both namespaces (nsenter and setpriv exec: same pid, no fork).

@@ -46,6 +46,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tests.support.netns import HandshakeInWorker
 from tests.support.containerd import (
     Sandbox,
     clean_env,
@@ -235,7 +236,7 @@ class TokenServer:
         self._thread.join(timeout=5)
 
 
-class _TLSServer(ThreadingHTTPServer):
+class _TLSServer(HandshakeInWorker, ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, listener: socket.socket, tls: ssl.SSLContext, handler: type[BaseHTTPRequestHandler]):
@@ -243,14 +244,6 @@ class _TLSServer(ThreadingHTTPServer):
         self.socket.close()
         self.socket = listener  # made inside the sandbox's network namespace
         self._tls = tls
-
-    def finish_request(self, request, client_address):  # type: ignore[no-untyped-def]
-        # Handshake on the per-connection thread, so one stuck client cannot block accept().
-        try:
-            request = self._tls.wrap_socket(request, server_side=True)
-        except (ssl.SSLError, OSError):
-            return
-        super().finish_request(request, client_address)
 
 
 def _granted(scope: str) -> list[dict[str, object]]:

@@ -35,7 +35,6 @@ would land on the host's own files.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
 import hashlib
 import http.server
@@ -57,6 +56,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
+from tests.support.netns import enter_net_namespace
 from tests.support.rootfs import ensure_rootfs
 
 SANDBOX_HOSTNAME = "regauth-sandbox"
@@ -64,7 +64,6 @@ DEFAULT_INSTANCE_ID = "iid-regauth-sandbox-1"
 SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 START_TIMEOUT_S = 30.0
 STAGE_TIMEOUT_S = 180.0
-CLONE_NEWNET = 0x40000000
 CLOUD_INIT_STAGES: tuple[tuple[str, ...], ...] = (
     ("init", "--local"),
     ("init",),
@@ -117,7 +116,6 @@ def problem_records(log: str, noise: Sequence[str] = ()) -> list[str]:
         out.append(rec)
     return out
 
-_LIBC = ctypes.CDLL(None, use_errno=True)
 _SandboxT = TypeVar("_SandboxT", bound="Sandbox")
 _RunT = TypeVar("_RunT", bound="CloudInitRun")
 
@@ -234,13 +232,7 @@ def _listen_in_netns(pid: int, port: int) -> socket.socket:
 
     def work() -> None:
         try:
-            fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
-            try:
-                if _LIBC.setns(fd, CLONE_NEWNET) != 0:
-                    err = ctypes.get_errno()
-                    raise OSError(err, f"setns(net of pid {pid}): {os.strerror(err)}")
-            finally:
-                os.close(fd)
+            enter_net_namespace(pid)
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(("127.0.0.1", port))

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported by name, then requested as arguments)
 """Issue 2's proof: real containerd (1.6, 1.7, 2.x) loads what the rendered apply step writes.
 
 For each version: render a profile, run the rendered ``regauth-apply`` against

@@ -24,6 +24,7 @@ import pytest
 
 from generator.registryclient import parse_challenge
 from generator.verify import _password_shape_hint
+from tests.support.netns import HandshakeInWorker
 from tests.conftest import gar_profile, run_cli, write_profile
 from tests.support.keys import key_file_bytes, service_account_key
 from tests.support.registry import check_credentials, make_pki
@@ -113,19 +114,12 @@ def _handler(fake: FakeRegistry) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class _TLSServer(ThreadingHTTPServer):
+class _TLSServer(HandshakeInWorker, ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, handler: type[BaseHTTPRequestHandler], tls: ssl.SSLContext) -> None:
         super().__init__(("127.0.0.1", 0), handler)
         self._tls = tls
-
-    def finish_request(self, request, client_address):  # type: ignore[no-untyped-def]
-        try:
-            request = self._tls.wrap_socket(request, server_side=True)
-        except (ssl.SSLError, OSError):
-            return
-        super().finish_request(request, client_address)
 
 
 @pytest.fixture(scope="module")
