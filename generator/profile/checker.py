@@ -6,7 +6,7 @@ so users get all their mistakes in one run.
 
 from __future__ import annotations
 
-import difflib
+from collections.abc import Iterable
 from typing import Any
 
 from generator.errors import Problem
@@ -39,8 +39,8 @@ class Checker:
     def keys(self, mapping: dict, allowed: tuple[str, ...], path: tuple, required: tuple[str, ...] = ()) -> None:
         for key in mapping:
             if key not in allowed:
-                close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
-                hint = f"did you mean '{close[0]}'?" if close else f"allowed here: {', '.join(allowed)}"
+                close = close_match(str(key), allowed)
+                hint = f"did you mean '{close}'?" if close else f"allowed here: {', '.join(allowed)}"
                 self.add(path + (key,), f"unknown key '{key}'", hint, key=True)
         for key in required:
             if key not in mapping:
@@ -61,10 +61,18 @@ class Checker:
         value = mapping[key]
         if value in choices:
             return value
-        close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.6)
-        hint = f"did you mean '{close[0]}'?" if close else f"write one of: {', '.join(choices)}"
+        close = close_match(str(value), choices)
+        hint = f"did you mean '{close}'?" if close else f"write one of: {', '.join(choices)}"
         self.add(path + (key,), f"'{value}' is not a valid {key}", hint)
         return default
+
+
+def close_match(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The choice ``word`` was most likely meant to be, for did-you-mean hints."""
+    import difflib  # imported only when there is a mistake to explain: off the cold start
+
+    found = difflib.get_close_matches(word, list(choices), n=1, cutoff=cutoff)
+    return found[0] if found else None
 
 
 def kind_of(value: Any) -> str:

@@ -7,7 +7,6 @@ The checks here are structural and need no secrets; checks on secret *content*
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from pathlib import Path
@@ -32,7 +31,7 @@ from generator.profile.model import (
     Registry,
     SecretSpec,
 )
-from generator.profile.checker import Checker, kind_of as _kind
+from generator.profile.checker import Checker, close_match, kind_of as _kind
 from generator.profile.routes import check_route
 from generator.profile.yamlpos import load_yaml
 
@@ -188,9 +187,10 @@ def _check_targets(c: Checker, value: Any) -> dict[str, object]:
     if not targets:
         c.add(("targets",), "no runtime target", "add e.g.\n" + example)
     parsed: dict[str, object] = {}
-    for name, module in TARGETS.items():
+    for name in TARGETS:  # in TARGETS order, importing only the runtimes named
         if name not in targets:
             continue
+        module = TARGETS[name]
         p = ("targets", name)
         raw = targets[name]
         m = c.mapping({} if raw is None else raw, p, f"targets.{name}", module.EXAMPLE)
@@ -255,8 +255,8 @@ def _check_auth(c: Checker, value: Any, p: tuple, secrets: dict[str, SecretSpec]
     kind = c.choice(m, "type", p, AUTH_TYPES, "") if "type" in m else ""
     secret = c.string(m, "secret", p)
     if secret is not None and secret not in declared:
-        close = difflib.get_close_matches(secret, sorted(declared), n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"define it under secrets:, e.g.\nsecrets:\n  {secret}:\n    source: file\n    path: {secret}.json"
+        close = close_match(secret, sorted(declared))
+        hint = f"did you mean '{close}'?" if close else f"define it under secrets:, e.g.\nsecrets:\n  {secret}:\n    source: file\n    path: {secret}.json"
         c.add(p + ("secret",), f"no secret named '{secret}'", hint)
     username = m.get("username")
     if kind == "gcp-service-account":

@@ -15,18 +15,36 @@ Adding a runtime = one module here + one entry below + its apply function.
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from generator.targets import containerd, crio, docker, k3s, kubelet, microk8s, podman, rke2
+# Runtime names in the order their steps run, each the name of its module here.
+NAMES = ("containerd", "microk8s", "k3s", "rke2", "docker", "podman", "crio", "kubelet")
 
-# name -> a module, or a SharedKind, providing the protocol above
-TARGETS: dict[str, Any] = {
-    "containerd": containerd,
-    "microk8s": microk8s,
-    "k3s": k3s.TARGET,
-    "rke2": rke2.TARGET,
-    "docker": docker.TARGET,
-    "podman": podman.TARGET,
-    "crio": crio.TARGET,
-    "kubelet": kubelet,
-}
+
+class _Targets(Mapping[str, Any]):
+    """name -> the module (or its ``TARGET``, a SharedKind) providing the protocol above.
+
+    Modules are imported on first lookup, so rendering a containerd profile does not
+    pay for importing the seven other runtimes (a measurable share of a cold start,
+    see bench/run.py).  The import system's own cache keeps each module loaded once.
+    """
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in NAMES:
+            raise KeyError(name)
+        module = importlib.import_module(f"{__name__}.{name}")
+        return getattr(module, "TARGET", module)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(NAMES)
+
+    def __len__(self) -> int:
+        return len(NAMES)
+
+    def __contains__(self, name: object) -> bool:
+        return name in NAMES
+
+
+TARGETS: Mapping[str, Any] = _Targets()

@@ -208,3 +208,26 @@ def test_no_google_import_for_help_or_file_renders(profile_dir: Path) -> None:
         proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "generator", *args], capture_output=True, text=True, cwd=ROOT)
         imported = [line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")]
         assert not [m for m in imported if m.startswith("google")], args
+
+
+def test_render_imports_only_the_runtimes_it_names(profile_dir: Path) -> None:
+    """Cold start (issue 9): a containerd profile loads no other runtime's module, and a
+    valid profile never needs difflib (did-you-mean hints are for mistakes)."""
+    import json
+    import subprocess
+    import sys
+
+    probe = (
+        "import json, sys\n"
+        "from generator.__main__ import run\n"
+        "code = run()\n"
+        "print(json.dumps([code, sorted(m for m in sys.modules if m.startswith('generator.targets.') or m == 'difflib')]))\n"
+    )
+    out = profile_dir / "out"
+    proc = subprocess.run(
+        [sys.executable, "-c", probe, "render", str(gar_profile(profile_dir)), "-o", str(out)],
+        capture_output=True, text=True, cwd=ROOT, check=True,
+    )
+    code, modules = json.loads(proc.stdout.splitlines()[-1])
+    assert code == 0, proc.stderr
+    assert modules == ["generator.targets.base", "generator.targets.common", "generator.targets.containerd", "generator.targets.hoststoml"]
