@@ -60,17 +60,21 @@ class Problem:
 def render_problems(problems: list[Problem]) -> str:
     """Every distinct problem; the same message in many files is shown once with a count,
     so a fleet run with one shared mistake (or one shared warning) stays readable."""
-    groups: dict[tuple[str, str, str, str], list[Problem]] = {}
+    groups: dict[tuple[str, ...], list[Problem]] = {}
     for p in problems:
-        # Messages that name per-profile details (hosts) differ; group on the fix too.
-        groups.setdefault((p.severity, p.message, p.fix, p.path), []).append(p)
+        # An error is grouped only with the identical error.  A warning's message names
+        # per-profile details (hosts, secrets) while its advice does not, so warnings
+        # group on advice and place: a fleet of 5,000 profiles without
+        # output.packer.bake_secret gets one warning and a count, not 5,000.
+        key = (p.severity, p.fix, p.path) + ((p.message,) if p.severity == "error" else ())
+        groups.setdefault(key, []).append(p)
     lines = []
     for same in groups.values():
         text = same[0].render()
         if len(same) > 1:
             others = ", ".join(p.where() for p in same[1:4])
             more = f" and {len(same) - 4} more" if len(same) > 4 else ""
-            text += f"\n  (the same in {len(same) - 1} other place(s): {others}{more})"
+            text += f"\n  (the same {same[0].severity} in {len(same) - 1} other place(s): {others}{more})"
         lines.append(text)
     return "\n".join(lines)
 

@@ -231,3 +231,26 @@ def test_render_imports_only_the_runtimes_it_names(profile_dir: Path) -> None:
     code, modules = json.loads(proc.stdout.splitlines()[-1])
     assert code == 0, proc.stderr
     assert modules == ["generator.targets.base", "generator.targets.common", "generator.targets.containerd", "generator.targets.hoststoml"]
+
+
+def test_fleet_warning_shown_once_with_a_count(profile_dir: Path) -> None:
+    """The same advice for many profiles is one warning plus where else it applies,
+    even though each message names that profile's own host."""
+    for i in range(6):
+        gar_profile(profile_dir, host=f"registry{i}.example.com", name=f"node{i}")
+    result = run_cli("render", str(profile_dir), "-o", str(profile_dir / "out"))
+    assert result.code == 0, result.err
+    assert result.err.count("warning:") == 1, result.err
+    assert "registry0.example.com" in result.err and "registry5.example.com" not in result.err
+    assert "(the same warning in 5 other place(s): " in result.err and "and 2 more)" in result.err
+
+
+def test_errors_group_only_when_identical() -> None:
+    from generator.errors import Problem, render_problems
+
+    same = [Problem(f"p{i}.yaml", "unknown key 'x'", "allowed here: a, b", "targets", 3, 1) for i in range(3)]
+    other = Problem("p9.yaml", "unknown key 'y'", "allowed here: a, b", "targets", 3, 1)
+    text = render_problems([*same, other])
+    assert text.count("error:") == 2
+    assert "unknown key 'x'" in text and "unknown key 'y'" in text
+    assert "(the same error in 2 other place(s): p1.yaml:3:1, p2.yaml:3:1)" in text
