@@ -87,7 +87,7 @@ def cold_start(repeats: int, tmp: Path) -> None:
         row(f"cold start: {name}", medians[name], "import floor", medians["floor"], "<= 1.3x", medians[name] <= 1.3 * medians["floor"])
 
 
-def bare_serialization(paths: list[Path]) -> float:
+def bare_serialization(paths: list[Path], dest: Path) -> float:
     """The floor for any tool on these libraries: load YAML, build TOML with tomlkit, dump user-data."""
     import base64
 
@@ -111,7 +111,7 @@ def bare_serialization(paths: list[Path]) -> float:
         user_data = {"write_files": [{"path": "/etc/containerd/config.toml", "encoding": "b64", "content": base64.b64encode(text.encode()).decode()},
                                      {"path": "/usr/local/sbin/regauth-apply", "encoding": "b64", "content": base64.b64encode(script).decode()}]}
         out = "#cloud-config\n" + yaml.dump(user_data, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper))
-        target = path.parent.parent / "bare" / path.stem
+        target = dest / path.stem
         target.mkdir(parents=True, exist_ok=True)
         (target / "user-data").write_text(out)
     return time.perf_counter() - started
@@ -120,27 +120,31 @@ def bare_serialization(paths: list[Path]) -> float:
 def fleet(sizes: list[int], repeats: int, tmp: Path) -> None:
     from bench.fleet import make_fleet
 
-    per_size: dict[int, float] = {}
+    paths = {size: make_fleet(tmp / f"fleet{size}" / "profiles", size) for size in sizes}
+    times: dict[int, list[float]] = {size: [] for size in sizes}
+    bares: dict[int, list[float]] = {size: [] for size in sizes}
+    peak = dict.fromkeys(sizes, 0)
+    # Sizes and baselines are interleaved (100, 1,000, 5,000, then again) so that drift
+    # in the machine's state hits every size alike; the linearity ratio compares them.
+    # Every run writes into a folder never used before, and nothing is deleted until
+    # the benchmark ends: on ext4 without a journal (as here), each new inode is checked
+    # against recently deleted ones (the kernel's recently_deleted(), ~30 s window), so
+    # deleting one run's 27,000 files made the next run up to 3x slower.
+    for rep in range(repeats):
+        for size in sizes:
+            base = tmp / f"fleet{size}"
+            seconds, rss = run_with_peak([PY, "-m", "generator", "render", str(base / "profiles"), "-o", str(base / f"out{rep}")])
+            times[size].append(seconds)
+            peak[size] = max(peak[size], rss)  # the parent's; each forked worker holds a copy-on-write share
+            bares[size].append(bare_serialization(paths[size], base / f"bare{rep}"))
+    per_size = {size: statistics.median(times[size]) for size in sizes}
     for size in sizes:
-        folder = tmp / f"fleet{size}" / "profiles"
-        paths = make_fleet(folder, size)
-        times, bares = [], []
-        peak = 0
-        for _ in range(repeats):
-            out = tmp / f"fleet{size}" / "out"
-            shutil.rmtree(out, ignore_errors=True)
-            seconds, rss = run_with_peak([PY, "-m", "generator", "render", str(folder), "-o", str(out)])
-            times.append(seconds)
-            peak = max(peak, rss)  # the parent's; each forked worker holds a copy-on-write share
-            shutil.rmtree(tmp / f"fleet{size}" / "bare", ignore_errors=True)
-            bares.append(bare_serialization(paths))
-        per_size[size] = statistics.median(times)
-        bare = statistics.median(bares)
+        bare = statistics.median(bares[size])
         row(f"fleet {size}: one process", per_size[size], "bare serialization", bare, "<= 2x", per_size[size] <= 2 * bare)
-        rows.append((f"fleet {size}: peak memory", f"{peak / 1024:9.1f} MB", "", "", ""))
+        rows.append((f"fleet {size}: peak memory", f"{peak[size] / 1024:9.1f} MB", "", "", ""))
         if size == 1000 or size == sizes[0]:
-            sample = paths[:30]
-            loop = statistics.median([run([PY, "-m", "generator", "render", str(p), "-o", str(tmp / "loop")]) for p in sample])
+            sample = paths[size][:30]
+            loop = statistics.median([run([PY, "-m", "generator", "render", str(p), "-o", str(tmp / f"loop{size}")]) for p in sample])
             shell_loop = loop * size
             row(f"fleet {size}: vs shell loop", per_size[size], f"CLI per profile (x{size}, from {len(sample)})", shell_loop, ">= 20x faster", shell_loop >= 20 * per_size[size])
     if 1000 in per_size and 5000 in per_size:

@@ -29,15 +29,21 @@ def test_wheel_install_renders_from_elsewhere(tmp_path: Path, profile_dir: Path)
     profile = gar_profile(profile_dir)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONPATH"] = str(target)
-    # Run from an unrelated folder with the repo off sys.path: only the installed copy can answer.
+    # The installed `regauth` command (the console-script entry point), run from an
+    # unrelated folder with the repo off sys.path: only the installed copy can answer.
+    script = target / "bin" / "regauth"
+    assert "from generator.__main__ import run" in script.read_text()
     result = subprocess.run(
-        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(target)!r}); from generator.cli import main; sys.exit(main())", "render", str(profile), "-o", str(tmp_path / "out")],
+        [str(script), "render", str(profile), "-o", str(tmp_path / "out")],
+        env=env,
         capture_output=True,
         text=True,
         cwd=tmp_path,
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
+    which = subprocess.run([sys.executable, "-c", "import generator; print(generator.__file__)"], env=env, cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert Path(which.stdout.strip()).resolve().is_relative_to(target.resolve())  # that environment imports the installed copy
     import generator
 
     assert (tmp_path / "out/node/user-data").read_bytes().startswith(b"#cloud-config\n")
