@@ -44,15 +44,33 @@ def run(argv: list[str], **kw) -> float:
     return time.perf_counter() - started
 
 
-def run_with_peak(argv: list[str]) -> tuple[float, int]:
-    """Wall time and peak RSS (KiB) of one command (wait4 reports that child's own)."""
+# Runs a regauth command and, as it exits, writes its own peak RSS (VmHWM, KiB) to the
+# file named by REGAUTH_BENCH_PEAK.  Why not wait4's ru_maxrss: the kernel folds the
+# pre-exec memory of the forking process (this benchmark, ~80 MB after the Secret
+# Manager section) into the child's maxrss, so every fleet "peaked" at the same 82 MB.
+# VmHWM belongs to the process's own address space, which begins at exec.
+_PEAK_PROBE = """\
+import atexit, os, sys
+def _peak():
+    with open("/proc/self/status") as status:
+        kib = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+    with open(os.environ["REGAUTH_BENCH_PEAK"], "w") as out:
+        out.write(kib)
+atexit.register(_peak)
+sys.argv[0] = "regauth"
+from generator.__main__ import run
+sys.exit(run())
+"""
+
+
+def run_with_peak(args: list[str], tmp: Path) -> tuple[float, int]:
+    """Wall time and peak RSS (KiB) of ``regauth ARGS`` (the parent process; forked
+    workers share its pages copy-on-write and hold their own)."""
+    peak_file = tmp / "peak.kib"
     started = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, cwd=ROOT)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise subprocess.CalledProcessError(proc.returncode, argv)
-    return time.perf_counter() - started, usage.ru_maxrss
+    subprocess.run([PY, "-c", _PEAK_PROBE, *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**ENV, "REGAUTH_BENCH_PEAK": str(peak_file)}, cwd=ROOT)
+    seconds = time.perf_counter() - started
+    return seconds, int(peak_file.read_text())
 
 
 def interleaved(commands: dict[str, list[str]], repeats: int) -> dict[str, float]:
@@ -127,15 +145,16 @@ def fleet(sizes: list[int], repeats: int, tmp: Path) -> None:
     # Sizes and baselines are interleaved (100, 1,000, 5,000, then again) so that drift
     # in the machine's state hits every size alike; the linearity ratio compares them.
     # Every run writes into a folder never used before, and nothing is deleted until
-    # the benchmark ends: on ext4 without a journal (as here), each new inode is checked
-    # against recently deleted ones (the kernel's recently_deleted(), ~30 s window), so
-    # deleting one run's 27,000 files made the next run up to 3x slower.
+    # the benchmark ends (main() also runs this section first): on ext4 without a
+    # journal (as here), each new inode is checked against inodes deleted in the last
+    # 1-6 minutes (the kernel's recently_deleted()), so deleting one run's 27,000 files
+    # made the next run up to 3x slower and the ratios meaningless.
     for rep in range(repeats):
         for size in sizes:
             base = tmp / f"fleet{size}"
-            seconds, rss = run_with_peak([PY, "-m", "generator", "render", str(base / "profiles"), "-o", str(base / f"out{rep}")])
+            seconds, rss = run_with_peak(["render", str(base / "profiles"), "-o", str(base / f"out{rep}")], tmp)
             times[size].append(seconds)
-            peak[size] = max(peak[size], rss)  # the parent's; each forked worker holds a copy-on-write share
+            peak[size] = max(peak[size], rss)
             bares[size].append(bare_serialization(paths[size], base / f"bare{rep}"))
     per_size = {size: statistics.median(times[size]) for size in sizes}
     for size in sizes:
@@ -233,11 +252,11 @@ def main() -> int:
     subprocess.run([PY, "-m", "compileall", "-q", "generator", "templates"], check=True, cwd=ROOT)
     with tempfile.TemporaryDirectory(prefix="regauth-bench-") as name:
         tmp = Path(name)
+        fleet(sizes, 1 if args.quick else 3, tmp)  # first: before anything here deletes files (see fleet)
         cold_start(repeats * 2, tmp)
         first_boot(repeats, tmp)
         first_boot_in_sandbox(repeats, tmp)
         secret_fetch(repeats)
-        fleet(sizes, 1 if args.quick else 3, tmp)
     width = [max(len(r[i]) for r in rows) for i in range(5)]
     header = ("target", "measured (median)", "baseline (same run)", "ratio", "goal")
     width = [max(w, len(h)) for w, h in zip(width, header)]
