@@ -152,9 +152,13 @@ def fleet(sizes: list[int], repeats: int, tmp: Path) -> None:
     for rep in range(repeats):
         for size in sizes:
             base = tmp / f"fleet{size}"
+            # Untimed: flush the previous run's ~100-500 MB of dirty pages first, so no
+            # run pays for writing back another's output (2 vCPUs: the flusher competes).
+            os.sync()
             seconds, rss = run_with_peak(["render", str(base / "profiles"), "-o", str(base / f"out{rep}")], tmp)
             times[size].append(seconds)
             peak[size] = max(peak[size], rss)
+            os.sync()
             bares[size].append(bare_serialization(paths[size], base / f"bare{rep}"))
     per_size = {size: statistics.median(times[size]) for size in sizes}
     for size in sizes:

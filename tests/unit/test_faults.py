@@ -57,45 +57,34 @@ def fleet(profile_dir: Path) -> tuple[list[Path], Path]:
     return [a, b], out
 
 
-class _FailingWrite:
-    """A file whose write puts half the data on disk, then fails like a full or broken disk."""
-
-    def __init__(self, handle, err: int, calls: dict) -> None:  # type: ignore[no-untyped-def]
-        self.handle, self.err, self.calls = handle, err, calls
-
-    def write(self, data: bytes) -> int:
-        self.handle.write(data[: len(data) // 2])
-        self.calls["failed"] = True
-        raise OSError(self.err, os.strerror(self.err), "injected")
-
-    def __enter__(self):  # type: ignore[no-untyped-def]
-        return self
-
-    def __exit__(self, *exc) -> None:  # type: ignore[no-untyped-def]
-        self.handle.close()
-
-    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
-        return getattr(self.handle, name)
-
-
 @pytest.mark.parametrize("err", [errno.ENOSPC, errno.EACCES, errno.EIO])
 def test_a_failed_write_anywhere_leaves_the_previous_fleet(fleet: tuple[list[Path], Path], monkeypatch: pytest.MonkeyPatch, err: int) -> None:
     paths, out = fleet
     before = tree(out)
-    real_fdopen = os.fdopen
+    real_write, real_link = writer._write_file, writer._link
     n = 0
     while True:
         n += 1
         calls = {"n": 0, "failed": False}
 
-        def failing_fdopen(fd, mode="r", *a, **kw):  # type: ignore[no-untyped-def]
-            handle = real_fdopen(fd, mode, *a, **kw)
-            if "w" not in mode:
-                return handle  # reading a secret file, not writing output
+        def fails_now() -> bool:
             calls["n"] += 1
-            return _FailingWrite(handle, err, calls) if calls["n"] == n else handle
+            calls["failed"] = calls["failed"] or calls["n"] == n
+            return calls["n"] == n
 
-        monkeypatch.setattr(writer.os, "fdopen", failing_fdopen)
+        def failing_write(dest: Path, data: bytes, mode: int) -> None:
+            if fails_now():  # half the data reaches the disk, then it fails like a full or broken disk
+                real_write(dest, data[: len(data) // 2], mode)
+                raise OSError(err, os.strerror(err), "injected")
+            real_write(dest, data, mode)
+
+        def failing_link(existing: Path, dest: Path) -> bool:
+            if fails_now():
+                raise OSError(err, os.strerror(err), "injected")
+            return real_link(existing, dest)
+
+        monkeypatch.setattr(writer, "_write_file", failing_write)
+        monkeypatch.setattr(writer, "_link", failing_link)
         try:
             render_all(paths, out, jobs=1)
         except RuntimeFailure as exc:

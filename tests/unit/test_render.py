@@ -254,3 +254,41 @@ def test_errors_group_only_when_identical() -> None:
     assert text.count("error:") == 2
     assert "unknown key 'x'" in text and "unknown key 'y'" in text
     assert "(the same error in 2 other place(s): p1.yaml:3:1, p2.yaml:3:1)" in text
+
+
+def test_identical_files_in_one_tree_are_one_file(profile_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The apply script sits in rootfs/ and packer/files/: written once, linked once;
+    where the filesystem refuses hard links, written twice with the same result."""
+    gar_profile(profile_dir)
+    assert run_cli("render", str(profile_dir / "node.yaml"), "-o", str(profile_dir / "out")).code == 0
+    a = profile_dir / "out/node/rootfs/usr/local/sbin/regauth-apply"
+    b = profile_dir / "out/node/packer/files/rootfs/usr/local/sbin/regauth-apply"
+    assert os.path.samefile(a, b) and a.stat().st_nlink == 2 and stat.S_IMODE(a.stat().st_mode) == 0o755
+    manifest = json.loads((profile_dir / "out/node/manifest.json").read_text())
+    assert sum(1 for f in manifest["files"] if f["path"].endswith("/usr/local/sbin/regauth-apply")) == 2  # both names listed
+
+    def no_links(src, dst):  # type: ignore[no-untyped-def]
+        raise PermissionError(1, "Operation not permitted")  # e.g. a FAT or SMB output folder
+
+    monkeypatch.setattr(writer.os, "link", no_links)
+    files = [OutputFile("one", b"x" * 8192, 0o755, False), OutputFile("sub/two", b"x" * 8192, 0o755, False)]
+    writer.write_tree(profile_dir / "copies", files)
+    one, two = profile_dir / "copies/one", profile_dir / "copies/sub/two"
+    assert not os.path.samefile(one, two) and one.read_bytes() == two.read_bytes() == b"x" * 8192
+
+
+def test_modes_are_exact_whatever_the_umask(profile_dir: Path) -> None:
+    files = [OutputFile("secret", b"s", 0o600, True), OutputFile("bin/tool", b"#!/bin/sh\n", 0o755, False), OutputFile("doc", b"d", 0o644, False)]
+    old = os.umask(0o077)
+    try:
+        writer.write_tree(profile_dir / "strict", files)
+    finally:
+        os.umask(old)
+    old = os.umask(0)
+    try:
+        writer.write_tree(profile_dir / "loose", files)
+    finally:
+        os.umask(old)
+    for tree_dir in ("strict", "loose"):
+        modes = {f.relpath: stat.S_IMODE((profile_dir / tree_dir / f.relpath).stat().st_mode) for f in files}
+        assert modes == {"secret": 0o600, "bin/tool": 0o755, "doc": 0o644}, tree_dir
