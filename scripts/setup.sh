@@ -17,5 +17,5 @@ fi
 # Byte-compile our sources as a wheel install would: an editable install only writes
 # __pycache__ on first import, and never where PYTHONDONTWRITEBYTECODE is set (common
 # in CI and containers), which would make every regauth run compile ~40 modules
-# from source (~25 ms of a ~90 ms cold start).  Quick when nothing changed.
+# from source (~20 ms of a ~100 ms cold start).  Quick when nothing changed.
 "$VENV/bin/python" -m compileall -q generator templates
