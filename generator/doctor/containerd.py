@@ -18,7 +18,6 @@ anonymous.  Measured with containerd 1.6.20, 1.7.24 and 2.1.9 (see the system te
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import re
 from typing import Any
@@ -30,6 +29,7 @@ from generator.doctor.findings import FileReport, Finding
 from generator.doctor.imageref import DOCKER_HUB, ImageRef
 from generator.doctor.locate import KeyPath, Positions, toml_path_text, toml_positions
 from generator.doctor.source import Options, Source, permission_finding
+from generator.profile.checker import close_match
 from generator.profile.hosts import host_problem
 
 CRI_V1 = ("plugins", "cri")
@@ -99,10 +99,7 @@ def _has_content(tree: Any) -> bool:
 
 
 def _suggest(key: str, known: tuple[str, ...]) -> str:
-    if key in _ALIASES and _ALIASES[key] in known:
-        return _ALIASES[key]
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-    return close[0] if close else ""
+    return close_match(key, known, _ALIASES) or ""
 
 
 def _hosts_in_fix(host: str) -> list[str]:

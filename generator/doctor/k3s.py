@@ -11,7 +11,6 @@ escapes to real newlines, exactly as in TOML.
 
 from __future__ import annotations
 
-import difflib
 import re
 from typing import Any
 
@@ -19,6 +18,7 @@ from generator.doctor.credentials import StoredCredential, check_credential
 from generator.doctor.findings import FileReport, Finding
 from generator.doctor.imageref import DOCKER_HUB, ImageRef
 from generator.doctor.source import Options, Source, permission_finding
+from generator.profile.checker import close_match
 from generator.profile.hosts import host_problem
 from generator.profile.yamlpos import LoadedYaml, format_path, load_yaml
 
@@ -73,7 +73,7 @@ class _Checker:
         )
 
     def unknown(self, path: tuple[object, ...], key: str, known: tuple[str, ...]) -> None:
-        hint = _ALIASES.get(key) if _ALIASES.get(key) in known else next(iter(difflib.get_close_matches(key, known, 1, 0.6)), "")
+        hint = close_match(key, known, _ALIASES) or ""
         self.add("ignored-key", path + (key,), f"k3s does not know the key '{key}' here" + (f" (did you mean '{hint}'?)" if hint else ""),
                  WHY_DROPPED + ("; the credentials under it are never used" if key in ("auths", "credentials", "config") or key in _ALIASES and _ALIASES[key] in ("auth", "configs") else ""),
                  (f"rename it to {hint}" if hint else "remove it") + f" (valid here: {', '.join(known)}), {RESTART}")

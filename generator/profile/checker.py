@@ -6,7 +6,7 @@ so users get all their mistakes in one run.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from generator.errors import Problem
@@ -67,11 +67,18 @@ class Checker:
         return default
 
 
-def close_match(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str | None:
-    """The choice ``word`` was most likely meant to be, for did-you-mean hints."""
+def close_match(word: str, choices: Iterable[str], aliases: Mapping[str, str] | None = None, cutoff: float = 0.6) -> str | None:
+    """The choice ``word`` was most likely meant to be, for did-you-mean hints.
+
+    ``aliases`` maps known misspellings (names from other tools or versions) to the
+    right choice; they win over spelling similarity when the target is a choice here.
+    """
+    choices = list(choices)
+    if aliases and aliases.get(word) in choices:
+        return aliases[word]
     import difflib  # imported only when there is a mistake to explain: off the cold start
 
-    found = difflib.get_close_matches(word, list(choices), n=1, cutoff=cutoff)
+    found = difflib.get_close_matches(word, choices, n=1, cutoff=cutoff)
     return found[0] if found else None
 
 
