@@ -12,20 +12,34 @@ from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
 
-import generator.templates
+from generator.errors import RuntimeFailure
 
 SCRIPT_NAME = "regauth-apply.py"
 VM_PATH = "/usr/local/sbin/regauth-apply"
 PLAN_PATH = "/etc/regauth/plan.json"
 
 
+@lru_cache(maxsize=1)
 def templates_dir() -> Path:
-    """Where the shipped templates are (a real folder in wheels and editable installs alike).
+    """Where the shipped templates are.
 
-    Found from the package's own ``__file__`` rather than importlib.resources, which
-    costs ~15 ms of a ~100 ms cold start.
+    Installed (wheel or editable), they are the package ``generator.templates``; in a
+    source checkout run as ``python -m generator`` (the repo on sys.path, nothing
+    installed) that package does not exist, and the top-level ``templates/`` folder
+    beside ``generator/`` is the same files.  Found from ``__file__`` rather than
+    importlib.resources, which costs ~15 ms of a ~100 ms cold start.
     """
-    return Path(generator.templates.__file__).parent
+    try:
+        import generator.templates as shipped
+    except ImportError:
+        beside = Path(__file__).resolve().parent.parent / "templates"
+        if (beside / SCRIPT_NAME).is_file():
+            return beside
+        raise RuntimeFailure(
+            f"regauth's templates are missing: neither the package generator.templates nor {beside} exists",
+            "reinstall regauth (pip install regauth), or run it from a complete source checkout",
+        ) from None
+    return Path(shipped.__file__).parent
 
 
 @lru_cache(maxsize=1)

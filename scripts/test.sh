@@ -18,6 +18,8 @@ else
   echo "not root: system dependencies not installed; system tests will be skipped" >&2
 fi
 bash scripts/setup.sh
+# Only the clone's .venv may import regauth (a hand-made install elsewhere hides test mistakes).
+bash scripts/check-interpreters.sh
 
 status=0
 .venv/bin/python -m pytest -m "system or not system" -p no:cacheprovider -q -rs "$@" || status=$?

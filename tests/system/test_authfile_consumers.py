@@ -62,7 +62,7 @@ def render_apply(env: RegistryEnv, workdir: Path, targets: str, registries: str,
     for path, text in existing.items():
         (root / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
         (root / path.lstrip("/")).write_text(text)
-    python = shutil.which("python3") or sys.executable
+    python = sys.executable
     out = workdir / "out"
     rendered = run(env.sandbox, [python, "-m", "generator", "render", str(folder / "node.yaml"), "-o", str(out)])
     rootfs = out / "node" / "rootfs"

@@ -63,7 +63,7 @@ def write_profile(folder: Path, targets: str, registries: str, key_file: bytes, 
 
 
 def render(sandbox, profile: Path, out: Path) -> Path:
-    python = shutil.which("python3") or sys.executable
+    python = sys.executable
     run(sandbox, [python, "-m", "generator", "render", str(profile), "-o", str(out)])
     return out / "node" / "rootfs"
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,7 +92,7 @@ def render_and_apply(env: RegistryEnv, binary: Containerd, workdir: Path, host: 
     require_generator()
     profile = write_profile(workdir / "profile", binary.minor_series, host, key_file, username)
     out = workdir / "out"
-    python = shutil.which("python3") or "python3"
+    python = sys.executable
     rendered = run(env.sandbox, [python, "-m", "generator", "render", str(profile), "-o", str(out)])
     rootfs = out / PROFILE_NAME / "rootfs"
     apply, plan = rootfs / "usr/local/sbin/regauth-apply", rootfs / "etc/regauth/plan.json"
@@ -195,7 +195,7 @@ def test_stock_config_without_regauth_pulls_anonymously(
 def _validate(env: RegistryEnv, folder: Path, host: str, key_file: bytes) -> subprocess.CompletedProcess[str]:
     require_generator()
     profile = write_profile(folder, "1.7", host, key_file, None)
-    return run(env.sandbox, [shutil.which("python3") or "python3", "-m", "generator", "validate", str(profile)],
+    return run(env.sandbox, [sys.executable, "-m", "generator", "validate", str(profile)],
                check=False)  # fmt: skip
 
 

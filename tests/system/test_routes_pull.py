@@ -23,6 +23,7 @@ import json
 import re
 import shutil
 import stat
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,7 +70,7 @@ def render_apply(env: RegistryEnv, workdir: Path, registry_yaml: str, binary: Co
     )
     profile = _profile(workdir / "profile", body, env.key_file)
     out = workdir / "out"
-    python = shutil.which("python3") or "python3"
+    python = sys.executable
     rendered = run(env.sandbox, [python, "-m", "generator", "render", str(profile), "-o", str(out)])
     rootfs = out / "node" / "rootfs"
     applied = run(env.sandbox, [python, str(rootfs / "usr/local/sbin/regauth-apply"), "--plan", str(rootfs / "etc/regauth/plan.json"), "--no-restart"])
