@@ -12,6 +12,7 @@ from typing import Any
 from generator.errors import Problem
 from generator.profile.model import Located
 from generator.profile.yamlpos import LoadedYaml, format_path
+from generator.secrets.keylike import looks_like_key
 
 
 class Checker:
@@ -50,6 +51,9 @@ class Checker:
         if key not in mapping:
             return None
         value = mapping[key]
+        if looks_like_key(value):
+            self.add(path + (key,), f"'{value}' is not a valid {key}")  # Problem shows a description, not the value
+            return None
         if isinstance(value, str) and value:
             return value
         self.add(path + (key,), f"'{key}' must be a non-empty string, not {kind_of(value)}", f"write {key}: \"...\" (quote it if it looks like a number)")

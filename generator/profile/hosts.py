@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from generator.secrets.keylike import looks_like_key
+
 # Artifact Registry multi-region and common regional Docker hosts, for suggestions.
 GAR_EXAMPLES = (
     "europe-docker.pkg.dev",
@@ -28,6 +30,8 @@ def host_problem(host: object) -> tuple[str, str] | None:
     """Return ``(what is wrong, what to write instead)`` or None when the host is exact."""
     if not isinstance(host, str) or not host:
         return ("the registry host must be a non-empty string", "write the exact host, e.g. host: europe-docker.pkg.dev")
+    if looks_like_key(host):  # quoted here as a description only (see generator.errors.Problem)
+        return (f"'{host}' is not a registry host", "write the exact host from your image references, e.g. host: europe-docker.pkg.dev")
     stripped = host.strip()
     if stripped != host:
         return ("the host has leading or trailing spaces", f"write host: {stripped}")

@@ -34,6 +34,7 @@ from generator.profile.model import (
 from generator.profile.checker import Checker, close_match, kind_of as _kind
 from generator.profile.routes import check_route
 from generator.profile.yamlpos import load_yaml
+from generator.secrets.keylike import looks_like_key
 
 TOP_KEYS = ("version", "description", "targets", "secrets", "registries", "output")
 OUTPUT_KEYS = ("cloud", "compress", "packer")
@@ -259,6 +260,9 @@ def _check_auth(c: Checker, value: Any, p: tuple, secrets: dict[str, SecretSpec]
         hint = f"did you mean '{close}'?" if close else f"define it under secrets:, e.g.\nsecrets:\n  {secret}:\n    source: file\n    path: {secret}.json"
         c.add(p + ("secret",), f"no secret named '{secret}'", hint)
     username = m.get("username")
+    if looks_like_key(username):
+        c.add(p + ("username",), f"'{username}' is not a username")  # Problem shows a description, not the value
+        return None
     if kind == "gcp-service-account":
         if username is None:
             username = "_json_key_base64"
