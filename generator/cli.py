@@ -159,24 +159,10 @@ def _print_plan(rendered) -> None:  # type: ignore[no-untyped-def]
 def cmd_validate(args: argparse.Namespace) -> int:
     import json
 
-    from generator.profile.collect import load_all
-    from generator.secrets.resolve import SecretResolver
+    from generator.profile.collect import check_all
 
     paths = _profile_paths(args.profiles)
-    problems: list[Problem] = []
-    try:
-        profiles, warnings = load_all(paths)
-        problems.extend(warnings)
-        resolver = SecretResolver()
-        for profile in profiles:
-            if any(s.source == "gcp-secret-manager" for s in profile.secrets.values()):
-                continue  # validate never calls the network
-            try:
-                resolver.credentials(profile)
-            except InvalidInput as exc:
-                problems.extend(exc.problems)
-    except InvalidInput as exc:
-        problems.extend(exc.problems)
+    problems = check_all(paths)
     errors = [p for p in problems if p.severity == "error"]
     if args.json:
         print(json.dumps({"ok": not errors, "problems": [p.as_dict() for p in problems]}, indent=2))

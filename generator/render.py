@@ -17,7 +17,7 @@ from generator.outputs.userdata import multipart, package
 from generator.outputs.manifest import OutputFile, manifest
 from generator.outputs.packer import packer_output
 from generator.outputs.writer import commit_all, discard, stage_tree
-from generator.profile.collect import collect as _collect
+from generator.profile.collect import gather as _gather
 from generator.profile.load import check_profile
 from generator.profile.model import Profile
 from generator.secrets.resolve import Credential, SecretResolver
@@ -207,7 +207,12 @@ def render_all(
     from functools import partial
 
     jobs = jobs or default_jobs()
-    profiles, problems = _collect(_pool_map(check_profile, list(paths), jobs))
+    profiles, problems = _gather(_pool_map(check_profile, list(paths), jobs))
+    if any(p.severity == "error" for p in problems):
+        # Nothing is rendered; still report the key problems of the profiles that loaded.
+        from generator.secrets.resolve import local_problems
+
+        raise InvalidInput(problems + [p for profile in profiles for p in local_problems(profile)])
     warnings: dict[str, list[Problem]] = {}
     for p in problems:
         warnings.setdefault(p.file, []).append(p)

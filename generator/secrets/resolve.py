@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass, field, replace
 
-from generator.errors import InvalidInput, Problem
+from generator.errors import InvalidInput, Problem, RuntimeFailure
 from generator.profile.model import Profile, Registry, SecretSpec
 from generator.profile.sakey import check_service_account_key
 from generator.secrets.env import read_env_secret
@@ -149,6 +149,24 @@ class SecretResolver:
         if problems:
             raise InvalidInput(problems)
         return creds
+
+
+def local_problems(profile: Profile, resolver: SecretResolver | None = None) -> list[Problem]:
+    """Problems of the secrets read from this machine (files, env, TLS files): no network.
+
+    For ``validate``, and for profiles whose other errors stop the render: a key
+    error is reported with them, not one run later.
+    """
+    local = replace(profile, registries=tuple(r for r in profile.registries if profile.secrets[r.auth.secret].source != "gcp-secret-manager"))
+    if not local.registries:
+        return []
+    try:
+        (resolver or SecretResolver()).credentials(local)
+    except InvalidInput as exc:
+        return list(exc.problems)
+    except RuntimeFailure as exc:  # e.g. an unreadable key file: reported with the rest
+        return [Problem(str(profile.file), exc.cause, exc.fix)]
+    return []
 
 
 def _routed(cred: Credential, reg: Registry, problems: list[Problem]) -> Credential:
