@@ -38,14 +38,30 @@ class Checker:
         return None
 
     def keys(self, mapping: dict, allowed: tuple[str, ...], path: tuple, required: tuple[str, ...] = ()) -> None:
+        """Unknown keys (with did-you-mean), then required keys that are missing.
+
+        A misspelled key is reported once: its value is then read under the meant
+        name, so the check does not add "missing required key" for the same typo, and
+        the value itself is still checked.
+        """
+        misspelled: dict[str, str] = {}
         for key in mapping:
             if key not in allowed:
                 close = close_match(str(key), allowed)
                 hint = f"did you mean '{close}'?" if close else f"allowed here: {', '.join(allowed)}"
                 self.add(path + (key,), f"unknown key '{key}'", hint, key=True)
+                if close and close not in mapping and close not in misspelled.values():
+                    misspelled[key] = close
+        for key, meant in misspelled.items():
+            mapping[meant] = mapping[key]
+            self.y.locs[path + (meant,)] = self.y.loc(path + (key,))
         for key in required:
             if key not in mapping:
                 self.add(path, f"missing required key '{key}'", f"add '{key}:' here")
+
+    def source_text(self, path: tuple) -> str | None:
+        """The value at ``path`` as written in the file (``1.10``, not the float 1.1)."""
+        return self.y.texts.get(path)
 
     def string(self, mapping: dict, key: str, path: tuple, *, required: bool = True) -> str | None:
         if key not in mapping:

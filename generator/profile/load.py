@@ -325,8 +325,12 @@ def _check_secrets(c: Checker, value: Any, profile_path: Path) -> dict[str, Secr
         if s is None:
             continue
         if "source" not in s:
-            c.add(p, "missing 'source'", f"add source: one of {', '.join(SECRET_SOURCES)}")
-            continue
+            misspelled = next((k for k in s if close_match(str(k), ("source",))), None)
+            if misspelled is None:
+                c.add(p, "missing 'source'", f"add source: one of {', '.join(SECRET_SOURCES)}")
+                continue
+            c.keys({misspelled: None}, ("source",), p)  # "unknown key, did you mean 'source'?" only
+            s["source"] = s.pop(misspelled)
         source = c.choice(s, "source", p, SECRET_SOURCES, "")
         if not source:
             continue
