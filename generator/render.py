@@ -21,7 +21,7 @@ from generator.profile.collect import gather as _gather
 from generator.profile.load import check_profile
 from generator.profile.model import Profile
 from generator.secrets.resolve import Credential, SecretResolver
-from generator.targets import TARGETS
+from generator.targets import TARGETS, plan_steps
 from generator.targets.base import NodeFile, Step
 
 
@@ -35,10 +35,6 @@ class Rendered:
     @property
     def name(self) -> str:
         return self.profile.name
-
-
-def plan_steps(profile: Profile, creds: list[Credential]) -> list[Step]:
-    return [TARGETS[name].plan_step(options, creds) for name, options in profile.targets.items()]
 
 
 def script_sections(steps: list[Step]) -> frozenset[str]:

@@ -23,8 +23,8 @@ class Checker:
         self.file = filename
         self.problems: list[Problem] = list(loaded.problems)
 
-    def at(self, path: tuple) -> Located:
-        line, col = self.y.loc(path)
+    def at(self, path: tuple, *, key: bool = False) -> Located:
+        line, col = self.y.loc(path + ("<key>",)) if key else self.y.loc(path)
         return Located(self.file, line, col, format_path(path))
 
     def add(self, path: tuple, message: str, fix: str = "", *, key: bool = False, severity: str = "error") -> None:

@@ -19,17 +19,23 @@ def load_all(paths: list[Path]) -> tuple[list[Profile], list[Problem]]:
 
 
 def check_all(paths: list[Path]) -> list[Problem]:
-    """``regauth validate``: every problem of every profile, key checks included, no network.
+    """``regauth validate``: every problem of every profile, key checks and render's
+    warnings included, no network.
 
     Profiles that load have their file/env secrets checked here; profiles with errors
     had theirs checked by :func:`check_profile`.  Nothing stops at the first bad file.
     """
-    from generator.secrets.resolve import SecretResolver, local_problems
+    from generator.outputs.packer_mode import packer_warning
+    from generator.secrets.resolve import SecretResolver, offline_credentials
+    from generator.targets import plan_steps
 
     profiles, problems = gather([check_profile(path) for path in paths])
-    resolver = SecretResolver()  # one per run: a key shared by many profiles is read once
+    resolver = SecretResolver(offline=True)  # one per run: a key shared by many profiles is read once
     for profile in profiles:
-        problems.extend(local_problems(profile, resolver))
+        creds, found = offline_credentials(profile, resolver)
+        problems.extend(found)
+        if not found:  # the warnings render would give (from the same rule)
+            problems.extend(packer_warning(profile, any(s.holds_secret for s in plan_steps(profile, creds))))
     return problems
 
 

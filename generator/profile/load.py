@@ -145,14 +145,17 @@ def _check_output(c: Checker, value: Any) -> OutputOptions:
     return OutputOptions(
         cloud=c.choice(m, "cloud", ("output",), CLOUDS, "gce"),
         compress=c.choice(m, "compress", ("output",), COMPRESS_MODES, "auto"),
-        packer=_check_packer(c, m.get("packer"), ("output", "packer")),
+        packer=_check_packer(c, m.get("packer"), ("output", "packer"), "packer" in m),
     )
 
 
-def _check_packer(c: Checker, value: Any, p: tuple) -> PackerOptions:
-    """``output.packer``: literal source references (Packer 1.6 takes no variables there)."""
+def _check_packer(c: Checker, value: Any, p: tuple, given: bool) -> PackerOptions:
+    """``output.packer``: literal source references (Packer 1.6 takes no variables there).
+
+    ``given``: the profile names output.packer (even empty), so it uses Packer output.
+    """
     if value is None:
-        return PackerOptions()
+        return PackerOptions(at=c.at(p, key=True) if given else None)
     example = "packer:\n  sources: [source.googlecompute.golden]\n  bake_secret: false"
     m = c.mapping(value, p, "output.packer", example)
     if m is None:
@@ -182,7 +185,7 @@ def _check_packer(c: Checker, value: Any, p: tuple) -> PackerOptions:
     if "bake_secret" in m and not isinstance(bake, bool):
         c.add(p + ("bake_secret",), f"bake_secret must be true or false, not {_kind(bake)}", "write bake_secret: true (unquoted) to bake build-time credentials into the image, or false")
         bake = None
-    return PackerOptions(sources=sources, bake_secret=bake)
+    return PackerOptions(sources=sources, bake_secret=bake, at=c.at(p, key=True))
 
 
 def _check_targets(c: Checker, value: Any) -> dict[str, object]:

@@ -80,9 +80,12 @@ def password_from_payload(payload: bytes, transform: str) -> str:
 class SecretResolver:
     """Per-run secret cache and fetcher (no global state: create one per run)."""
 
-    def __init__(self, gsm_settings: object | None = None) -> None:
+    def __init__(self, gsm_settings: object | None = None, *, offline: bool = False) -> None:
         self._values: dict[tuple, SecretValue | Problem] = {}
         self._gsm_settings = gsm_settings  # GsmSettings; typed loosely to keep imports lazy
+        # offline (validate): build-time Secret Manager secrets are not fetched; their
+        # credentials stand in with an empty value (never written anywhere).
+        self._offline = offline
 
     @staticmethod
     def _identity(spec: SecretSpec) -> tuple:
@@ -112,7 +115,7 @@ class SecretResolver:
                 elif spec.source == "env":
                     if not remote_only:
                         self._values[key] = read_env_secret(spec)
-                elif spec.fetch == "build":
+                elif spec.fetch == "build" and not self._offline:
                     gsm_specs.setdefault(key, spec)
         if gsm_specs:
             # Imported here: the Google client costs ~0.3 s and most renders never need it.
@@ -133,6 +136,10 @@ class SecretResolver:
                 boot = BootFetch(spec.gsm.name, transform, spec.gsm.endpoint, reg.auth.type == "gcp-service-account")
                 creds.append(_routed(Credential(reg.host, reg.auth.username, spec.name, boot=boot), reg, problems))
                 continue
+            if self._offline and spec.source == "gcp-secret-manager":
+                unfetched = SecretValue(b"", "Secret Manager, not fetched")
+                creds.append(_routed(Credential(reg.host, reg.auth.username, spec.name, unfetched), reg, problems))
+                continue
             value = self._values[self._identity(spec)]
             if isinstance(value, Problem):
                 # Cached from whichever profile read it first: point at this profile's spec.
@@ -151,22 +158,24 @@ class SecretResolver:
         return creds
 
 
-def local_problems(profile: Profile, resolver: SecretResolver | None = None) -> list[Problem]:
-    """Problems of the secrets read from this machine (files, env, TLS files): no network.
+def offline_credentials(profile: Profile, resolver: SecretResolver | None = None) -> tuple[list[Credential], list[Problem]]:
+    """Credentials as far as this machine can tell without network, or the problems found.
 
-    For ``validate``, and for profiles whose other errors stop the render: a key
-    error is reported with them, not one run later.
+    Files, env and TLS files are read and checked; Secret Manager secrets are not
+    fetched.  For ``validate``, and for profiles whose other errors stop the render: a
+    key error is reported with them, not one run later.
     """
-    local = replace(profile, registries=tuple(r for r in profile.registries if profile.secrets[r.auth.secret].source != "gcp-secret-manager"))
-    if not local.registries:
-        return []
     try:
-        (resolver or SecretResolver()).credentials(local)
+        return (resolver or SecretResolver(offline=True)).credentials(profile), []
     except InvalidInput as exc:
-        return list(exc.problems)
+        return [], list(exc.problems)
     except RuntimeFailure as exc:  # e.g. an unreadable key file: reported with the rest
-        return [Problem(str(profile.file), exc.cause, exc.fix)]
-    return []
+        return [], [Problem(str(profile.file), exc.cause, exc.fix)]
+
+
+def local_problems(profile: Profile, resolver: SecretResolver | None = None) -> list[Problem]:
+    """The problems of :func:`offline_credentials`."""
+    return offline_credentials(profile, resolver)[1]
 
 
 def _routed(cred: Credential, reg: Registry, problems: list[Problem]) -> Credential:
