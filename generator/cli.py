@@ -14,7 +14,10 @@ from generator.errors import EXIT_INVALID, EXIT_OK, EXIT_RUNTIME, InvalidInput, 
 EPILOG_MAIN = """\
 examples:
   regauth render profiles/demo.yaml            # writes out/demo/{user-data,rootfs/,packer/,...}
-  regauth render profiles/ -o build/           # every profile in a folder
+  regauth render profiles/ -o build/           # every profile in a folder; the examples
+                                               # in profiles/ need `make demo` (a throwaway
+                                               # key) and REGAUTH_EXAMPLE_PASSWORD set (read
+                                               # by profiles/private-ca-registry.yaml)
   regauth validate profiles/*.yaml             # check without fetching or writing
   regauth schema > profile.schema.json         # JSON Schema for editors
   regauth doctor /etc --image IMAGE            # why does this node's pull fail?
@@ -88,6 +91,9 @@ def _profile_paths(items: list[str]) -> list[Path]:
     return paths
 
 
+NOTES_SHOWN = 10  # a fleet's notes (e.g. "user-data is gzip-compressed") beyond this are counted
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     import time
 
@@ -112,6 +118,11 @@ def cmd_render(args: argparse.Namespace) -> int:
     warnings = [w for o in outcomes for w in o.warnings]
     if warnings:
         print(render_problems(warnings), file=sys.stderr)
+    notes = [f"{o.name}: {note}" for o in outcomes for note in o.notes]
+    for note in notes[:NOTES_SHOWN]:
+        print(note, file=sys.stderr)
+    if len(notes) > NOTES_SHOWN:
+        print(f"... and {len(notes) - NOTES_SHOWN} more such notes (each profile's manifest.json says whether its user-data is gzip)", file=sys.stderr)
     for outcome in outcomes:
         if args.dry_run and outcome.rendered is not None:
             _print_plan(outcome.rendered)

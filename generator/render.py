@@ -31,6 +31,7 @@ class Rendered:
     files: list[OutputFile]
     steps: list[Step]
     warnings: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # said on stderr after the render (e.g. gzip applied)
 
     @property
     def name(self) -> str:
@@ -80,7 +81,13 @@ def render_profile(profile: Profile, creds: list[Credential], merge_with: list[t
         )
     packer = packer_output(profile, creds, files)  # out/NAME/packer/: golden-image snippet
     outputs.extend(packer.files)
-    return Rendered(profile, outputs, steps, packer.warnings)
+    notes = [_compressed_note(profile.output.cloud, user_data.why)] if user_data.compressed else []
+    return Rendered(profile, outputs, steps, packer.warnings, notes)
+
+
+def _compressed_note(cloud: str, why: str) -> str:
+    send = "send user-data as is (cloud-init unpacks gzip)" if cloud in ("aws", "none") else "send user-data.b64 with user-data-encoding=base64"
+    return f"user-data is gzip-compressed ({why}): {send}"
 
 
 def with_manifest(rendered: Rendered) -> list[OutputFile]:
@@ -103,6 +110,7 @@ class Outcome:
     files: int = 0
     size: int = 0
     warnings: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     failure: tuple[str, str] | None = None  # RuntimeFailure (cause, fix): exceptions don't pickle well
 
@@ -120,6 +128,7 @@ def _render_one(job: _Job, resolver: SecretResolver, profile: Profile) -> Outcom
         creds = resolver.credentials(profile)
         rendered = render_profile(profile, creds, list(job.merge_with))
         outcome.warnings = list(rendered.warnings)
+        outcome.notes = list(rendered.notes)
         files = with_manifest(rendered)
         outcome.files, outcome.size = len(files), sum(len(f.data) for f in files)
         if job.write:
