@@ -76,7 +76,7 @@ def _without_keys(message: str, fix: str, path: str = "") -> tuple[str, str, str
     if not (in_message or in_fix or in_path):
         return message, fix, path
     # A fix that quoted the key (e.g. an example built from it) is replaced, not patched.
-    return f"{message} ({KEY_HINT})", KEY_FIX if in_fix else fix, path
+    return f"{message} ({KEY_HINT})", KEY_FIX if in_fix or not fix else fix, path
 
 
 def render_problems(problems: list[Problem]) -> str:

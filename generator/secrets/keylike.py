@@ -105,8 +105,8 @@ def redact(text: str) -> tuple[str, bool]:
         return text, False
     merged: list[list[int]] = []
     for start, end in sorted(spans):
-        while end < len(text) and text[end] in "\r\n":  # the key file's final newline goes with it
-            end += 1
+        while end < len(text) and (text[end] in "\r\n" or text[end : end + 2] in ("\\n", "\\r")):
+            end += 1 if text[end] in "\r\n" else 2  # the key file's final newline (or its escape) goes with it
         if merged and start <= merged[-1][1]:
             merged[-1][1] = max(merged[-1][1], end)
         else:
