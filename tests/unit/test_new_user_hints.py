@@ -30,6 +30,17 @@ def test_default_port_on_a_host_is_an_error_with_the_bare_host(profile_dir: Path
     assert (p.path, p.line, p.col) == ("registries[0].host", 8, 11)
     assert "default port" in p.message and "never matches" in p.message
     assert p.fix == f"write host: {bare} (as in your image references)"
+    # Editors say it too: the JSON Schema refuses the default port.
+    import jsonschema
+    import yaml
+
+    from generator.profile.schema import profile_schema
+
+    doc = yaml.safe_load((profile_dir / "node.yaml").read_text())
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, profile_schema())
+    doc["registries"][0]["host"] = bare
+    jsonschema.validate(doc, profile_schema())
 
 
 def test_other_ports_stay_valid(profile_dir: Path) -> None:
