@@ -7,9 +7,13 @@ import ast
 import shutil
 import subprocess
 import sys
-import tomllib
 import zipfile
 from pathlib import Path
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10: the declared tomli backport
+    import tomli as tomllib
 
 from tests.conftest import ROOT
 
