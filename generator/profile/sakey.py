@@ -118,6 +118,8 @@ def _check_key(raw: bytes) -> list[KeyFinding]:
                 _FIX_REDOWNLOAD,
             )
         )
+        if "private_key" not in info:
+            return findings  # some other JSON (an OAuth client secret, ...): its missing fields say nothing more
     for fieldname in ("client_email", "private_key", "private_key_id"):
         if not isinstance(info.get(fieldname), str) or not info.get(fieldname):
             findings.append(KeyFinding(f"the key has no \"{fieldname}\"", _FIX_REDOWNLOAD))

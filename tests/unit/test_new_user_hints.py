@@ -86,6 +86,9 @@ def test_gcloud_user_credentials_get_one_error() -> None:
     assert len(findings) == 1, findings
     assert "application-default credentials of a user" in findings[0].message
     assert "gcloud iam service-accounts keys create" in findings[0].fix
+    oauth_client = {"installed": {"client_id": "x.apps.googleusercontent.com", "client_secret": "y"}}
+    (finding,) = check_service_account_key(json.dumps(oauth_client).encode())
+    assert 'the key\'s "type" is missing' in finding.message
 
 
 GOOD_SECRET = "{source: file, path: key.json}"
