@@ -73,7 +73,9 @@ examples:
   regauth validate profiles/ --json
 
 Checks structure, hosts and secret references, and reads file/env secrets to check
-service-account keys.  Secret Manager secrets are not fetched.
+service-account keys (also in profiles with other errors: every problem of every
+profile in one run), and gives the warnings render would.  Secret Manager secrets
+are not fetched.
 """
 
 
