@@ -84,7 +84,9 @@ class Checker:
         close = close_match(str(value), choices)
         hint = f"did you mean '{close}'?" if close else f"write one of: {', '.join(choices)}"
         self.add(path + (key,), f"'{value}' is not a valid {key}", hint)
-        return default
+        # A near miss is read as what was meant (the profile is invalid either way), so
+        # the rest is still checked, e.g. the key of `type: gcp-servce-account`.
+        return close or default
 
 
 def close_match(word: str, choices: Iterable[str], aliases: Mapping[str, str] | None = None, cutoff: float = 0.6) -> str | None:

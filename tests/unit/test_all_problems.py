@@ -76,3 +76,12 @@ def test_render_of_a_fleet_reports_the_keys_of_the_good_profiles_too(tmp_path: P
     r = run_cli("render", str(bad), str(good), "-o", str(tmp_path / "out"))
     assert r.code == 2
     assert "is a wildcard" in r.err and f"{good}:8:" in r.err and MANGLED in r.err, r.err
+
+
+def test_misspelled_auth_type_and_mangled_key_in_one_run(tmp_path: Path) -> None:
+    _mangled_key(tmp_path)
+    path = _profile(tmp_path, "typo")
+    path.write_text(path.read_text().replace("type: gcp-service-account", "type: gcp-servce-account"))
+    r = run_cli("validate", str(path))
+    assert r.code == 2
+    assert "did you mean 'gcp-service-account'?" in r.err and MANGLED in r.err, r.err
