@@ -14,7 +14,10 @@ from generator.errors import EXIT_INVALID, EXIT_OK, EXIT_RUNTIME, InvalidInput, 
 EPILOG_MAIN = """\
 examples:
   regauth render profiles/demo.yaml            # writes out/demo/{user-data,rootfs/,packer/,...}
-  regauth render profiles/ -o build/           # every profile in a folder
+  regauth render profiles/ -o build/           # every profile in a folder; the examples
+                                               # in profiles/ need `make demo` (a throwaway
+                                               # key) and REGAUTH_EXAMPLE_PASSWORD set (read
+                                               # by profiles/private-ca-registry.yaml)
   regauth validate profiles/*.yaml             # check without fetching or writing
   regauth schema > profile.schema.json         # JSON Schema for editors
   regauth doctor /etc --image IMAGE            # why does this node's pull fail?
@@ -70,7 +73,9 @@ examples:
   regauth validate profiles/ --json
 
 Checks structure, hosts and secret references, and reads file/env secrets to check
-service-account keys.  Secret Manager secrets are not fetched.
+service-account keys (also in profiles with other errors: every problem of every
+profile in one run), and gives the warnings render would.  Secret Manager secrets
+are not fetched.
 """
 
 
@@ -86,6 +91,9 @@ def _profile_paths(items: list[str]) -> list[Path]:
         else:
             paths.append(p)
     return paths
+
+
+NOTES_SHOWN = 10  # a fleet's notes (e.g. "user-data is gzip-compressed") beyond this are counted
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -112,6 +120,11 @@ def cmd_render(args: argparse.Namespace) -> int:
     warnings = [w for o in outcomes for w in o.warnings]
     if warnings:
         print(render_problems(warnings), file=sys.stderr)
+    notes = [f"{o.name}: {note}" for o in outcomes for note in o.notes]
+    for note in notes[:NOTES_SHOWN]:
+        print(note, file=sys.stderr)
+    if len(notes) > NOTES_SHOWN:
+        print(f"... and {len(notes) - NOTES_SHOWN} more such notes (each profile's manifest.json says whether its user-data is gzip)", file=sys.stderr)
     for outcome in outcomes:
         if args.dry_run and outcome.rendered is not None:
             _print_plan(outcome.rendered)
@@ -159,24 +172,10 @@ def _print_plan(rendered) -> None:  # type: ignore[no-untyped-def]
 def cmd_validate(args: argparse.Namespace) -> int:
     import json
 
-    from generator.profile.collect import load_all
-    from generator.secrets.resolve import SecretResolver
+    from generator.profile.collect import check_all
 
     paths = _profile_paths(args.profiles)
-    problems: list[Problem] = []
-    try:
-        profiles, warnings = load_all(paths)
-        problems.extend(warnings)
-        resolver = SecretResolver()
-        for profile in profiles:
-            if any(s.source == "gcp-secret-manager" for s in profile.secrets.values()):
-                continue  # validate never calls the network
-            try:
-                resolver.credentials(profile)
-            except InvalidInput as exc:
-                problems.extend(exc.problems)
-    except InvalidInput as exc:
-        problems.extend(exc.problems)
+    problems = check_all(paths)
     errors = [p for p in problems if p.severity == "error"]
     if args.json:
         print(json.dumps({"ok": not errors, "problems": [p.as_dict() for p in problems]}, indent=2))

@@ -28,6 +28,15 @@ class Problem:
     col: int = 0  # 1-based; 0 = unknown
     severity: str = "error"  # or "warning"
 
+    def __post_init__(self) -> None:
+        # The one place every problem passes: a key pasted where a name belongs is
+        # quoted by whichever check rejects it, so it is caught here, never printed.
+        message, fix, path = _without_keys(self.message, self.fix, self.path)
+        if (message, fix, path) != (self.message, self.fix, self.path):
+            object.__setattr__(self, "message", message)
+            object.__setattr__(self, "fix", fix)
+            object.__setattr__(self, "path", path)
+
     def where(self) -> str:
         loc = self.file
         if self.line:
@@ -55,6 +64,19 @@ class Problem:
             "message": self.message,
             "fix": self.fix,
         }
+
+
+def _without_keys(message: str, fix: str, path: str = "") -> tuple[str, str, str]:
+    """``message``, ``fix`` and ``path`` with key material replaced (see secrets.keylike)."""
+    from generator.secrets.keylike import KEY_FIX, KEY_HINT, redact
+
+    message, in_message = redact(message)
+    fixed, in_fix = redact(fix)
+    path, in_path = redact(path)
+    if not (in_message or in_fix or in_path):
+        return message, fix, path
+    # A fix that quoted the key (e.g. an example built from it) is replaced, not patched.
+    return f"{message} ({KEY_HINT})", KEY_FIX if in_fix or not fix else fix, path
 
 
 def render_problems(problems: list[Problem]) -> str:
@@ -110,6 +132,7 @@ class RuntimeFailure(RegauthError):
     exit_code: int = field(default=EXIT_RUNTIME)
 
     def __post_init__(self) -> None:
+        self.cause, self.fix, _ = _without_keys(self.cause, self.fix)
         super().__init__(self.cause)
 
     def render(self) -> str:

@@ -18,11 +18,11 @@ from generator.outputs.userdata import multipart, package
 from generator.outputs.manifest import OutputFile, manifest
 from generator.outputs.packer import packer_output
 from generator.outputs.writer import commit_all, discard, stage_tree
-from generator.profile.collect import collect as _collect
+from generator.profile.collect import gather as _gather
 from generator.profile.load import check_profile
 from generator.profile.model import Profile
 from generator.secrets.resolve import Credential, SecretResolver
-from generator.targets import TARGETS
+from generator.targets import TARGETS, plan_steps
 from generator.targets.base import NodeFile, Step
 
 
@@ -32,14 +32,13 @@ class Rendered:
     files: list[OutputFile]
     steps: list[Step]
     warnings: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # said on stderr after the render (e.g. gzip applied)
 
     @property
     def name(self) -> str:
         return self.profile.name
 
 
-def plan_steps(profile: Profile, creds: list[Credential]) -> list[Step]:
-    return [TARGETS[name].plan_step(options, creds) for name, options in profile.targets.items()]
 
 
 def node_files(profile: Profile, steps: list[Step]) -> list[NodeFile]:
@@ -80,7 +79,13 @@ def render_profile(profile: Profile, creds: list[Credential], merge_with: list[t
         )
     packer = packer_output(profile, creds, files)  # out/NAME/packer/: golden-image snippet
     outputs.extend(packer.files)
-    return Rendered(profile, outputs, steps, packer.warnings)
+    notes = [_compressed_note(profile.output.cloud, user_data.why)] if user_data.compressed else []
+    return Rendered(profile, outputs, steps, packer.warnings, notes)
+
+
+def _compressed_note(cloud: str, why: str) -> str:
+    send = "send user-data as is (cloud-init unpacks gzip)" if cloud in ("aws", "none") else "send user-data.b64 with user-data-encoding=base64"
+    return f"user-data is gzip-compressed ({why}): {send}"
 
 
 def with_manifest(rendered: Rendered) -> list[OutputFile]:
@@ -103,6 +108,7 @@ class Outcome:
     files: int = 0
     size: int = 0
     warnings: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     failure: tuple[str, str] | None = None  # RuntimeFailure (cause, fix): exceptions don't pickle well
 
@@ -120,6 +126,7 @@ def _render_one(job: _Job, resolver: SecretResolver, profile: Profile) -> Outcom
         creds = resolver.credentials(profile)
         rendered = render_profile(profile, creds, list(job.merge_with))
         outcome.warnings = list(rendered.warnings)
+        outcome.notes = list(rendered.notes)
         files = with_manifest(rendered)
         outcome.files, outcome.size = len(files), sum(len(f.data) for f in files)
         if job.write:
@@ -203,7 +210,12 @@ def render_all(
     from functools import partial
 
     jobs = jobs or default_jobs()
-    profiles, problems = _collect(_pool_map(check_profile, list(paths), jobs))
+    profiles, problems = _gather(_pool_map(check_profile, list(paths), jobs))
+    if any(p.severity == "error" for p in problems):
+        # Nothing is rendered; still report the key problems of the profiles that loaded.
+        from generator.secrets.resolve import local_problems
+
+        raise InvalidInput(problems + [p for profile in profiles for p in local_problems(profile)])
     warnings: dict[str, list[Problem]] = {}
     for p in problems:
         warnings.setdefault(p.file, []).append(p)

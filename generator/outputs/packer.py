@@ -34,6 +34,7 @@ from generator import __version__, applyscript
 from generator.errors import Problem
 from generator.outputs.hcl import hcl_list, hcl_string
 from generator.outputs.manifest import OutputFile
+from generator.outputs.packer_mode import VAR_FILE_NAME, choose_mode, packer_warning
 from generator.outputs.templating import render
 from generator.profile.model import Profile
 from generator.secrets.resolve import Credential
@@ -42,7 +43,7 @@ from generator.targets.base import NodeFile
 DIR = "packer"
 SNIPPET = f"{DIR}/registry-auth.pkr.hcl"
 PLUGINS_FILE = f"{DIR}/required-plugins.pkr.hcl"
-VAR_FILE = f"{DIR}/regauth-secrets.auto.pkrvars.hcl"
+VAR_FILE = f"{DIR}/{VAR_FILE_NAME}"
 INSTALL = f"{DIR}/files/install.sh"
 ROOTFS = f"{DIR}/files/rootfs"
 
@@ -86,39 +87,6 @@ def runtime_units(profile: Profile) -> list[str]:
     from generator.targets import TARGETS
 
     return sorted({unit for name in profile.targets for unit in TARGETS[name].UNITS})
-
-
-def choose_mode(profile: Profile, plan: NodeFile) -> str:
-    """The plan file's own secret flag decides (a target may keep credentials out of it)."""
-    if not plan.secret:
-        return "plan"
-    return "baked" if profile.output.packer.bake_secret is True else "without-plan"
-
-
-def _without_plan_warning(profile: Profile, creds: list[Credential]) -> Problem:
-    build_time = [c for c in creds if c.holds_secret]
-    first = next((r for r in profile.registries if build_time and r.host == build_time[0].host), None)
-    secrets = sorted({f"'{c.secret_name}'" for c in build_time})
-    names = (" (secret " if len(secrets) == 1 else " (secrets ") + ", ".join(secrets) + ")" if secrets else ""
-    hosts = ", ".join(sorted({c.host for c in build_time})) or "its registries"
-    return Problem(
-        file=str(profile.file),
-        message=(
-            f"the Packer image gets regauth-apply and {UNIT_NAME} but no plan: the credentials for {hosts}{names} "
-            "are resolved at render time and output.packer.bake_secret is not true, "
-            "so VMs built from it need the plan from user-data"
-        ),
-        fix=(
-            "to keep secrets out of the image and still have a complete one, use a gcp-secret-manager secret "
-            "with fetch: boot; to bake the credentials, set output.packer.bake_secret: true "
-            f"(the plan is then a sensitive variable from {VAR_FILE.split('/', 1)[1]}); "
-            "to keep this layout on purpose, set output.packer.bake_secret: false"
-        ),
-        path=first.auth.at.path if first else "output.packer",
-        line=first.auth.at.line if first else 0,
-        col=first.auth.at.col if first else 0,
-        severity="warning",
-    )
 
 
 def _owner(f: NodeFile) -> tuple[str, str]:
@@ -166,7 +134,7 @@ def packer_output(profile: Profile, creds: list[Credential], node_files: list[No
     extra = [f for f in node_files if f.delivered and f.path not in (script.path, plan.path)]
     if any(f.secret for f in extra):
         raise ValueError("packer output has no rule for baking a secret file other than the plan")
-    mode = choose_mode(profile, plan)
+    mode = choose_mode(profile, plan.secret)
     units = runtime_units(profile)
     common = {"regauth_version": __version__, "profile": profile.name, "units": units}
     unit = NodeFile(
@@ -228,5 +196,4 @@ def packer_output(profile: Profile, creds: list[Credential], node_files: list[No
         files.append(OutputFile(ROOTFS + f.path, f.data, f.mode, f.secret, vm_path=f.path, owner=f.owner, note=f.note))
     if mode == "baked":
         files.append(OutputFile(VAR_FILE, _var_file(profile, plan), 0o600, True, note=f"sensitive variable {PLAN_VARIABLE}: keep out of git"))
-    warnings = [_without_plan_warning(profile, creds)] if mode == "without-plan" and profile.output.packer.bake_secret is None else []
-    return PackerOutput(files, warnings, mode)
+    return PackerOutput(files, packer_warning(profile, plan.secret), mode)

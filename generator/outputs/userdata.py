@@ -63,6 +63,7 @@ def _text_part(data: bytes, subtype: str) -> "MIMEText":
 class UserData:
     raw: bytes = field(repr=False)  # what a NoCloud seed or an AWS user_data (raw) takes (credentials inside)
     compressed: bool
+    why: str = ""  # why it was compressed, for the render summary
 
     @property
     def base64(self) -> bytes:
@@ -139,8 +140,11 @@ def package(plain: bytes, *, cloud: str, compress: str, profile_file: str) -> Us
     """Apply the compression policy and the cloud's size limit."""
     limit, _, why = CLOUD_LIMITS[cloud]
     candidate = UserData(plain, False)
-    if compress == "always" or (compress == "auto" and counted_size(candidate, cloud) > limit):
-        candidate = UserData(deterministic_gzip(plain), True)
+    if compress == "always":
+        candidate = UserData(deterministic_gzip(plain), True, "output.compress: always")
+    elif compress == "auto" and counted_size(candidate, cloud) > limit:
+        over = f"output.compress: auto, and {counted_size(candidate, cloud)} bytes uncompressed is over {limit}: {why}"
+        candidate = UserData(deterministic_gzip(plain), True, over)
     size = counted_size(candidate, cloud)
     if size > limit:
         state = "gzip-compressed" if candidate.compressed else "uncompressed"

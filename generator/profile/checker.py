@@ -12,6 +12,7 @@ from typing import Any
 from generator.errors import Problem
 from generator.profile.model import Located
 from generator.profile.yamlpos import LoadedYaml, format_path
+from generator.secrets.keylike import looks_like_key
 
 
 class Checker:
@@ -22,8 +23,8 @@ class Checker:
         self.file = filename
         self.problems: list[Problem] = list(loaded.problems)
 
-    def at(self, path: tuple) -> Located:
-        line, col = self.y.loc(path)
+    def at(self, path: tuple, *, key: bool = False) -> Located:
+        line, col = self.y.loc(path + ("<key>",)) if key else self.y.loc(path)
         return Located(self.file, line, col, format_path(path))
 
     def add(self, path: tuple, message: str, fix: str = "", *, key: bool = False, severity: str = "error") -> None:
@@ -37,19 +38,38 @@ class Checker:
         return None
 
     def keys(self, mapping: dict, allowed: tuple[str, ...], path: tuple, required: tuple[str, ...] = ()) -> None:
+        """Unknown keys (with did-you-mean), then required keys that are missing.
+
+        A misspelled key is reported once: its value is then read under the meant
+        name, so the check does not add "missing required key" for the same typo, and
+        the value itself is still checked.
+        """
+        misspelled: dict[str, str] = {}
         for key in mapping:
             if key not in allowed:
                 close = close_match(str(key), allowed)
                 hint = f"did you mean '{close}'?" if close else f"allowed here: {', '.join(allowed)}"
                 self.add(path + (key,), f"unknown key '{key}'", hint, key=True)
+                if close and close not in mapping and close not in misspelled.values():
+                    misspelled[key] = close
+        for key, meant in misspelled.items():
+            mapping[meant] = mapping[key]
+            self.y.locs[path + (meant,)] = self.y.loc(path + (key,))
         for key in required:
             if key not in mapping:
                 self.add(path, f"missing required key '{key}'", f"add '{key}:' here")
+
+    def source_text(self, path: tuple) -> str | None:
+        """The value at ``path`` as written in the file (``1.10``, not the float 1.1)."""
+        return self.y.texts.get(path)
 
     def string(self, mapping: dict, key: str, path: tuple, *, required: bool = True) -> str | None:
         if key not in mapping:
             return None
         value = mapping[key]
+        if looks_like_key(value):
+            self.add(path + (key,), f"'{value}' is not a valid {key}")  # Problem shows a description, not the value
+            return None
         if isinstance(value, str) and value:
             return value
         self.add(path + (key,), f"'{key}' must be a non-empty string, not {kind_of(value)}", f"write {key}: \"...\" (quote it if it looks like a number)")
@@ -64,7 +84,9 @@ class Checker:
         close = close_match(str(value), choices)
         hint = f"did you mean '{close}'?" if close else f"write one of: {', '.join(choices)}"
         self.add(path + (key,), f"'{value}' is not a valid {key}", hint)
-        return default
+        # A near miss is read as what was meant (the profile is invalid either way), so
+        # the rest is still checked, e.g. the key of `type: gcp-servce-account`.
+        return close or default
 
 
 def close_match(word: str, choices: Iterable[str], aliases: Mapping[str, str] | None = None, cutoff: float = 0.6) -> str | None:

@@ -18,7 +18,36 @@ def load_all(paths: list[Path]) -> tuple[list[Profile], list[Problem]]:
     return collect([check_profile(path) for path in paths])
 
 
+def check_all(paths: list[Path]) -> list[Problem]:
+    """``regauth validate``: every problem of every profile, key checks and render's
+    warnings included, no network.
+
+    Profiles that load have their file/env secrets checked here; profiles with errors
+    had theirs checked by :func:`check_profile`.  Nothing stops at the first bad file.
+    """
+    from generator.outputs.packer_mode import packer_warning
+    from generator.secrets.resolve import SecretResolver, offline_credentials
+    from generator.targets import plan_steps
+
+    profiles, problems = gather([check_profile(path) for path in paths])
+    resolver = SecretResolver(offline=True)  # one per run: a key shared by many profiles is read once
+    for profile in profiles:
+        creds, found = offline_credentials(profile, resolver)
+        problems.extend(found)
+        if not found:  # the warnings render would give (from the same rule)
+            problems.extend(packer_warning(profile, any(s.holds_secret for s in plan_steps(profile, creds))))
+    return problems
+
+
 def collect(loaded: list[tuple[Profile | None, list[Problem]]]) -> tuple[list[Profile], list[Problem]]:
+    """Profiles that loaded, plus every problem; raise InvalidInput when any is an error."""
+    profiles, problems = gather(loaded)
+    if any(p.severity == "error" for p in problems):
+        raise InvalidInput(problems)
+    return profiles, problems
+
+
+def gather(loaded: list[tuple[Profile | None, list[Problem]]]) -> tuple[list[Profile], list[Problem]]:
     """Profiles that loaded, plus every problem, cross-profile ones (name clashes) included."""
     problems: list[Problem] = [p for _, found in loaded for p in found]
     profiles: list[Profile] = []
@@ -33,6 +62,4 @@ def collect(loaded: list[tuple[Profile | None, list[Problem]]]) -> tuple[list[Pr
             continue
         seen[profile.name] = profile.file
         profiles.append(profile)
-    if any(p.severity == "error" for p in problems):
-        raise InvalidInput(problems)
     return profiles, problems

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from generator.secrets.keylike import looks_like_key
+
 # Artifact Registry multi-region and common regional Docker hosts, for suggestions.
 GAR_EXAMPLES = (
     "europe-docker.pkg.dev",
@@ -18,6 +20,11 @@ GAR_EXAMPLES = (
     "europe-west1-docker.pkg.dev",
     "us-central1-docker.pkg.dev",
 )
+
+# An image reference names a port only when written (europe-docker.pkg.dev/P/R/I has
+# none), and containerd's default endpoint https://HOST adds none, so HOST:443 and
+# HOST:80 match no pull.
+DEFAULT_PORTS = ("443", "80")
 
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 _HOST_RE = re.compile(rf"^(?:{_LABEL})(?:\.{_LABEL})*(?::(?P<port>[0-9]{{1,5}}))?$")
@@ -28,6 +35,8 @@ def host_problem(host: object) -> tuple[str, str] | None:
     """Return ``(what is wrong, what to write instead)`` or None when the host is exact."""
     if not isinstance(host, str) or not host:
         return ("the registry host must be a non-empty string", "write the exact host, e.g. host: europe-docker.pkg.dev")
+    if looks_like_key(host):  # quoted here as a description only (see generator.errors.Problem)
+        return (f"'{host}' is not a registry host", "write the exact host from your image references, e.g. host: europe-docker.pkg.dev")
     stripped = host.strip()
     if stripped != host:
         return ("the host has leading or trailing spaces", f"write host: {stripped}")
@@ -64,8 +73,16 @@ def host_problem(host: object) -> tuple[str, str] | None:
     if not (_HOST_RE.match(host) or _IPV6_RE.match(host)):
         return (f"'{host}' is not a valid host[:port]", "write a DNS name or IP, optionally with :port, e.g. registry.example.com:5000")
     m2 = _HOST_RE.match(host) or _IPV6_RE.match(host)
-    if m2 and m2.group("port") and not (0 < int(m2.group("port")) < 65536):
-        return (f"port {m2.group('port')} is out of range", "use a port between 1 and 65535")
+    port = m2.group("port") if m2 else None
+    if port and not (0 < int(port) < 65536):
+        return (f"port {port} is out of range", "use a port between 1 and 65535")
+    if port in DEFAULT_PORTS:
+        bare = host[: -len(port) - 1]
+        return (
+            f"'{host}' names the default port {port}; containerd looks credentials up by the host as written in the image "
+            f"reference ({bare}/PROJECT/IMAGE carries no port) and contacts https://{bare}, so this entry never matches",
+            f"write host: {bare} (as in your image references)",
+        )
     return None
 
 

@@ -2,7 +2,9 @@
 
 The checks here are structural and need no secrets; checks on secret *content*
 (service-account key shape) run after secrets are resolved, in
-:mod:`generator.secrets.resolve`, and point back here through ``Located``.
+:mod:`generator.secrets.resolve`, and point back here through ``Located``.  A
+profile with structural errors still has its file/env secrets checked here, so
+users see every problem in one run.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from generator.profile.model import (
 from generator.profile.checker import Checker, close_match, kind_of as _kind
 from generator.profile.routes import check_route
 from generator.profile.yamlpos import load_yaml
+from generator.secrets.keylike import looks_like_key
 
 TOP_KEYS = ("version", "description", "targets", "secrets", "registries", "output")
 OUTPUT_KEYS = ("cloud", "compress", "packer")
@@ -88,8 +91,15 @@ def check_profile(path: Path) -> tuple[Profile | None, list[Problem]]:
         return None, loaded.problems
     checker = Checker(loaded, filename)
     profile = _check_document(checker, loaded.data, path)
+    broken = any(p.severity == "error" for p in checker.problems)
+    if broken and profile is not None and profile.registries:
+        # All problems at once: the keys of every validly defined secret are checked
+        # now, so fixing the other errors does not reveal a key error on the next run.
+        from generator.secrets.resolve import local_problems
+
+        checker.problems.extend(p for p in local_problems(profile) if p not in checker.problems)
     checker.problems.sort(key=lambda p: (p.line, p.col))
-    return (profile if not any(p.severity == "error" for p in checker.problems) else None), checker.problems
+    return (None if broken else profile), checker.problems
 
 
 def _check_document(c: Checker, doc: Any, path: Path) -> Profile | None:
@@ -107,16 +117,17 @@ def _check_document(c: Checker, doc: Any, path: Path) -> Profile | None:
     # Names declared under secrets: count as defined even when their spec has its own
     # error, so one mistake is not reported twice.
     declared = set(doc["secrets"]) if isinstance(doc.get("secrets"), dict) else set()
-    registries = _check_registries(c, doc.get("registries"), secrets, declared, path.parent)
+    registries, keyed = _check_registries(c, doc.get("registries"), secrets, declared, path.parent)
     targets = _check_targets(c, doc.get("targets"))
     _check_targets_against_registries(c, targets, registries, doc.get("registries"))
     output = _check_output(c, doc.get("output"))
-    if any(p.severity == "error" for p in c.problems):
-        return None
+    # With errors this is a partial profile (only for checking its secrets): every
+    # registry whose auth is valid, even one whose host is not.
+    broken = any(p.severity == "error" for p in c.problems)
     return Profile(
         name=path.stem,
         file=path,
-        registries=tuple(registries),
+        registries=tuple(keyed if broken else registries),
         secrets=secrets,
         targets=targets,
         output=output,
@@ -134,14 +145,17 @@ def _check_output(c: Checker, value: Any) -> OutputOptions:
     return OutputOptions(
         cloud=c.choice(m, "cloud", ("output",), CLOUDS, "gce"),
         compress=c.choice(m, "compress", ("output",), COMPRESS_MODES, "auto"),
-        packer=_check_packer(c, m.get("packer"), ("output", "packer")),
+        packer=_check_packer(c, m.get("packer"), ("output", "packer"), "packer" in m),
     )
 
 
-def _check_packer(c: Checker, value: Any, p: tuple) -> PackerOptions:
-    """``output.packer``: literal source references (Packer 1.6 takes no variables there)."""
+def _check_packer(c: Checker, value: Any, p: tuple, given: bool) -> PackerOptions:
+    """``output.packer``: literal source references (Packer 1.6 takes no variables there).
+
+    ``given``: the profile names output.packer (even empty), so it uses Packer output.
+    """
     if value is None:
-        return PackerOptions()
+        return PackerOptions(at=c.at(p, key=True) if given else None)
     example = "packer:\n  sources: [source.googlecompute.golden]\n  bake_secret: false"
     m = c.mapping(value, p, "output.packer", example)
     if m is None:
@@ -171,7 +185,7 @@ def _check_packer(c: Checker, value: Any, p: tuple) -> PackerOptions:
     if "bake_secret" in m and not isinstance(bake, bool):
         c.add(p + ("bake_secret",), f"bake_secret must be true or false, not {_kind(bake)}", "write bake_secret: true (unquoted) to bake build-time credentials into the image, or false")
         bake = None
-    return PackerOptions(sources=sources, bake_secret=bake)
+    return PackerOptions(sources=sources, bake_secret=bake, at=c.at(p, key=True))
 
 
 def _check_targets(c: Checker, value: Any) -> dict[str, object]:
@@ -217,13 +231,15 @@ def _check_targets_against_registries(c: Checker, targets: dict[str, object], re
         c.add(("registries",) if raw is not None else (), "no registries" if raw is not None else "missing required key 'registries'", "add at least one registry, e.g.\nregistries:\n  - host: europe-docker.pkg.dev\n    auth: {type: gcp-service-account, secret: gar-key}")
 
 
-def _check_registries(c: Checker, value: Any, secrets: dict[str, SecretSpec], declared: set[str], base: Path = Path(".")) -> list[Registry]:
+def _check_registries(c: Checker, value: Any, secrets: dict[str, SecretSpec], declared: set[str], base: Path = Path(".")) -> tuple[list[Registry], list[Registry]]:
+    """The valid registries, and every registry whose auth is valid (for key checks)."""
     if value is None:
-        return []
+        return [], []
     if not isinstance(value, list):
         c.add(("registries",), f"registries must be a list, not {_kind(value)}", "write\nregistries:\n  - host: europe-docker.pkg.dev\n    auth: {type: gcp-service-account, secret: gar-key}")
-        return []
+        return [], []
     out: list[Registry] = []
+    keyed: list[Registry] = []
     seen: dict[str, int] = {}
     for i, item in enumerate(value):
         p = ("registries", i)
@@ -242,9 +258,12 @@ def _check_registries(c: Checker, value: Any, secrets: dict[str, SecretSpec], de
                 seen[host] = i
         auth = _check_auth(c, m.get("auth"), p + ("auth",), secrets, declared) if "auth" in m else None
         mirror_for, route_path, tls = check_route(c, m, p, base)
-        if auth is not None and isinstance(host, str) and host_problem(host) is None:
-            out.append(Registry(host=host, auth=auth, at=c.at(p), mirror_for=mirror_for, path=route_path, tls=tls))
-    return out
+        if auth is not None:
+            registry = Registry(host=host if isinstance(host, str) else "", auth=auth, at=c.at(p), mirror_for=mirror_for, path=route_path, tls=tls)
+            keyed.append(registry)
+            if isinstance(host, str) and host_problem(host) is None:
+                out.append(registry)
+    return out, keyed
 
 
 def _check_auth(c: Checker, value: Any, p: tuple, secrets: dict[str, SecretSpec], declared: set[str]) -> AuthSpec | None:
@@ -259,6 +278,9 @@ def _check_auth(c: Checker, value: Any, p: tuple, secrets: dict[str, SecretSpec]
         hint = f"did you mean '{close}'?" if close else f"define it under secrets:, e.g.\nsecrets:\n  {secret}:\n    source: file\n    path: {secret}.json"
         c.add(p + ("secret",), f"no secret named '{secret}'", hint)
     username = m.get("username")
+    if looks_like_key(username):
+        c.add(p + ("username",), f"'{username}' is not a username")  # Problem shows a description, not the value
+        return None
     if kind == "gcp-service-account":
         if username is None:
             username = "_json_key_base64"
@@ -306,8 +328,12 @@ def _check_secrets(c: Checker, value: Any, profile_path: Path) -> dict[str, Secr
         if s is None:
             continue
         if "source" not in s:
-            c.add(p, "missing 'source'", f"add source: one of {', '.join(SECRET_SOURCES)}")
-            continue
+            misspelled = next((k for k in s if close_match(str(k), ("source",))), None)
+            if misspelled is None:
+                c.add(p, "missing 'source'", f"add source: one of {', '.join(SECRET_SOURCES)}")
+                continue
+            c.keys({misspelled: None}, ("source",), p)  # "unknown key, did you mean 'source'?" only
+            s["source"] = s.pop(misspelled)
         source = c.choice(s, "source", p, SECRET_SOURCES, "")
         if not source:
             continue

@@ -92,6 +92,7 @@ class PackerOptions:
 
     sources: tuple[str, ...] = DEFAULT_PACKER_SOURCES
     bake_secret: bool | None = None
+    at: Located | None = None  # where output.packer is; None: the profile does not use Packer
 
 
 @dataclass(frozen=True)

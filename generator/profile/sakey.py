@@ -35,6 +35,44 @@ _FIX_REDOWNLOAD = (
 _KNOWN_TYPES = ("authorized_user", "external_account", "external_account_authorized_user", "impersonated_service_account", "gdch_service_account")
 
 
+_INSTEAD = (
+    "create a service-account key for the VMs (gcloud iam service-accounts keys create KEY.json "
+    "--iam-account=NAME@PROJECT.iam.gserviceaccount.com), grant it roles/artifactregistry.reader, "
+    "and point path: at KEY.json (Artifact Registry's _json_key usernames take only service-account keys)"
+)
+#: Credential files people point at by mistake: what each is, and what to use instead.
+_OTHER_CREDENTIALS = {
+    "authorized_user": ("gcloud application-default credentials of a user (from `gcloud auth application-default login`)", _INSTEAD),
+    "external_account": ("a workload identity federation config (it holds no key)", _INSTEAD),
+    "external_account_authorized_user": ("a workforce identity federation user credential", _INSTEAD),
+    "impersonated_service_account": ("an impersonation config (`gcloud auth application-default login --impersonate-service-account`)", _INSTEAD),
+}
+
+
+def _base64_of_json(text: str) -> dict | None:
+    """The key JSON when ``text`` is its base64 (one line or wrapped), else None."""
+    compact = "".join(text.split())
+    if not compact or len(compact) % 4:
+        return None
+    try:
+        info = json.loads(base64.b64decode(compact, validate=True))
+    except ValueError:  # binascii.Error, JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def _already_encoded(info: dict) -> KeyFinding:
+    """A key file that was base64-encoded before regauth saw it: decode it, then check it."""
+    inner = _check_key(json.dumps(info).encode("utf-8"))
+    verdict = "decoded, it is a usable key" if not inner else f"decoded, it still has a problem: {inner[0].message}"
+    return KeyFinding(
+        "the key file is base64-encoded; regauth encodes the key itself (username _json_key_base64 sends the base64 "
+        f"of the file), so it needs the JSON as downloaded ({verdict})",
+        "decode it into the file regauth reads: base64 -d KEY.b64 > KEY.json && chmod 600 KEY.json, and point path: at KEY.json"
+        + ("" if not inner else f"; then: {inner[0].fix}"),
+    )
+
+
 @lru_cache(maxsize=64)
 def check_service_account_key(raw: bytes) -> tuple[KeyFinding, ...]:
     return tuple(_check_key(raw))
@@ -53,6 +91,9 @@ def _check_key(raw: bytes) -> list[KeyFinding]:
     try:
         info = json.loads(text)
     except json.JSONDecodeError as exc:
+        decoded = _base64_of_json(text)
+        if decoded is not None:
+            return [_already_encoded(decoded)]
         hint = ""
         if "Invalid control character" in exc.msg:
             hint = " (a real newline inside a JSON string: its \\n escapes were turned into newlines, e.g. by pasting into a double-quoted TOML/YAML string)"
@@ -62,10 +103,14 @@ def _check_key(raw: bytes) -> list[KeyFinding]:
     if not isinstance(info, dict):
         return [KeyFinding("the key JSON must be an object", _FIX_REDOWNLOAD)]
     findings: list[KeyFinding] = []
-    if info.get("type") != "service_account":
+    kind = info.get("type")
+    if kind in _OTHER_CREDENTIALS:
+        # A credential of another kind: its missing key fields say nothing more.
+        what, instead = _OTHER_CREDENTIALS[kind]
+        return [KeyFinding(f"this is {what}: its \"type\" is '{kind}', not \"service_account\", so it is not a service-account key", instead)]
+    if kind != "service_account":
         # Name only the credential types we know: any other value is key content, and a
         # pasted secret in the wrong field must not end up in a log.
-        kind = info.get("type")
         shown = repr(kind) if kind in _KNOWN_TYPES else ("missing" if kind is None else "not a credential type")
         findings.append(
             KeyFinding(
@@ -73,6 +118,8 @@ def _check_key(raw: bytes) -> list[KeyFinding]:
                 _FIX_REDOWNLOAD,
             )
         )
+        if "private_key" not in info:
+            return findings  # some other JSON (an OAuth client secret, ...): its missing fields say nothing more
     for fieldname in ("client_email", "private_key", "private_key_id"):
         if not isinstance(info.get(fieldname), str) or not info.get(fieldname):
             findings.append(KeyFinding(f"the key has no \"{fieldname}\"", _FIX_REDOWNLOAD))

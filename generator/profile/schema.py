@@ -27,8 +27,9 @@ def _obj(props: dict[str, Any], required: tuple[str, ...] = (), **extra: Any) ->
 def profile_schema() -> dict[str, Any]:
     host = {
         "type": "string",
-        "description": "Exact registry host[:port] as in image references; no scheme, path or wildcard.",
+        "description": "Exact registry host[:port] as in image references; no scheme, path, wildcard or default port (:443, :80).",
         "pattern": r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$|^\[[0-9a-f:.]+\](:[0-9]{1,5})?$",
+        "not": {"pattern": r":(443|80)$"},
         "examples": ["europe-docker.pkg.dev", "registry.example.com:5000"],
     }
     secret_file = _obj(

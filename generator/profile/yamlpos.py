@@ -25,6 +25,7 @@ class LoadedYaml:
     data: Any
     locs: dict[Path, tuple[int, int]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    texts: dict[Path, str] = field(default_factory=dict)  # as written, for numbers YAML changed (1.10 -> 1.1)
     nodes_built: int = 0
     constructor: Any = field(default=None, repr=False)
 
@@ -175,7 +176,10 @@ def _build(node: yaml.Node, path: Path, out: LoadedYaml, filename: str) -> Any:
         return mapping
     if isinstance(node, yaml.SequenceNode):
         return [_build(child, path + (i,), out, filename) for i, child in enumerate(node.value)]
-    return _scalar(node, filename, out)
+    value = _scalar(node, filename, out)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        out.texts[path] = node.value  # a ScalarNode keeps the token's text
+    return value
 
 
 def _scalar(node: yaml.Node, filename: str, out: LoadedYaml) -> Any:

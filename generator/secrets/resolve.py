@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass, field, replace
 
-from generator.errors import InvalidInput, Problem
+from generator.errors import InvalidInput, Problem, RuntimeFailure
 from generator.profile.model import Profile, Registry, SecretSpec
 from generator.profile.sakey import check_service_account_key
 from generator.secrets.env import read_env_secret
@@ -80,9 +80,12 @@ def password_from_payload(payload: bytes, transform: str) -> str:
 class SecretResolver:
     """Per-run secret cache and fetcher (no global state: create one per run)."""
 
-    def __init__(self, gsm_settings: object | None = None) -> None:
+    def __init__(self, gsm_settings: object | None = None, *, offline: bool = False) -> None:
         self._values: dict[tuple, SecretValue | Problem] = {}
         self._gsm_settings = gsm_settings  # GsmSettings; typed loosely to keep imports lazy
+        # offline (validate): build-time Secret Manager secrets are not fetched; their
+        # credentials stand in with an empty value (never written anywhere).
+        self._offline = offline
 
     @staticmethod
     def _identity(spec: SecretSpec) -> tuple:
@@ -112,7 +115,7 @@ class SecretResolver:
                 elif spec.source == "env":
                     if not remote_only:
                         self._values[key] = read_env_secret(spec)
-                elif spec.fetch == "build":
+                elif spec.fetch == "build" and not self._offline:
                     gsm_specs.setdefault(key, spec)
         if gsm_specs:
             # Imported here: the Google client costs ~0.3 s and most renders never need it.
@@ -133,6 +136,10 @@ class SecretResolver:
                 boot = BootFetch(spec.gsm.name, transform, spec.gsm.endpoint, reg.auth.type == "gcp-service-account")
                 creds.append(_routed(Credential(reg.host, reg.auth.username, spec.name, boot=boot), reg, problems))
                 continue
+            if self._offline and spec.source == "gcp-secret-manager":
+                unfetched = SecretValue(b"", "Secret Manager, not fetched")
+                creds.append(_routed(Credential(reg.host, reg.auth.username, spec.name, unfetched), reg, problems))
+                continue
             value = self._values[self._identity(spec)]
             if isinstance(value, Problem):
                 # Cached from whichever profile read it first: point at this profile's spec.
@@ -149,6 +156,26 @@ class SecretResolver:
         if problems:
             raise InvalidInput(problems)
         return creds
+
+
+def offline_credentials(profile: Profile, resolver: SecretResolver | None = None) -> tuple[list[Credential], list[Problem]]:
+    """Credentials as far as this machine can tell without network, or the problems found.
+
+    Files, env and TLS files are read and checked; Secret Manager secrets are not
+    fetched.  For ``validate``, and for profiles whose other errors stop the render: a
+    key error is reported with them, not one run later.
+    """
+    try:
+        return (resolver or SecretResolver(offline=True)).credentials(profile), []
+    except InvalidInput as exc:
+        return [], list(exc.problems)
+    except RuntimeFailure as exc:  # e.g. an unreadable key file: reported with the rest
+        return [], [Problem(str(profile.file), exc.cause, exc.fix)]
+
+
+def local_problems(profile: Profile, resolver: SecretResolver | None = None) -> list[Problem]:
+    """The problems of :func:`offline_credentials`."""
+    return offline_credentials(profile, resolver)[1]
 
 
 def _routed(cred: Credential, reg: Registry, problems: list[Problem]) -> Credential:

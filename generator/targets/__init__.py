@@ -49,3 +49,8 @@ class _Targets(Mapping[str, Any]):
 
 
 TARGETS: Mapping[str, Any] = _Targets()
+
+
+def plan_steps(profile: Any, creds: list) -> list:
+    """The plan's steps: one per target of ``profile``, in NAMES order (render and validate)."""
+    return [TARGETS[name].plan_step(options, creds) for name, options in profile.targets.items()]

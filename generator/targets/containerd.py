@@ -39,6 +39,8 @@ EXAMPLE = 'containerd:\n  version: "1.7"'
 DEFAULT_CONFIG = "/etc/containerd/config.toml"
 DEFAULT_HOSTS_DIR = "/etc/containerd/certs.d"
 _VERSION_RE = re.compile(r"^(1|2)\.[0-9]+(\.[0-9]+)?$")
+# `containerd --version` prints "containerd github.com/containerd/containerd v1.7.24 <commit>".
+_RELEASE_IN_TEXT = re.compile(r"(?<![0-9.])v?((?:1|2)\.[0-9]+)(?:\.[0-9]+)?(?![0-9.])")
 
 
 @dataclass(frozen=True)
@@ -69,10 +71,16 @@ class ContainerdTarget:
 def parse(c: Checker, m: dict, p: tuple) -> ContainerdTarget | None:
     version = m.get("version")
     if isinstance(version, float):
-        c.add(p + ("version",), f"version {version!r} was read as a number (so 1.10 would become 1.1)", f'quote it: version: "{version}"')
+        written = c.source_text(p + ("version",)) or repr(version)
+        c.add(p + ("version",), f"version {written} was read as a number" + ("" if written == repr(version) else f" ({version!r})"), f'quote it: version: "{written}"')
         return None
     if "version" in m and not (isinstance(version, str) and _VERSION_RE.match(version)):
-        c.add(p + ("version",), f"'{version}' is not a containerd release", 'write the node\'s containerd release, e.g. version: "1.6", "1.7" or "2.1" (`containerd --version`)')
+        release = _RELEASE_IN_TEXT.search(version) if isinstance(version, str) else None
+        if release:  # e.g. "v1.7.24" or the whole `containerd --version` line
+            fix = f'write the release as major.minor: version: "{release.group(1)}"'
+        else:
+            fix = 'write the node\'s containerd release, e.g. version: "1.6", "1.7" or "2.1" (`containerd --version`)'
+        c.add(p + ("version",), f"'{version}' is not a containerd release", fix)
         return None
     config = common.path_option(c, m, p, "config", DEFAULT_CONFIG)
     hosts_dir = common.path_option(c, m, p, "hosts_dir", DEFAULT_HOSTS_DIR)

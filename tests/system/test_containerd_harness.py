@@ -78,6 +78,10 @@ CASES = [
     Case("no_auth_block", lambda b, e: "", "anonymous"),
     # In the wild: credentials keyed by a glob; containerd matches the exact host only.
     Case("wildcard_host", lambda b, e: auth_table(b.images_plugin, "*.test", "_json_key_base64", _b64(e)), "anonymous"),
+    # A default port written on the host (what `host: X:443` would produce): the image
+    # reference X/... names no port and containerd looks up X, so it never matches.
+    Case("default_port_443", lambda b, e: auth_table(b.images_plugin, e.host(False) + ":443", "_json_key_base64", _b64(e)),
+         "anonymous", with_port=False),
     # In the wild: the key file pasted into a TOML basic string; its \n escapes become
     # real newlines inside a JSON string, so the registry cannot parse the password.
     Case("key_pasted_in_basic_string",

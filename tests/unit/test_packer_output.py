@@ -70,7 +70,8 @@ def rendered(tmp_path_factory: pytest.TempPathFactory, sa_key: dict) -> dict[str
     key.chmod(0o600)
     profiles = [
         write_profile(folder, BOOT, "boot"),
-        write_profile(folder, BUILD_TIME, "plain"),
+        write_profile(folder, BUILD_TIME + "output:\n  packer:\n    sources: [source.googlecompute.golden]\n", "plain"),
+        write_profile(folder, BUILD_TIME, "nopacker"),
         write_profile(folder, BUILD_TIME + "output: {packer: {bake_secret: false}}\n", "quiet"),
         write_profile(folder, BUILD_TIME + "output:\n  packer:\n    bake_secret: true\n    sources: [source.googlecompute.golden, source.null.sandbox]\n", "baked"),
     ]
@@ -128,14 +129,16 @@ def test_build_time_secret_without_bake_secret_bakes_no_plan_and_warns(rendered:
     install = (node / "packer/files/install.sh").read_text()
     assert "plan.json /etc/regauth/plan.json" not in install and "REGAUTH_PLAN_B64" not in install
     assert "systemctl enable regauth-apply.service" in install
-    # The warning: located at the first registry with a render-time credential, says
-    # what the image lacks and both ways to change it.
+    # The warning: once, short, at output.packer; says what the image lacks and the ways out.
     err = rendered["err"]
-    line = next(line for line in err.splitlines() if "plain.yaml" in line and "warning" in line)
-    assert re.search(r"plain\.yaml:\d+:\d+: warning: registries\[0\]\.auth: the Packer image gets regauth-apply", line)
-    assert "no plan" in line and "europe-docker.pkg.dev" in line and "'gar-key'" in line and "'robot'" in line
-    fix = err.split(line, 1)[1].split("\n")[1]
+    lines = [line for line in err.splitlines() if "plain.yaml" in line and "warning" in line]
+    assert len(lines) == 1, err
+    assert re.match(r".*plain\.yaml:12:3: warning: output\.packer: the Packer image gets no plan", lines[0]), lines[0]
+    fix = err.split(lines[0], 1)[1].split("\n")[1]
     assert "fetch: boot" in fix and "bake_secret: true" in fix and "bake_secret: false" in fix
+    assert len(lines[0]) + len(fix) < 400
+    # A profile that does not configure output.packer is not told about Packer.
+    assert "nopacker.yaml" not in err
     manifest = json.loads((node / "manifest.json").read_text())
     assert any("no plan" in w for w in manifest["warnings"])
     # bake_secret: false says the same on purpose: same image, no warning.
@@ -340,3 +343,26 @@ def test_every_target_gets_an_image_unit_ordered_before_its_units(tmp_path: Path
     units = TARGETS[target].UNITS
     assert before == ([f"Before={' '.join(sorted(units))}"] if units else []), unit
     assert "for \n" not in unit and "  " not in unit.replace("# ", "")
+
+
+def test_validate_gives_the_warnings_render_gives(tmp_path: Path, sa_key: dict) -> None:
+    """Same rule, same text: validate does not say OK where render warns (issue 17, item 7)."""
+    key = tmp_path / "key.json"
+    key.write_bytes(key_file_bytes(sa_key))
+    key.chmod(0o600)
+    gsm_build = BOOT.replace("fetch: boot", "fetch: build")  # validate fetches nothing, yet knows the plan holds it
+    profiles = [
+        write_profile(tmp_path, BUILD_TIME + "output: {packer: {sources: [source.googlecompute.golden]}}\n", "uses-packer"),
+        write_profile(tmp_path, gsm_build + "output: {packer: {}}\n", "gsm-build"),
+        write_profile(tmp_path, BUILD_TIME, "no-packer"),
+        write_profile(tmp_path, BOOT + "output: {packer: {}}\n", "boot"),
+    ]
+    env = {"REGAUTH_TEST_CANARY": CANARY}
+    validate = run_cli("validate", *map(str, profiles[::2]), env=env)
+    render = run_cli("render", *map(str, profiles[::2]), "-o", str(tmp_path / "out"), env=env)
+    assert validate.code == 0 and render.code == 0, validate.err + render.err
+    warned = [line for line in validate.err.splitlines() if ": warning: " in line]
+    assert warned == [line for line in render.err.splitlines() if ": warning: " in line]
+    assert len(warned) == 1 and "uses-packer.yaml:11:10: warning: output.packer: the Packer image gets no plan" in warned[0]
+    report = json.loads(run_cli("validate", "--json", *map(str, profiles), env=env).out)
+    assert [(Path(p["file"]).stem, p["path"]) for p in report["problems"] if "Packer" in p["message"]] == [("uses-packer", "output.packer"), ("gsm-build", "output.packer")]

@@ -234,15 +234,23 @@ def test_render_imports_only_the_runtimes_it_names(profile_dir: Path) -> None:
 
 
 def test_fleet_warning_shown_once_with_a_count(profile_dir: Path) -> None:
-    """The same advice for many profiles is one warning plus where else it applies,
-    even though each message names that profile's own host."""
+    """The same advice for many profiles is one warning plus where else it applies."""
     for i in range(6):
-        gar_profile(profile_dir, host=f"registry{i}.example.com", name=f"node{i}")
+        path = gar_profile(profile_dir, host=f"registry{i}.example.com", name=f"node{i}")
+        path.write_text(path.read_text() + "output: {packer: {}}\n")  # uses Packer: the no-plan warning
     result = run_cli("render", str(profile_dir), "-o", str(profile_dir / "out"))
     assert result.code == 0, result.err
     assert result.err.count("warning:") == 1, result.err
-    assert "registry0.example.com" in result.err and "registry5.example.com" not in result.err
     assert "(the same warning in 5 other place(s): " in result.err and "and 2 more)" in result.err
+
+
+def test_warnings_group_on_advice_even_when_messages_differ() -> None:
+    from generator.errors import Problem, render_problems
+
+    warnings = [Problem(f"p{i}.yaml", f"registry{i}.example.com: something", "the same advice", "output", 3, 1, "warning") for i in range(3)]
+    text = render_problems(warnings)
+    assert text.count("warning:") == 1 and "registry0.example.com" in text and "registry2.example.com" not in text
+    assert "(the same warning in 2 other place(s): p1.yaml:3:1, p2.yaml:3:1)" in text
 
 
 def test_errors_group_only_when_identical() -> None:
