@@ -39,8 +39,6 @@ class Rendered:
         return self.profile.name
 
 
-
-
 def node_files(profile: Profile, steps: list[Step]) -> list[NodeFile]:
     holds_secret = any(s.holds_secret for s in steps)
     plan = {"format": PLAN_FORMAT, "profile": profile.name, "steps": [s.spec for s in steps]}
