@@ -5,10 +5,10 @@ hostname and its services. Here every run gets
 
 * a copy-on-write **overlay** of the read-only rootfs (the upper dir is a fresh temp
   dir, so what cloud-init wrote is exactly the set of files in it);
-* a **chroot** inside private **mount, UTS, PID, IPC and network namespaces**
-  (``unshare``): mounts never propagate out, ``hostname`` changes only the sandbox's
-  own UTS name, every process dies with the namespace's PID 1, and the only network
-  is a loopback that nobody outside can reach;
+* a **chroot** inside an :class:`~tests.support.nsbox.NsBox` (private mount, UTS,
+  PID, IPC and network namespaces): mounts never propagate out, ``hostname`` changes
+  only the sandbox's own UTS name, every process dies with the namespace's PID 1, and
+  the only network is a loopback that nobody outside can reach;
 * its own ``/proc``, ``/sys`` (of its own netns), ``/run`` (tmpfs: a reboot empties
   it, as on a real machine) and a minimal ``/dev`` (no host disks: cloud-init's
   growpart must find nothing to grow).
@@ -34,35 +34,27 @@ would land on the host's own files.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import http.server
 import json
 import os
 import re
-import select
-import shutil
-import signal
 import socket
 import ssl
 import stat as statmod
 import subprocess
-import tempfile
 import threading
 import time
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
-from tests.support.netns import enter_net_namespace
+from tests.support.nsbox import SANDBOX_PATH, NsBox, NsBoxError, listen_loopback, new_workdir
 from tests.support.rootfs import ensure_rootfs
 
 SANDBOX_HOSTNAME = "regauth-sandbox"
 DEFAULT_INSTANCE_ID = "iid-regauth-sandbox-1"
-SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-START_TIMEOUT_S = 30.0
 STAGE_TIMEOUT_S = 180.0
 CLOUD_INIT_STAGES: tuple[tuple[str, ...], ...] = (
     ("init", "--local"),
@@ -120,8 +112,7 @@ _SandboxT = TypeVar("_SandboxT", bound="Sandbox")
 _RunT = TypeVar("_RunT", bound="CloudInitRun")
 
 
-class SandboxError(RuntimeError):
-    """The sandbox itself failed (not the software under test)."""
+SandboxError = NsBoxError  # the sandbox itself failed (not the software under test)
 
 
 # ----------------------------------------------------------------------------- TLS
@@ -220,33 +211,6 @@ class _NetnsHTTPServer(http.server.ThreadingHTTPServer):
             except (ssl.SSLError, OSError):
                 return  # client gave up or does not trust us: its problem, logged by it
         super().finish_request(request, client_address)
-
-
-def _listen_in_netns(pid: int, port: int) -> socket.socket:
-    """Create a listening TCP socket on 127.0.0.1:``port`` inside ``pid``'s network namespace.
-
-    ``setns(CLONE_NEWNET)`` switches only the calling thread, so a short-lived thread
-    does it; the socket keeps belonging to that namespace after the thread ends.
-    """
-    result: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            enter_net_namespace(pid)
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(("127.0.0.1", port))
-            sock.listen(64)
-            result["sock"] = sock
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
-            result["error"] = exc
-
-    thread = threading.Thread(target=work, name=f"netns-listen-{port}")
-    thread.start()
-    thread.join()
-    if "error" in result:
-        raise SandboxError(f"cannot listen on 127.0.0.1:{port} in the sandbox: {result['error']}")
-    return result["sock"]
 
 
 # --------------------------------------------------------------------------- files
@@ -397,12 +361,12 @@ class OverlayView:
 
 # ------------------------------------------------------------------------- sandbox
 
-# Runs as PID 1 of the new namespaces, still seeing the host's filesystem; ends by
-# chroot-ing into the overlay and sleeping, so /proc/PID/root is the merged view.
-# Every mount here is in the private mount namespace: the host never sees them.
+# Runs as the NsBox's PID 1 (loopback up and hostname set by the box), still seeing
+# the host's filesystem; ends by chroot-ing into the overlay and sleeping, so
+# /proc/PID/root is the merged view. Every mount here is in the private mount
+# namespace: the host never sees them.
 _SETUP = r"""
-set -eu
-lower=$1 upper=$2 work=$3 merged=$4 stage=$5 hostname=$6 dmi=$7
+lower=$1 upper=$2 work=$3 merged=$4 stage=$5 dmi=$6
 mount -t overlay overlay -o "lowerdir=$lower,upperdir=$upper,workdir=$work" "$merged"
 mount -t proc -o nosuid,nodev,noexec proc "$merged/proc"
 mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$merged/sys"
@@ -428,8 +392,6 @@ mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts "$merged/dev/pts"
 ln -s pts/ptmx "$merged/dev/ptmx"; ln -s /proc/self/fd "$merged/dev/fd"
 ln -s /proc/self/fd/0 "$merged/dev/stdin"; ln -s /proc/self/fd/1 "$merged/dev/stdout"
 ln -s /proc/self/fd/2 "$merged/dev/stderr"
-hostname "$hostname"
-ip link set lo up
 # READY is printed from inside the chroot, so once the parent reads it,
 # /proc/PID/root of this process is the overlay, never the host's root.
 exec chroot "$merged" /bin/sh -c 'echo READY && exec /bin/sleep infinity'
@@ -437,27 +399,6 @@ exec chroot "$merged" /bin/sh -c 'echo READY && exec /bin/sleep infinity'
 
 
 WORKDIR_PREFIX = "regauth-sandbox-"
-
-
-def _remove_stale_workdirs() -> None:
-    """Delete work dirs left by a test process that was SIGKILLed (no finalizer ran).
-
-    Safe: their namespaces died with that process (PDEATHSIG + --kill-child), so
-    nothing is mounted on them any more.
-    """
-    for old in Path(tempfile.gettempdir()).glob(WORKDIR_PREFIX + "*"):
-        try:
-            pid = int((old / "owner.pid").read_text())
-        except (OSError, ValueError):
-            continue
-        if not Path(f"/proc/{pid}").exists():
-            shutil.rmtree(old, ignore_errors=True)
-
-
-# If the test process dies, its children get SIGKILL (set by setpriv, kept across exec):
-# unshare dies, and --kill-child ends the sandbox. setpriv rather than a preexec_fn,
-# which is unsafe in a process that runs server threads.
-DIE_WITH_PARENT = ("setpriv", "--pdeathsig", "KILL", "--")
 
 
 @dataclasses.dataclass
@@ -499,20 +440,18 @@ class Sandbox:
         self.services = list(services)
         self.dmi = dict(dmi) if dmi else None
         self.keep_upper = keep_upper
-        _remove_stale_workdirs()
-        self.workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
-        (self.workdir / "owner.pid").write_text(f"{os.getpid()}\n")
+        self.workdir = new_workdir(WORKDIR_PREFIX)
         self.upper = self.workdir / "upper"
         for d in ("upper", "work", "merged", "stage", "dmi"):
             (self.workdir / d).mkdir(mode=0o755)
         self.view = OverlayView(self.upper, self.rootfs)
         self.boot_count = 0
-        self._unshare: subprocess.Popen[bytes] | None = None
-        self._pid1: int | None = None
+        setup_args = [self.rootfs, self.upper, self.workdir / "work", self.workdir / "merged",
+                      self.workdir / "stage", self._dmi_dir()]
+        self._box = NsBox(_SETUP, setup_args, hostname=hostname, name="regauth-sandbox", workdir=self.workdir)
         self._servers: list[tuple[_NetnsHTTPServer, threading.Thread]] = []
         self._prepared = False
         self._host_root_dev = os.stat("/").st_dev
-        self._finalizer = weakref.finalize(self, Sandbox._finalize, self.workdir, [None])
 
     # ----------------------------------------------------------------- lifecycle
     def __enter__(self: _SandboxT) -> _SandboxT:
@@ -528,7 +467,11 @@ class Sandbox:
 
     @property
     def running(self) -> bool:
-        return self._pid1 is not None
+        return self._box.pid1 is not None
+
+    @property
+    def _pid1(self) -> int | None:
+        return self._box.pid1
 
     @property
     def merged(self) -> Path:
@@ -547,31 +490,21 @@ class Sandbox:
             raise SandboxError(f"{root} is not the sandbox overlay")
         return root
 
+    def _dmi_dir(self) -> str:
+        """The fake /sys/class/dmi/id the setup script mounts, or "" for none."""
+        if self.dmi is None:
+            return ""
+        dmi_path = self.workdir / "dmi" / "id"
+        dmi_path.mkdir(parents=True)
+        for key, value in self.dmi.items():
+            (dmi_path / key).write_text(value + "\n")
+        return str(dmi_path)
+
     def start(self) -> None:
         """Boot: new namespaces, overlay mounted, loopback up, services listening."""
         if self.running:
             raise SandboxError("already running")
-        dmi_dir = ""
-        if self.dmi is not None:
-            dmi_path = self.workdir / "dmi" / "id"
-            shutil.rmtree(dmi_path, ignore_errors=True)
-            dmi_path.mkdir(parents=True)
-            for key, value in self.dmi.items():
-                (dmi_path / key).write_text(value + "\n")
-            dmi_dir = str(dmi_path)
-        argv = [*DIE_WITH_PARENT, "unshare", "--mount", "--propagation", "private", "--uts", "--ipc", "--net", "--pid",
-                "--fork", "--kill-child=SIGKILL", "--", "/bin/sh", "-c", _SETUP, "regauth-sandbox",
-                str(self.rootfs), str(self.upper), str(self.workdir / "work"), str(self.workdir / "merged"),
-                str(self.workdir / "stage"), self.hostname, dmi_dir]
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env={"PATH": SANDBOX_PATH, "LANG": "C.UTF-8"})
-        self._unshare = proc
-        self._finalizer.detach()
-        self._finalizer = weakref.finalize(self, Sandbox._finalize, self.workdir, [proc])
-        if not self._wait_ready(proc):
-            err = self._reap(proc)
-            raise SandboxError(f"sandbox setup failed: {err.strip()}")
-        self._pid1 = self._child_of(proc.pid)
+        self._box.start()
         self.boot_count += 1
         if not self._prepared:
             self._prepare_machine()
@@ -586,10 +519,7 @@ class Sandbox:
             server.server_close()
             thread.join(5)
         self._servers.clear()
-        proc, pid1 = self._unshare, self._pid1
-        self._unshare, self._pid1 = None, None
-        if proc is not None:
-            self._reap(proc, pid1)
+        self._box.stop()
 
     def reboot(self) -> None:
         """Stop and start again on the same upper dir (fresh /run, processes, network)."""
@@ -605,64 +535,7 @@ class Sandbox:
     def cleanup(self) -> None:
         """Delete the work dir (upper included). Safe to call twice."""
         self.stop()
-        self._finalizer.detach()
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-    @staticmethod
-    def _finalize(workdir: Path, procs: list[subprocess.Popen[bytes] | None]) -> None:
-        # Last resort if a caller forgot close(): never leave namespaces or temp dirs.
-        for proc in procs:
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        shutil.rmtree(workdir, ignore_errors=True)
-
-    @staticmethod
-    def _wait_ready(proc: subprocess.Popen[bytes]) -> bool:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + START_TIMEOUT_S
-        buf = b""
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([proc.stdout], [], [], 0.2)
-            if ready:
-                chunk = os.read(proc.stdout.fileno(), 4096)
-                if not chunk:
-                    return False
-                buf += chunk
-                if b"READY\n" in buf:
-                    return True
-            elif proc.poll() is not None:
-                return False
-        return False
-
-    @staticmethod
-    def _child_of(pid: int) -> int:
-        """Host PID of unshare's forked child (PID 1 in the sandbox)."""
-        for _ in range(100):
-            kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-            if kids:
-                return int(kids[0])
-            time.sleep(0.01)
-        raise SandboxError("unshare has no child")
-
-    @staticmethod
-    def _reap(proc: subprocess.Popen[bytes], pid1: int | None = None) -> str:
-        """Kill the sandbox and collect unshare's stderr.
-
-        SIGKILL to the sandbox's PID 1 makes the kernel kill every process in its PID
-        namespace and wait for them; unshare then reaps it and exits, and with the last
-        process the mount namespace and all its mounts are gone. Killing unshare itself
-        is the fallback (its child gets SIGKILL through --kill-child).
-        """
-        if pid1 is not None and proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid1, signal.SIGKILL)
-        try:
-            _out, err = proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _out, err = proc.communicate()
-        return (err or b"").decode(errors="replace")
+        self._box.discard()
 
     # ---------------------------------------------------------------- machine setup
     def _prepare_machine(self) -> None:
@@ -683,8 +556,7 @@ class Sandbox:
         if self._pid1 is None:
             raise SandboxError("the sandbox is not running")
         self.merged  # noqa: B018 - raises unless PID 1 really sits in the overlay
-        return [*DIE_WITH_PARENT, "nsenter", f"--target={self._pid1}", "--mount", "--uts", "--ipc", "--net", "--pid",
-                "--root", "--wd", "--", *argv]
+        return self._box.nsenter(argv, root=True)
 
     def run(self, argv: Sequence[str], *, input: bytes | str | None = None, timeout: float = STAGE_TIMEOUT_S,
             env: Mapping[str, str] | None = None, check: bool = False) -> CommandResult:
@@ -734,7 +606,11 @@ class Sandbox:
         """Start ``service`` on 127.0.0.1:PORT inside this boot's netns (stopped by :meth:`stop`)."""
         if self._pid1 is None:
             raise SandboxError("the sandbox is not running")
-        server = _NetnsHTTPServer(_listen_in_netns(self._pid1, service.port), service.handler, service.tls)
+        try:
+            sock = self._box.call(listen_loopback, service.port)
+        except OSError as exc:
+            raise SandboxError(f"cannot listen on 127.0.0.1:{service.port} in the sandbox: {exc}") from exc
+        server = _NetnsHTTPServer(sock, service.handler, service.tls)
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                                   name=f"sandbox-svc-{service.port}", daemon=True)
         thread.start()
