@@ -5,7 +5,7 @@ and pulls.  This module finds the three containerd series we support (1.6 from
 Debian 12, 1.7 and 2.x unpacked by ``scripts/deps/containerd.sh``), prepares a
 test-local copy of a stock config *without touching its registry settings*,
 dumps configs the way containerd itself parses them, and runs one containerd at
-a time inside a :class:`Sandbox` (an :class:`~tests.support.nsbox.NsBox`): a
+a time inside a :class:`Sandbox` (an :class:`~testbed.nsbox.NsBox`): a
 private network namespace (only a loopback, so nothing can reach the internet,
 and nothing listens on the host) plus a private mount namespace whose
 ``/etc/hosts`` maps a non-loopback name such as ``registry.test`` to 127.0.0.1
@@ -34,7 +34,7 @@ import pytest
 import tomllib
 
 from tests.support import cri
-from tests.support.nsbox import NsBox, missing_tools
+from testbed.nsbox import NsBox, missing_tools
 
 REPO = Path(__file__).resolve().parents[2]
 SERIES = ("1.6", "1.7", "2")
@@ -318,7 +318,7 @@ class Sandbox:
     /etc/hosts and an empty tmpfs on /run (containerd 2.x creates /run/containerd
     even when given --state: it must not land on the host).
 
-    The namespaces are an :class:`~tests.support.nsbox.NsBox`'s; programs join
+    The namespaces are an :class:`~testbed.nsbox.NsBox`'s; programs join
     the network and mount ones with ``nsenter`` (:meth:`command`), and Python
     code that must open sockets in them runs on a thread that has ``setns``-ed
     into the network namespace (:meth:`call`).  Sockets keep their namespace, so

@@ -1,12 +1,12 @@
 """Small pieces the namespace harnesses (containerd, registry, cloud-init sandbox) share;
-the namespace core itself is tests/support/nsbox.py (setns re-exported here)."""
+the namespace core itself is testbed/nsbox.py (setns re-exported here)."""
 
 from __future__ import annotations
 
 import ssl
 from typing import Any
 
-from tests.support.nsbox import CLONE_NEWNET, enter_net_namespace
+from testbed.nsbox import CLONE_NEWNET, enter_net_namespace
 
 __all__ = ["CLONE_NEWNET", "HandshakeInWorker", "enter_net_namespace"]
 

@@ -4,7 +4,7 @@ Why a real build: `packer validate` only proves the HCL parses and the plugin
 configs decode. Whether the provisioners really put the right bytes, modes and
 unit symlinks on an image is only shown by running them. A cloud VM is out of reach
 here, so `build_over_ssh` runs Packer's `null` builder over SSH against an sshd
-inside a throw-away sandbox, an `NsBox` (tests.support.nsbox):
+inside a throw-away sandbox, an `NsBox` (testbed.nsbox):
 
     unshare --mount --net --pid --uts --ipc --fork --kill-child   (init script below)
       lo up, hostname set (the box)  -> 127.0.0.1 is the sandbox's, host untouched
@@ -43,7 +43,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.nsbox import ALL_NAMESPACES, SANDBOX_PATH, NsBox, NsBoxError, missing_tools, new_workdir
+from testbed.nsbox import ALL_NAMESPACES, SANDBOX_PATH, NsBox, NsBoxError, missing_tools, new_workdir
 
 REPO = Path(__file__).resolve().parents[2]
 

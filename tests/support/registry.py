@@ -47,7 +47,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.support.netns import HandshakeInWorker
-from tests.support.nsbox import listen_loopback
+from testbed.nsbox import listen_loopback
 from tests.support.containerd import (
     Sandbox,
     clean_env,
