@@ -208,9 +208,11 @@ class NsBox:
     @staticmethod
     def _kill(proc: subprocess.Popen[bytes], pid1: int | None) -> None:
         # PID 1 first: the kernel kills its whole PID namespace and unshare reaps it (no
-        # zombie left to the host's init). Killing unshare is the fallback: --kill-child
-        # then SIGKILLs PID 1.
-        if pid1 is not None and proc.poll() is None:
+        # zombie left to the host's init). Killing unshare is the fallback (and the way
+        # when PID 1 is not known yet): --kill-child then SIGKILLs PID 1.
+        if proc.poll() is None and pid1 is None:
+            proc.kill()
+        elif proc.poll() is None:
             try:
                 os.kill(pid1, signal.SIGKILL)
             except ProcessLookupError:

@@ -34,6 +34,7 @@ import pytest
 import tomllib
 
 from tests.support import cri
+from tests.support.prereq import in_ci, missing  # noqa: F401 - also imported from here
 from testbed.nsbox import NsBox, missing_tools
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,19 +42,7 @@ SERIES = ("1.6", "1.7", "2")
 T = TypeVar("T")
 
 
-# --- skip or fail -----------------------------------------------------------
-
-
-def in_ci() -> bool:
-    """CI sets CI=true: there a missing prerequisite is a broken CI, not a skip."""
-    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
-
-
-def missing(reason: str) -> None:
-    """Skip on a developer machine, FAIL in CI, so CI can never go green by skipping."""
-    if in_ci():
-        pytest.fail(f"{reason} (CI=true: missing prerequisites fail instead of skipping)")
-    pytest.skip(reason)
+# --- skip or fail (in_ci and missing are tests/support/prereq.py's) ---------
 
 
 def require_root() -> None:

@@ -41,9 +41,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
 from testbed.nsbox import ALL_NAMESPACES, SANDBOX_PATH, NsBox, NsBoxError, missing_tools, new_workdir
+from tests.support.prereq import require
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -57,19 +56,6 @@ _UPPER = "/run/regauth/rw/upper"
 
 
 # --------------------------------------------------------------------------- policy
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true"
-
-
-def require(condition: bool, message: str) -> None:
-    """Skip locally, fail in CI: a CI run that silently skips proves nothing."""
-    if condition:
-        return
-    if _in_ci():
-        pytest.fail(f"{message} (CI=true, so this is a failure, not a skip)")
-    pytest.skip(message)
-
-
 def cache_dir() -> Path:
     """Same rule as scripts/deps/*.sh: $REGAUTH_CACHE or <repo>/.cache."""
     return Path(os.environ.get("REGAUTH_CACHE") or REPO / ".cache")

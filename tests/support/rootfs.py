@@ -2,25 +2,16 @@
 
 Why fail under CI but skip elsewhere: on a developer machine without root or network a
 missing rootfs is an environment limit, but in CI it means the install step is broken,
-and a skipped system test there would hide it.
+and a skipped system test there would hide it (tests/support/prereq.py).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import NoReturn
-
-import pytest
 
 from testbed import rootfs as _rootfs
 from testbed.rootfs import *  # noqa: F403 - the old import path, kept
-
-
-def _skip_or_fail(exc: _rootfs.Unavailable) -> NoReturn:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(str(exc), pytrace=False)
-    pytest.skip(str(exc))
+from tests.support.prereq import missing
 
 
 def ensure_rootfs() -> Path:
@@ -28,7 +19,7 @@ def ensure_rootfs() -> Path:
     try:
         return _rootfs.ensure_rootfs()
     except _rootfs.Unavailable as exc:
-        _skip_or_fail(exc)
+        missing(str(exc))
 
 
 def ensure_cloudinit_versions(versions: tuple[str, ...] = _rootfs.KNOWN_VERSIONS) -> list[str]:
@@ -36,4 +27,4 @@ def ensure_cloudinit_versions(versions: tuple[str, ...] = _rootfs.KNOWN_VERSIONS
     try:
         return _rootfs.ensure_cloudinit_versions(versions)
     except _rootfs.Unavailable as exc:
-        _skip_or_fail(exc)
+        missing(str(exc))
