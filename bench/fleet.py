@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.keys import service_account_key  # noqa: E402
+from testbed.keys import service_account_key  # noqa: E402
 
 REGIONS = ("europe", "us", "asia")
 PROFILE = """\

@@ -178,7 +178,7 @@ def fleet(sizes: list[int], repeats: int, tmp: Path) -> None:
 
 def secret_fetch(repeats: int) -> None:
     from generator.secrets.gcp_secret_manager import GsmOptions, GsmRef, fetch_secrets
-    from tests.support.fake_gsm import running_fake_gsm
+    from testbed.fake_gsm import running_fake_gsm
 
     with running_fake_gsm(latency=0.05) as fake:
         refs = []
@@ -220,8 +220,8 @@ def first_boot_in_sandbox(repeats: int, tmp: Path) -> None:
     if os.geteuid() != 0:
         rows.append(("first boot in cloud-init sandbox", "skipped (needs root)", "", "", ""))
         return
-    from tests.support.rootfs import rootfs_path
-    from tests.support.sandbox import run_cloud_init
+    from testbed.rootfs import rootfs_path
+    from testbed.cloudinit_sandbox import run_cloud_init
 
     if not rootfs_path().exists():
         rows.append(("first boot in cloud-init sandbox", "skipped (no rootfs: bash scripts/deps/cloudinit.sh)", "", "", ""))

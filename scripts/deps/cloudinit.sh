@@ -9,7 +9,7 @@
 #      imports;
 #   2. debootstrap ONCE a lean bookworm rootfs holding cloud-init, python3, curl,
 #      ca-certificates, openssh-server and systemd, in which tests apply user-data
-#      for real (tests/support/sandbox.py mounts it read-only under an overlay).
+#      for real (testbed/cloudinit_sandbox.py mounts it read-only under an overlay).
 #
 # Usage (root, Debian 12):  scripts/deps/cloudinit.sh [all|debs|rootfs]   (default: all)
 # Environment: REGAUTH_CACHE (default <repo>/.cache, git-ignored),
@@ -28,7 +28,7 @@ ROOTFS_NAME=bookworm-cloudinit
 # and systemd for `systemd-analyze verify` of generated units.
 ROOTFS_PACKAGES="cloud-init python3 curl ca-certificates openssh-server systemd iproute2"
 # Bump when the recipe below changes: a cached rootfs with another recipe is rebuilt
-# (tests/support/rootfs.py reads this line too).
+# (testbed/rootfs.py reads this line too).
 ROOTFS_RECIPE=3
 
 log() { printf '[deps/cloudinit] %s\n' "$*" >&2; }

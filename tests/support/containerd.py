@@ -5,10 +5,11 @@ and pulls.  This module finds the three containerd series we support (1.6 from
 Debian 12, 1.7 and 2.x unpacked by ``scripts/deps/containerd.sh``), prepares a
 test-local copy of a stock config *without touching its registry settings*,
 dumps configs the way containerd itself parses them, and runs one containerd at
-a time inside a :class:`Sandbox`: a private network namespace (only a loopback,
-so nothing can reach the internet, and nothing listens on the host) plus a
-private mount namespace whose ``/etc/hosts`` maps a non-loopback name such as
-``registry.test`` to 127.0.0.1 (so containerd uses https as in production).
+a time inside a :class:`Sandbox` (an :class:`~testbed.nsbox.NsBox`): a
+private network namespace (only a loopback, so nothing can reach the internet,
+and nothing listens on the host) plus a private mount namespace whose
+``/etc/hosts`` maps a non-loopback name such as ``registry.test`` to 127.0.0.1
+(so containerd uses https as in production).
 """
 
 from __future__ import annotations
@@ -20,11 +21,9 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
@@ -34,36 +33,24 @@ from typing import Any, TypeVar
 import pytest
 import tomllib
 
-from tests.support.netns import enter_net_namespace
 from tests.support import cri
+from tests.support.prereq import in_ci, missing  # noqa: F401 - also imported from here
+from testbed.nsbox import NsBox, missing_tools
 
 REPO = Path(__file__).resolve().parents[2]
 SERIES = ("1.6", "1.7", "2")
 T = TypeVar("T")
 
 
-# --- skip or fail -----------------------------------------------------------
-
-
-def in_ci() -> bool:
-    """CI sets CI=true: there a missing prerequisite is a broken CI, not a skip."""
-    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
-
-
-def missing(reason: str) -> None:
-    """Skip on a developer machine, FAIL in CI, so CI can never go green by skipping."""
-    if in_ci():
-        pytest.fail(f"{reason} (CI=true: missing prerequisites fail instead of skipping)")
-    pytest.skip(reason)
+# --- skip or fail (in_ci and missing are tests/support/prereq.py's) ---------
 
 
 def require_root() -> None:
     """Namespaces, bind mounts and image unpack all need root."""
     if os.geteuid() != 0:
         missing("system tests need root (namespaces, bind mounts, image unpack)")
-    for tool in ("unshare", "nsenter", "mount"):
-        if shutil.which(tool) is None:
-            missing(f"{tool} not found (util-linux/mount); run: bash scripts/deps/containerd.sh")
+    for tool in missing_tools():
+        missing(f"{tool} not found (util-linux/mount/iproute2); run: bash scripts/deps/containerd.sh")
 
 
 # --- binaries ---------------------------------------------------------------
@@ -306,15 +293,12 @@ def check_test_local(binary: Containerd, dump: dict[str, Any], workdir: Path) ->
 
 # --- the sandbox: private net + mount namespaces ----------------------------
 
-_HOLDER = r"""
-import fcntl, socket, struct, subprocess, sys
-subprocess.run(["mount", "--bind", sys.argv[1], "/etc/hosts"], check=True)
-subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755,size=16m", "regauth-run", "/run"], check=True)
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-flags = struct.unpack("16sH22x", fcntl.ioctl(s, 0x8913, struct.pack("16sH22x", b"lo", 0)))[1]
-fcntl.ioctl(s, 0x8914, struct.pack("16sH22x", b"lo", flags | 1))  # SIOCSIFFLAGS lo IFF_UP
-print("ready", flush=True)
-sys.stdin.read()  # live until the test process closes our stdin (or dies)
+# Runs as the box's PID 1 (loopback up); the mounts stay in its private mount namespace.
+_SETUP = r"""
+mount --bind "$1" /etc/hosts
+mount -t tmpfs -o mode=0755,size=16m regauth-run /run
+echo READY
+exec sleep infinity
 """
 
 
@@ -323,69 +307,42 @@ class Sandbox:
     /etc/hosts and an empty tmpfs on /run (containerd 2.x creates /run/containerd
     even when given --state: it must not land on the host).
 
-    A holder process keeps both namespaces alive; programs join them with
-    ``nsenter`` (:meth:`command`), and Python code that must open sockets in
-    them runs on a worker thread that has ``setns``-ed into the network
-    namespace (:meth:`call`).  Sockets keep their namespace, so a listening
-    socket made there can be served from any thread.  The holder exits when
-    its stdin closes, so even a killed test run leaves no namespace behind once
-    the programs started in it are stopped.
+    The namespaces are an :class:`~testbed.nsbox.NsBox`'s; programs join
+    the network and mount ones with ``nsenter`` (:meth:`command`), and Python
+    code that must open sockets in them runs on a thread that has ``setns``-ed
+    into the network namespace (:meth:`call`).  Sockets keep their namespace, so
+    a listening socket made there can be served from any thread.  The box dies
+    with the test process, so even a killed test run leaves no namespace behind
+    once the programs started in it are stopped.
     """
 
     def __init__(self, workdir: Path, names: dict[str, str]):
         self.hosts_file = workdir / "hosts"
         lines = ["127.0.0.1 localhost", *(f"{ip} {name}" for name, ip in names.items())]
         self.hosts_file.write_text("\n".join(lines) + "\n")
-        self._holder = subprocess.Popen(
-            ["unshare", "--net", "--mount", "--propagation", "private", "--",
-             sys.executable, "-c", _HOLDER, str(self.hosts_file)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        self._pool: ThreadPoolExecutor | None = None
-        try:
-            ready = self._holder.stdout.readline() if self._holder.stdout else ""
-            if ready.strip() != "ready":
-                raise RuntimeError(f"namespace holder failed to start (exit {self._holder.poll()})")
-            self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="netns", initializer=self._enter)
-        except BaseException:
-            self.close()
-            raise
+        self._box = NsBox(_SETUP, [self.hosts_file], name="regauth-containerd-sandbox")
+        self._box.start()
 
     @property
     def pid(self) -> int:
-        return self._holder.pid
-
-    def _enter(self) -> None:
-        enter_net_namespace(self.pid)
+        """Host PID of the box's PID 1 (the namespaces' holder)."""
+        return self._box.pid1 or 0
 
     def command(self, argv: list[str]) -> list[str]:
-        """``argv`` run inside both namespaces (nsenter and setpriv exec: same pid, no fork).
+        """``argv`` run inside the network and mount namespaces (nsenter and setpriv
+        exec: same pid, no fork, so the caller's Popen is the program itself).
 
-        setpriv's parent-death signal kills the program if the test process
-        itself is killed (teardown cannot run then); normal teardown stops it first.
+        The parent-death signal kills the program if the test process itself is
+        killed (teardown cannot run then); normal teardown stops it first.
         """
-        guard = ["setpriv", "--pdeathsig", "KILL", "--"] if shutil.which("setpriv") else []
-        return ["nsenter", f"--target={self.pid}", "--net", "--mount", "--", *guard, *argv]
+        return self._box.nsenter(argv, spaces=("--net", "--mount"))
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` on a thread inside the network namespace."""
-        assert self._pool is not None, "sandbox closed"
-        return self._pool.submit(fn, *args).result()
+        return self._box.call(fn, *args)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
-        if self._holder.poll() is None:
-            if self._holder.stdin:
-                self._holder.stdin.close()
-            try:
-                self._holder.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._holder.kill()
-                self._holder.wait()
-        if self._holder.stdout:
-            self._holder.stdout.close()
+        self._box.stop()
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -1,25 +1,14 @@
-"""Small pieces the namespace harnesses (containerd, registry, cloud-init sandbox) share."""
+"""Small pieces the namespace harnesses (containerd, registry, cloud-init sandbox) share;
+the namespace core itself is testbed/nsbox.py (setns re-exported here)."""
 
 from __future__ import annotations
 
-import ctypes
-import os
 import ssl
 from typing import Any
 
-CLONE_NEWNET = 0x40000000
-_LIBC = ctypes.CDLL(None, use_errno=True)
+from testbed.nsbox import CLONE_NEWNET, enter_net_namespace
 
-
-def enter_net_namespace(pid: int) -> None:
-    """Move the *calling thread* into the network namespace of ``pid`` (setns)."""
-    fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
-    try:
-        if _LIBC.setns(fd, CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"setns(net of pid {pid}): {os.strerror(err)}")
-    finally:
-        os.close(fd)
+__all__ = ["CLONE_NEWNET", "HandshakeInWorker", "enter_net_namespace"]
 
 
 class HandshakeInWorker:

@@ -4,10 +4,10 @@ Why a real build: `packer validate` only proves the HCL parses and the plugin
 configs decode. Whether the provisioners really put the right bytes, modes and
 unit symlinks on an image is only shown by running them. A cloud VM is out of reach
 here, so `build_over_ssh` runs Packer's `null` builder over SSH against an sshd
-inside a throw-away sandbox:
+inside a throw-away sandbox, an `NsBox` (testbed.nsbox):
 
     unshare --mount --net --pid --uts --ipc --fork --kill-child   (init script below)
-      lo up, hostname set            -> 127.0.0.1 is the sandbox's, host untouched
+      lo up, hostname set (the box)  -> 127.0.0.1 is the sandbox's, host untouched
       tmpfs on /run (private)        -> room for /run/sshd and the chroot mountpoint
       overlay(lower=rootfs, upper=tmpfs) on /run/regauth/root
       sshd -D -f <tmp>/sshd_config   -> host key, authorized key, config all made per
@@ -20,13 +20,11 @@ The lower layer is the debootstrapped Debian rootfs of `tests.support.rootfs`
 (ensure_rootfs) when that module is present, else the host's own `/` (an overlay
 over it: writes still go to the tmpfs upper dir only).
 
-Stopping SIGKILLs the namespace's init: the kernel then kills everything in the PID
-namespace, `unshare` reaps it and exits, and the mount namespace with its overlay and
-tmpfs goes away with the last process (nothing to unmount by hand, nothing left on
-disk but the temp dir, which is removed). If the test process itself dies, the kernel
-SIGKILLs `unshare` (setpriv --pdeathsig) and `unshare --kill-child` passes that on, so
-nothing outlives a crashed run. Packer is not in the PID namespace: it runs in its
-own session and is killed as a group on timeout.
+Stopping is the box's: SIGKILL to the namespace's init ends every process in it,
+the mount namespace with its overlay and tmpfs goes with the last one, and the temp
+dir is removed (a crashed run's is removed by the next run); nothing outlives a
+crashed test process either. Packer is not in the PID namespace: it runs in its own
+session and is killed as a group on timeout.
 """
 
 from __future__ import annotations
@@ -39,12 +37,12 @@ import stat
 import subprocess
 import tempfile
 import time
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
+from testbed.nsbox import ALL_NAMESPACES, SANDBOX_PATH, NsBox, NsBoxError, missing_tools, new_workdir
+from tests.support.prereq import require
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -55,23 +53,9 @@ SANDBOX_SOURCE_FILE = "zz-regauth-sandbox-source.pkr.hcl"
 
 _CHROOT = "/run/regauth/root"  # path of the overlay inside the sandbox's mount ns
 _UPPER = "/run/regauth/rw/upper"
-_SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 # --------------------------------------------------------------------------- policy
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true"
-
-
-def require(condition: bool, message: str) -> None:
-    """Skip locally, fail in CI: a CI run that silently skips proves nothing."""
-    if condition:
-        return
-    if _in_ci():
-        pytest.fail(f"{message} (CI=true, so this is a failure, not a skip)")
-    pytest.skip(message)
-
-
 def cache_dir() -> Path:
     """Same rule as scripts/deps/*.sh: $REGAUTH_CACHE or <repo>/.cache."""
     return Path(os.environ.get("REGAUTH_CACHE") or REPO / ".cache")
@@ -107,7 +91,7 @@ def packer_env(home: Path) -> dict[str, str]:
     for sub in ("home", "plugins", "tmp", "cache"):
         (home / sub).mkdir(parents=True, exist_ok=True)
     return {
-        "PATH": _SANDBOX_PATH,
+        "PATH": SANDBOX_PATH,
         "LANG": "C.UTF-8",
         "HOME": str(home / "home"),
         "TMPDIR": str(home / "tmp"),
@@ -196,11 +180,9 @@ def fmt_check(template_dir: Path) -> subprocess.CompletedProcess[str]:
 
 
 # --------------------------------------------------------------------------- sandbox
+# Runs as the box's PID 1 (loopback up, hostname set), seeing the host's filesystem.
 _INIT_SCRIPT = r"""
-set -eu
 T="$1"; LOWER="$2"
-hostname regauth-sandbox
-ip link set lo up
 mount -t tmpfs -o mode=0755,size=64m tmpfs /run
 mkdir -p /run/sshd /run/regauth/root /run/regauth/rw
 mount -t tmpfs -o mode=0755,size=512m tmpfs /run/regauth/rw
@@ -218,6 +200,7 @@ mount -t tmpfs -o mode=1777,size=16m tmpfs "$R/dev/shm"
 ln -s /proc/self/fd "$R/dev/fd"
 ln -s /proc/self/fd/0 "$R/dev/stdin"; ln -s /proc/self/fd/1 "$R/dev/stdout"; ln -s /proc/self/fd/2 "$R/dev/stderr"
 /usr/sbin/sshd -D -e -f "$T/sshd_config" 2>>"$T/sshd.log" &
+echo READY
 wait
 """
 
@@ -274,11 +257,10 @@ class Sandbox:
     def __init__(self, lower: Path, lower_kind: str) -> None:
         self.lower = lower
         self.lower_kind = lower_kind
-        self.tmp = Path(tempfile.mkdtemp(prefix="regauth-packer-sandbox-"))
+        self.tmp = new_workdir("regauth-packer-sandbox-")
         self.client_key = self.tmp / "client_key"
-        self._unshare: subprocess.Popen[bytes] | None = None
-        self.ns_pid = 0
-        self._finalizer = weakref.finalize(self, Sandbox._cleanup, self.tmp, [None])
+        self._box = NsBox(_INIT_SCRIPT, [self.tmp, lower], hostname="regauth-sandbox",
+                          name="regauth-packer-sandbox", workdir=self.tmp)
 
     # -- lifecycle
     def start(self, timeout: float = 20) -> Sandbox:
@@ -286,71 +268,31 @@ class Sandbox:
         _keygen(self.client_key)
         shutil.copyfile(self.client_key.with_suffix(".pub"), self.tmp / "authorized_keys")
         (self.tmp / "sshd_config").write_text(_SSHD_CONFIG.format(tmp=self.tmp, chroot=_CHROOT))
-        (self.tmp / "init.sh").write_text(_INIT_SCRIPT)
-        # setpriv --pdeathsig: the kernel SIGKILLs `unshare` if the test process dies
-        # (no preexec_fn, which is unsafe with threads).
-        argv = ["setpriv", "--pdeathsig", "KILL",
-                "unshare", "--mount", "--net", "--pid", "--uts", "--ipc", "--fork", "--kill-child",
-                "--propagation", "private", "sh", str(self.tmp / "init.sh"), str(self.tmp), str(self.lower)]
-        with open(self.tmp / "init.log", "wb") as log:
-            self._unshare = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                             env={"PATH": _SANDBOX_PATH, "LANG": "C.UTF-8"})
-        self._finalizer.detach()
-        self._finalizer = weakref.finalize(self, Sandbox._cleanup, self.tmp, [self._unshare])
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._unshare.poll() is not None:
-                break
-            self.ns_pid = self.ns_pid or self._child_pid()
-            if self.ns_pid and _listening_on_22(self.ns_pid):
-                return self
-            time.sleep(0.02)
+        try:
+            self._box.start(timeout)
+            while self.alive and time.monotonic() < deadline:
+                if _listening_on_22(self.ns_pid):
+                    return self
+                time.sleep(0.02)
+        except NsBoxError:
+            pass  # the box's stderr is in diagnostics()
         detail = self.diagnostics()
         self.stop()
         raise RuntimeError(f"sandbox sshd did not come up:\n{detail}")
 
-    def _child_pid(self) -> int:
-        assert self._unshare is not None
-        return self._child_of(self._unshare.pid)
-
-    @staticmethod
-    def _child_of(pid: int) -> int:
-        """The namespace's init, as seen from the host: unshare's only child."""
-        try:
-            text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-        except OSError:
-            return 0
-        return int(text.split()[0]) if text.split() else 0
+    @property
+    def ns_pid(self) -> int:
+        """Host PID of the namespace's init (0 when stopped)."""
+        return self._box.pid1 or 0
 
     def stop(self) -> None:
         """Kill everything in the namespaces and remove the temp dir. Idempotent."""
-        self._finalizer()
-
-    @staticmethod
-    def _cleanup(tmp: Path, procs: list[subprocess.Popen[bytes] | None]) -> None:
-        for proc in procs:
-            if proc is None or proc.poll() is not None:
-                continue
-            # SIGKILL the namespace's init first: the kernel then kills every process
-            # in the PID namespace and `unshare`, its parent, reaps it and exits (no
-            # zombie handed to the host's init). Killing `unshare` is the fallback;
-            # --kill-child then SIGKILLs the init.
-            child = Sandbox._child_of(proc.pid)
-            if child:
-                try:
-                    os.kill(child, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-        shutil.rmtree(tmp, ignore_errors=True)
+        self._box.discard()
 
     @property
     def alive(self) -> bool:
-        return self._unshare is not None and self._unshare.poll() is None
+        return self._box.running
 
     # -- looking inside
     def host_path(self, path: str) -> Path:
@@ -371,25 +313,23 @@ class Sandbox:
         return Path(f"/proc/{self.ns_pid}/root{_UPPER}")
 
     def nsenter(self, argv: Sequence[str], *, net_only: bool = False) -> list[str]:
-        spaces = ["--net"] if net_only else ["--mount", "--uts", "--ipc", "--net", "--pid"]
-        return ["nsenter", f"--target={self.ns_pid}", *spaces, "--", *argv]
+        return self._box.nsenter(argv, spaces=("--net",) if net_only else ALL_NAMESPACES)
 
     def run(self, command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Run `sh -c command` as root chrooted in the sandbox (all its namespaces)."""
         argv = self.nsenter(["chroot", _CHROOT, "/bin/sh", "-c", command])
         return subprocess.run(argv, capture_output=True, timeout=timeout, check=False,
                               encoding="utf-8", errors="replace",
-                              env={"PATH": _SANDBOX_PATH, "LANG": "C.UTF-8", "HOME": "/root"})
+                              env={"PATH": SANDBOX_PATH, "LANG": "C.UTF-8", "HOME": "/root"})
 
     def has(self, path: str) -> bool:
         return os.path.lexists(self.host_path(path))
 
     def diagnostics(self) -> str:
-        parts = []
-        for name in ("init.log", "sshd.log"):
-            path = self.tmp / name
-            if path.exists():
-                parts.append(f"--- {name}\n{path.read_text(errors='replace')[-4000:]}")
+        parts = [f"--- init\n{self._box.log_text()[-4000:]}"]
+        sshd_log = self.tmp / "sshd.log"
+        if sshd_log.exists():
+            parts.append(f"--- sshd.log\n{sshd_log.read_text(errors='replace')[-4000:]}")
         return "\n".join(parts)
 
 
@@ -530,8 +470,8 @@ def _run_packer_build(build_dir: Path, var_file: Path | None, sandbox: Sandbox,
 
 def _require_sandbox_tools() -> None:
     require(os.geteuid() == 0, "the Packer SSH sandbox needs root (namespaces, mounts)")
-    for tool in ("unshare", "nsenter", "setpriv", "ip", "ssh-keygen", "chroot"):
-        require(shutil.which(tool, path=_SANDBOX_PATH) is not None, f"{tool} not found")
+    absent = missing_tools() + [t for t in ("ssh-keygen", "chroot") if shutil.which(t, path=SANDBOX_PATH) is None]
+    require(not absent, f"{', '.join(absent)} not found")
     require(os.access("/usr/sbin/sshd", os.X_OK), "/usr/sbin/sshd missing: run `sh scripts/deps/packer.sh`")
 
 

@@ -47,6 +47,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.support.netns import HandshakeInWorker
+from testbed.nsbox import listen_loopback
 from tests.support.containerd import (
     Sandbox,
     clean_env,
@@ -316,13 +317,7 @@ def _handler(server: TokenServer) -> type[BaseHTTPRequestHandler]:
 # --- the registry processes and the image -----------------------------------
 
 
-def _listen(port: int) -> socket.socket:
-    """A listening socket on 127.0.0.1 (call via Sandbox.call: it lands in the sandbox)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    sock.listen(64)
-    return sock
+_listen = listen_loopback  # call via Sandbox.call: the socket lands in the sandbox
 
 
 def _free_port() -> int:
