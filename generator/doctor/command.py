@@ -8,6 +8,7 @@ could not be read (missing, permission denied, not a config doctor knows).  With
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from types import ModuleType
@@ -34,7 +35,8 @@ def check_sources(sources: list[Source], image: ImageRef | None) -> list[FileRep
     """Run every source through its kind's checker (the library entry point tests use)."""
     options = Options(image=image)
     reports = [CHECKERS[src.kind].check(src, options) for src in sources]
-    for report in reports:
+    for src, report in zip(sources, reports):
+        report.findings[:] = [_with_column(f, src.text) for f in report.findings]
         report.findings.sort(key=lambda f: (f.line, f.code))
     # Files without any credential say nothing about --image; when no file has one, say it once.
     if image is not None and reports and not any(r.credentials for r in reports):
@@ -45,6 +47,22 @@ def check_sources(sources: list[Source], image: ImageRef | None) -> list[FileRep
                     f"add credentials for {image.host} to the runtime's config (regauth render writes them)")
         )
     return reports
+
+
+def _with_column(finding: Finding, text: str) -> Finding:
+    """Give a located finding a real 1-based column: where its line's key or header starts.
+
+    Checkers know lines (positions come from scanning text the parser accepted); the
+    first non-blank character of that line is where the key, ``[table]`` or JSON key
+    the finding is about begins.  Parser errors keep the column the parser gave.
+    """
+    if finding.col or finding.line <= 0:
+        return finding
+    lines = text.splitlines()
+    if finding.line > len(lines):
+        return finding
+    line = lines[finding.line - 1]
+    return dataclasses.replace(finding, col=len(line) - len(line.lstrip()) + 1)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,8 +82,9 @@ def run(args: argparse.Namespace) -> int:
             reading = explain(text)
             if image is None and reading.image is not None:
                 image = reading.image
-    if not args.paths and reading is None and not unreadable:
-        unreadable.append(Unreadable("doctor", "nothing to check", "name files or directories (e.g. regauth doctor /etc), or pass --error TEXT"))
+    if not args.paths and args.error is None and not unreadable:
+        print("regauth doctor: nothing to check: name files or directories (e.g. regauth doctor /etc), or pass --error TEXT", file=sys.stderr)
+        return EXIT_INVALID
     found = find(args.paths, forced_kind=args.as_kind)
     follow_imports(found)
     unreadable += found.unreadable

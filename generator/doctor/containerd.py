@@ -22,7 +22,7 @@ import fnmatch
 import re
 from typing import Any
 
-import tomllib
+from generator.tomlcompat import tomllib
 
 from generator.doctor.credentials import StoredCredential, check_credential
 from generator.doctor.findings import FileReport, Finding

@@ -217,7 +217,7 @@ def follow_imports(found: Found) -> None:
     They are part of the effective config: on containerd 1.x an imported file replaces
     whole plugin tables, so credentials in a drop-in matter as much as the main file.
     """
-    import tomllib
+    from generator.tomlcompat import tomllib
 
     seen = {s.real.resolve() for s in found.sources}
     queue = [s for s in found.sources if s.kind == "containerd" and s.root is not None]

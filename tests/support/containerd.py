@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-import tomllib
+from generator.tomlcompat import tomllib
 
 from tests.support.netns import enter_net_namespace
 from tests.support import cri

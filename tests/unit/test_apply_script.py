@@ -7,7 +7,7 @@ import os
 import stat
 import subprocess
 import sys
-import tomllib
+from generator.tomlcompat import tomllib
 from pathlib import Path
 
 import pytest

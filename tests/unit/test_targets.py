@@ -18,7 +18,7 @@ import stat
 import subprocess
 import sys
 import threading
-import tomllib
+from generator.tomlcompat import tomllib
 from pathlib import Path
 
 import jsonschema
