@@ -20,7 +20,8 @@ examples:
   regauth doctor /etc --image IMAGE            # why does this node's pull fail?
   regauth verify profiles/demo.yaml            # do the registries accept these credentials?
 
-exit codes: 0 ok, 1 runtime failure (I/O, network, permissions), 2 invalid input
+exit codes: 0 ok, 1 runtime failure (I/O, network, permissions), 2 invalid input,
+141 stdout closed by its reader (e.g. | head)
 """
 
 EPILOG_RENDER = """\
