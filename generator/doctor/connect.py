@@ -39,8 +39,7 @@ def connect(reading: Reading, reports: list[FileReport]) -> list[str]:
     if "oauth-token-rejected" in codes:
         lines.append(f"credentials for {host} were sent and rejected; in the files checked:")
         for r in holding:
-            bad = [f for f in r.findings if f.code in CREDENTIAL_CODES and (_about(f, host) or f.path == "" or f.line == r.hosts[host])]
-            bad = bad or [f for f in r.findings if f.code in CREDENTIAL_CODES and f.file == r.file and f.line >= r.hosts[host]]
+            bad = [f for f in r.findings if f.code in CREDENTIAL_CODES and _about(f, host)]
             if bad:
                 for f in bad[:3]:
                     lines.append(f"  {f.file}:{f.line}: [{f.code}] explains the rejection: {f.message}")
