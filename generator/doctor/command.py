@@ -51,7 +51,7 @@ def check_sources(sources: list[Source], image: ImageRef | None, roots: list[tup
         if image is None or not found or not pairs:
             continue
         judged = True
-        notes = runtimes.judge_image(root, shown_root, found, pairs, image)
+        notes = runtimes.judge_image(shown_root, found, pairs, image)
         pairs[0][1].notes.extend(notes)
     # Files without any credential say nothing about --image; when no file has one, say it once.
     if image is not None and not judged and reports and not any(r.credentials or r.hosts for r in reports):

@@ -36,7 +36,7 @@ class Runtime:
     assumed: bool = False  # no binary, unit or directory of its own: only /etc/containerd was there
 
 
-# key, name, config file, evidence (any of these below the node root), restart command
+# short name, name, config file, evidence (any of these below the node root), restart command
 _KNOWN: tuple[tuple[str, str, str, tuple[str, ...], str], ...] = (
     ("microk8s", "MicroK8s", "/var/snap/microk8s/current/args/containerd-template.toml", ("var/snap/microk8s", "snap/microk8s"),
      "snap restart microk8s.daemon-containerd"),
@@ -89,7 +89,7 @@ def _covers(report: FileReport) -> bool:
     return bool(report.hosts) and not any(f.code == "image-host" for f in report.findings)
 
 
-def judge_image(root: Path, shown_root: str, runtimes: list[Runtime], pairs: list[tuple[Source, FileReport]], image: ImageRef) -> list[str]:
+def judge_image(shown_root: str, runtimes: list[Runtime], pairs: list[tuple[Source, FileReport]], image: ImageRef) -> list[str]:
     """Add an image-host finding for each runtime that has no credential for ``image`` in the
     files it reads; returns notes (files no runtime on this node reads)."""
     from generator.doctor import containerd, k3s
