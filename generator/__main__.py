@@ -8,6 +8,13 @@ in-process and must keep their collector).
 from __future__ import annotations
 
 import gc
+import os
+import sys
+
+# Exit status when the reader of our stdout went away (``regauth schema | head -1``):
+# 141 = 128 + SIGPIPE, what a shell reports for `yes | head -1` and what scripts
+# using `set -o pipefail` already expect from a command cut short by its reader.
+EXIT_CLOSED_PIPE = 141
 
 
 def run() -> int:
@@ -23,6 +30,12 @@ def run() -> int:
 
     try:
         return main()
+    except BrokenPipeError:
+        # Python's documented recipe: point stdout at /dev/null so the interpreter's own
+        # final flush does not fail again ("Exception ignored ... BrokenPipeError").
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_CLOSED_PIPE
     finally:
         gc.freeze()  # exit's final collection skips frozen objects: nothing left to scan
 

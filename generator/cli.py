@@ -23,12 +23,15 @@ examples:
   regauth doctor /etc --image IMAGE            # why does this node's pull fail?
   regauth verify profiles/demo.yaml            # do the registries accept these credentials?
 
-exit codes: 0 ok, 1 runtime failure (I/O, network, permissions), 2 invalid input
+exit codes: 0 ok, 1 runtime failure (I/O, network, permissions), 2 invalid input,
+141 stdout closed by its reader (e.g. | head)
 """
 
 EPILOG_RENDER = """\
 examples:
   regauth render profiles/demo.yaml
+  regauth render profiles/demo.yaml -o - > user-data  # only the user-data, on stdout (one profile)
+  regauth render profiles/demo.yaml --format terraform # JSON for Terraform's external data source
   regauth render profiles/prod-*.yaml -o /tmp/out
   regauth render profiles/demo.yaml --dry-run  # show what would be written, secrets masked
   regauth render profiles/demo.yaml --merge-with my-user-data.yaml
@@ -103,13 +106,19 @@ def cmd_render(args: argparse.Namespace) -> int:
     from generator.render import render_all
 
     started = time.monotonic()
+    to_stdout = _stdout_mode(args)
+    output = args.output or "out"
     merge_with = [_read_user_data(name) for name in args.merge_with or []]
     paths = _profile_paths(args.profiles)
+    if to_stdout and len(paths) != 1:
+        raise InvalidInput([Problem("-o -" if args.output == "-" else "--format terraform",
+                                    f"stdout holds the user-data of one profile, and {len(paths)} profiles were given",
+                                    "render one profile (regauth render profiles/NAME.yaml -o -), or write files with -o DIR")])
     with Progress(len(paths), "rendering") as progress:
         outcomes = render_all(
             paths,
-            Path(args.output),
-            write=not args.dry_run,
+            Path(output),
+            write=not (args.dry_run or to_stdout),
             merge_with=merge_with,
             gsm_settings=_gsm_settings(args),
             jobs=args.jobs,
@@ -125,20 +134,46 @@ def cmd_render(args: argparse.Namespace) -> int:
         print(note, file=sys.stderr)
     if len(notes) > NOTES_SHOWN:
         print(f"... and {len(notes) - NOTES_SHOWN} more such notes (each profile's manifest.json says whether its user-data is gzip)", file=sys.stderr)
+    if to_stdout:
+        from generator.outputs.stdout import terraform_result, user_data_bytes
+
+        (outcome,) = outcomes
+        assert outcome.rendered is not None
+        if args.format == "terraform":
+            sys.stdout.write(terraform_result(outcome.rendered))
+        else:
+            sys.stdout.buffer.write(user_data_bytes(outcome.rendered))
+        if args.verbose:
+            print(f"{outcome.name}: user-data written to stdout", file=sys.stderr)
+        return EXIT_OK
     for outcome in outcomes:
         if args.dry_run and outcome.rendered is not None:
             _print_plan(outcome.rendered)
         elif args.verbose:
-            print(f"{outcome.name}: wrote {Path(args.output) / outcome.name}/ ({outcome.files} files)", file=sys.stderr)
+            print(f"{outcome.name}: wrote {Path(output) / outcome.name}/ ({outcome.files} files)", file=sys.stderr)
     if not args.dry_run:
         files = sum(o.files for o in outcomes)
         size = sum(o.size for o in outcomes)
         names = outcomes[0].name if len(outcomes) == 1 else f"{outcomes[0].name} ... {outcomes[-1].name}"
         print(
-            f"rendered {len(outcomes)} profile(s) ({names}) into {args.output}/: {files} files, {size / 1e6:.1f} MB in {time.monotonic() - started:.2f}s",
+            f"rendered {len(outcomes)} profile(s) ({names}) into {output}/: {files} files, {size / 1e6:.1f} MB in {time.monotonic() - started:.2f}s",
             file=sys.stderr,
         )
     return EXIT_OK
+
+
+def _stdout_mode(args: argparse.Namespace) -> bool:
+    """True when the result goes to stdout (``-o -`` or ``--format terraform``), after
+    refusing combinations that would make it ambiguous (exit 2)."""
+    terraform = args.format == "terraform"
+    if terraform and args.output not in (None, "-"):
+        raise InvalidInput([Problem("--format terraform", f"--format terraform writes to stdout, not to -o {args.output}",
+                                    "drop -o (or write -o -)")])
+    to_stdout = terraform or args.output == "-"
+    if to_stdout and args.dry_run:
+        raise InvalidInput([Problem("--dry-run", "--dry-run prints the plan and writes nothing; it cannot also write user-data to stdout",
+                                    "drop --dry-run, or drop -o - / --format terraform")])
+    return to_stdout
 
 
 def _gsm_settings(args: argparse.Namespace) -> object | None:
@@ -227,6 +262,7 @@ def _add_verify(sub) -> None:  # type: ignore[no-untyped-def]
     verify.add_argument("--gsm-timeout", type=float, metavar="S", help="Secret Manager fetch timeout in seconds (build-time secrets)")
     verify.add_argument("--gsm-transport", choices=("grpc", "rest"), help="Secret Manager API transport")
     verify.add_argument("--json", action="store_true", help="machine-readable report on stdout")
+    verify.add_argument("-v", "--verbose", action="count", default=0, help="also log what happens (Secret Manager retries are shown anyway)")
     verify.set_defaults(func=cmd_verify)
 
 
@@ -243,19 +279,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     render = sub.add_parser("render", help="render profiles into out/NAME/", epilog=EPILOG_RENDER, formatter_class=argparse.RawDescriptionHelpFormatter)
     render.add_argument("profiles", nargs="+", metavar="PROFILE", help="profile files or folders of them")
-    render.add_argument("-o", "--output", default="out", metavar="DIR", help="output folder (default: out)")
+    render.add_argument("-o", "--output", default=None, metavar="DIR", help="output folder (default: out); '-' writes the user-data of one profile to stdout")
     render.add_argument("--merge-with", action="append", metavar="FILE", help="combine with existing user-data as multipart MIME (their parts first, in order); repeatable")
     render.add_argument("--gsm-timeout", type=float, metavar="S", help="give up Secret Manager fetches after S seconds in total, retries included (default 30)")
     render.add_argument("--gsm-transport", choices=("grpc", "rest"), help="Secret Manager API transport (default grpc; rest helps behind proxies that break HTTP/2)")
     render.add_argument("--dry-run", action="store_true", help="print what would be written (secrets masked); write nothing")
     render.add_argument("-j", "--jobs", type=int, metavar="N", help="worker processes for many profiles (default: number of CPUs; 1 = no workers)")
-    render.add_argument("-v", "--verbose", action="store_true", help="say what was written")
-    render.set_defaults(func=cmd_render)
+    render.add_argument("--format", choices=("files", "terraform"), default="files",
+                        help="files: DIR/NAME/ (default); terraform: one JSON object on stdout for Terraform's external data source (one profile)")
+    render.add_argument("-v", "--verbose", action="count", default=0, help="say what was written, and what Secret Manager retries (-vv: more)")
+    render.set_defaults(func=cmd_render, writes=True)
 
     validate = sub.add_parser("validate", help="check profiles without writing", epilog=EPILOG_VALIDATE, formatter_class=argparse.RawDescriptionHelpFormatter)
     validate.add_argument("profiles", nargs="+", metavar="PROFILE")
     validate.add_argument("--json", action="store_true", help="machine-readable report on stdout")
-    validate.add_argument("-v", "--verbose", action="store_true")
+    validate.add_argument("-v", "--verbose", action="count", default=0)
     validate.set_defaults(func=cmd_validate)
 
     schema = sub.add_parser("schema", help="print the profile JSON Schema", epilog="example:\n  regauth schema > profile.schema.json", formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -266,17 +304,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    unknown = _unknown_command(parser, sys.argv[1:] if argv is None else argv)
+    if unknown:
+        print(f"{parser.prog}: {unknown}", file=sys.stderr)
+        return EXIT_INVALID
+    args = parser.parse_args(argv)
+    _setup_logging(getattr(args, "verbose", 0))
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows up here, inside the handlers below, not at exit
+        return code
     except RegauthError as exc:
         print(exc.render(), file=sys.stderr)
-        if isinstance(exc, InvalidInput):
+        if isinstance(exc, InvalidInput) and getattr(args, "writes", False):
             print(f"regauth: {len(exc.problems)} problem(s); nothing was written", file=sys.stderr)
+        elif isinstance(exc, InvalidInput):
+            print(f"regauth: {len(exc.problems)} problem(s)", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("regauth: interrupted; nothing was written", file=sys.stderr)
+        print("regauth: interrupted" + ("; nothing was written" if getattr(args, "writes", False) else ""), file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        raise  # the reader went away (regauth schema | head -1): the entry point ends quietly
     except Exception as exc:  # an internal bug: no traceback (it could quote data), just where
         if os.environ.get("REGAUTH_DEBUG") == "1":
             raise
@@ -287,6 +337,53 @@ def main(argv: list[str] | None = None) -> int:
         print(f"regauth: internal error {type(exc).__name__} at {where}; please report it (REGAUTH_DEBUG=1 shows the traceback)", file=sys.stderr)
         return EXIT_RUNTIME
 
+
+def _unknown_command(parser: argparse.ArgumentParser, argv: list[str]) -> str:
+    """'unknown command X (did you mean Y?)' for a misspelled subcommand, else ''.
+
+    argparse would print its usage and a list of every choice; one line with the
+    likely intended command is easier to act on.
+    """
+    word = None
+    for a in argv:
+        if a in ("-h", "--help", "--version"):
+            return ""  # argparse answers these before looking at a command
+        if not a.startswith("-"):
+            word = a
+            break
+    if word is None:
+        return ""
+    commands = list(_commands(parser))
+    if word in commands:
+        return ""
+    from generator.profile.checker import close_match  # only for a mistake: keeps --help light
+
+    hint = close_match(word, commands)
+    did_you_mean = f" (did you mean '{hint}'?)" if hint else ""
+    return f"unknown command '{word}'{did_you_mean}; commands: {', '.join(commands)} (regauth --help)"
+
+
+def _commands(parser: argparse.ArgumentParser) -> list[str]:
+    for action in parser._subparsers._group_actions if parser._subparsers else []:  # noqa: SLF001 (argparse keeps them here)
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            return list(action.choices)
+    return []
+
+
+def _setup_logging(verbose: int) -> None:
+    """Library modules log through ``logging`` (e.g. Secret Manager retries at WARNING);
+    they reach stderr as ``regauth: ...`` lines.  ``-v`` adds INFO, ``-vv`` DEBUG."""
+    import logging
+
+    logger = logging.getLogger("generator")
+    if any(getattr(h, "regauth_cli", False) for h in logger.handlers):
+        logger.setLevel(logging.WARNING if not verbose else logging.INFO if verbose == 1 else logging.DEBUG)
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.regauth_cli = True  # type: ignore[attr-defined]
+    handler.setFormatter(logging.Formatter("regauth: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if not verbose else logging.INFO if verbose == 1 else logging.DEBUG)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -45,7 +45,7 @@ def node_files(profile: Profile, steps: list[Step]) -> list[NodeFile]:
     plan_bytes = (json.dumps(plan, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
     files = [
         NodeFile(applyscript.VM_PATH, applyscript.script_for(frozenset(s.kind for s in steps)), 0o755, secret=False, note="applies the plan at first boot"),
-        NodeFile(applyscript.PLAN_PATH, plan_bytes, 0o600 if holds_secret else 0o644, secret=holds_secret, note="what regauth-apply writes"),
+        NodeFile(applyscript.PLAN_PATH, plan_bytes, 0o600 if holds_secret else 0o644, secret=holds_secret, note="what regauth-apply reads: the steps to apply"),
     ]
     previews: dict[str, NodeFile] = {}
     for step in steps:
@@ -208,7 +208,7 @@ def render_all(
     from functools import partial
 
     jobs = jobs or default_jobs()
-    profiles, problems = _gather(_pool_map(check_profile, list(paths), jobs))
+    profiles, problems = _gather(_pool_map(check_profile, list(paths), jobs), out_dir)
     if any(p.severity == "error" for p in problems):
         # Nothing is rendered; still report the key problems of the profiles that loaded.
         from generator.secrets.resolve import local_problems

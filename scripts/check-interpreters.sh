@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Guard for the test suite (issue 13): only the clone's .venv may be able to import
+# Guard for the test suite (issue 13): only the clone's .venv (and its .venv-X.Y, issue 17) may import
 # regauth.  A regauth installed by hand into another interpreter (a pyenv build, Debian's
 # python3) lets a test that runs "whatever python3 is on PATH" pass here and fail on a
 # fresh machine; this makes such a machine fail the same way, before the suite runs.
@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=$(cd "${VENV:-.venv}" 2>/dev/null && pwd -P || echo "$PWD/${VENV:-.venv}")
+clone=$(pwd -P)
 
 candidates=()
 while IFS= read -r p; do candidates+=("$p"); done < <(
@@ -31,7 +32,8 @@ print(" ".join(sorted(set(hits))))
 bad=0 checked=0
 for py in "${candidates[@]}"; do
   [ -x "$py" ] || continue
-  case "$(cd "$(dirname "$py")" && pwd -P)" in "$venv"/*) continue ;; esac
+  # the clone's own venvs: .venv and the per-Python ones scripts/test.sh makes (.venv-3.10, ...)
+  case "$(cd "$(dirname "$py")" && pwd -P)" in "$venv"/* | "$clone"/.venv-*/*) continue ;; esac
   checked=$((checked + 1))
   found=$(cd / && env -u PYTHONPATH -u PYTHONHOME PYENV_VERSION= "$py" -c "$probe" 2>/dev/null || true)
   if [ -n "$found" ]; then

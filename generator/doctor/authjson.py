@@ -19,7 +19,7 @@ import fnmatch
 import json
 from typing import Any
 
-from generator.doctor.credentials import StoredCredential, check_credential
+from generator.doctor.credentials import StoredCredential, boot_note, check_credential
 from generator.doctor.findings import FileReport, Finding
 from generator.doctor.imageref import DOCKER_HUB, ImageRef
 from generator.doctor.locate import Positions, json_positions
@@ -62,8 +62,13 @@ def check(src: Source, options: Options) -> FileReport:
             report.credentials += 1
             usable = _check_key(src, key, pos.line(path), report)
             report.findings.extend(check_credential(cred))
+            note = boot_note(cred)
+            if note:
+                report.notes.append(note)
+                report.boot_hosts.add(key)
             if usable:
                 hosts.append(key)
+                report.hosts[key] = pos.line(path)
     if options.image is not None and report.credentials:
         _image_host(src, options.image, hosts, pos, report)
     perm = permission_finding(src, report.credentials)

@@ -8,12 +8,15 @@ could not be read (missing, permission denied, not a config doctor knows).  With
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
+from pathlib import Path
 from types import ModuleType
 
-from generator.doctor import authjson, containerd, k3s
+from generator.doctor import authjson, containerd, k3s, plan, runtimes
 from generator.doctor.discover import find, follow_imports
+from generator.doctor.connect import connect
 from generator.doctor.errors_explain import Reading, explain, render
 from generator.doctor.findings import FileReport, Finding, Unreadable
 from generator.doctor.imageref import BadReference, ImageRef, parse_image
@@ -30,21 +33,62 @@ CHECKERS: dict[str, ModuleType] = {
 }
 
 
-def check_sources(sources: list[Source], image: ImageRef | None) -> list[FileReport]:
-    """Run every source through its kind's checker (the library entry point tests use)."""
+def check_sources(sources: list[Source], image: ImageRef | None, roots: list[tuple[Path, str]] | None = None) -> list[FileReport]:
+    """Run every source through its kind's checker (the library entry point tests use).
+
+    ``roots`` are the node trees the sources came from (``find().roots``): there,
+    ``--image`` is judged per runtime on the files that runtime reads
+    (:mod:`generator.doctor.runtimes`); named files are judged one by one.
+    """
     options = Options(image=image)
-    reports = [CHECKERS[src.kind].check(src, options) for src in sources]
-    for report in reports:
-        report.findings.sort(key=lambda f: (f.line, f.code))
+    reports = [(plan if src.step is not None else CHECKERS[src.kind]).check(src, options) for src in sources]
+    for src, report in zip(sources, reports):
+        report.node_path = src.node_path
+    judged = False
+    for root, shown_root in roots or []:
+        found = runtimes.detect(root)
+        pairs = [(s, r) for s, r in zip(sources, reports) if s.node_path and _under(s.real, root)]
+        if image is None or not found or not pairs:
+            continue
+        judged = True
+        notes = runtimes.judge_image(shown_root, found, pairs, image)
+        pairs[0][1].notes.extend(notes)
     # Files without any credential say nothing about --image; when no file has one, say it once.
-    if image is not None and reports and not any(r.credentials for r in reports):
+    if image is not None and not judged and reports and not any(r.credentials or r.hosts for r in reports):
         first = reports[0]
         first.findings.append(
             Finding("image-host", first.file, f"none of the {len(reports)} file(s) checked holds any registry credentials, so nothing covers {image.host}",
                     f"the runtime finds no credential for {image.text}, so the pull goes anonymous ('failed to fetch anonymous token')",
                     f"add credentials for {image.host} to the runtime's config (regauth render writes them)")
         )
+    for src, report in zip(sources, reports):
+        report.findings[:] = [_with_column(f, src.text) if f.file == src.shown else f for f in report.findings]
+        report.findings.sort(key=lambda f: (f.line, f.code))
     return reports
+
+
+def _under(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def _with_column(finding: Finding, text: str) -> Finding:
+    """Give a located finding a real 1-based column: where its line's key or header starts.
+
+    Checkers know lines (positions come from scanning text the parser accepted); the
+    first non-blank character of that line is where the key, ``[table]`` or JSON key
+    the finding is about begins.  Parser errors keep the column the parser gave.
+    """
+    if finding.col or finding.line <= 0:
+        return finding
+    lines = text.splitlines()
+    if finding.line > len(lines):
+        return finding
+    line = lines[finding.line - 1]
+    return dataclasses.replace(finding, col=len(line) - len(line.lstrip()) + 1)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,12 +108,13 @@ def run(args: argparse.Namespace) -> int:
             reading = explain(text)
             if image is None and reading.image is not None:
                 image = reading.image
-    if not args.paths and reading is None and not unreadable:
-        unreadable.append(Unreadable("doctor", "nothing to check", "name files or directories (e.g. regauth doctor /etc), or pass --error TEXT"))
+    if not args.paths and args.error is None and not unreadable:
+        print("regauth doctor: nothing to check: name files or directories (e.g. regauth doctor /etc), or pass --error TEXT", file=sys.stderr)
+        return EXIT_INVALID
     found = find(args.paths, forced_kind=args.as_kind)
     follow_imports(found)
     unreadable += found.unreadable
-    reports = check_sources(found.sources, image) if found.sources else []
+    reports = check_sources(found.sources, image, found.roots) if found.sources else []
     findings = [f for r in reports for f in r.findings]
     errors = [f for f in findings if f.severity == "error"]
     if args.json:
@@ -82,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         if image is not None:
             doc["image"] = {"text": image.text, "registry": image.registry, "host": image.host}
         if reading is not None:
-            doc["error"] = reading.as_dict()
+            doc["error"] = {**reading.as_dict(), "files": connect(reading, reports)}
         print(json.dumps(doc, indent=2))
     else:
         _print_text(reports, findings, unreadable, reading, found.notes)
@@ -102,6 +147,13 @@ def _print_text(reports: list[FileReport], findings: list[Finding], unreadable: 
             print()
     for f in findings:
         print(f.render())
+    if reading is not None:
+        tied = connect(reading, reports)
+        if tied:
+            print(("\n" if findings else "") + "\n".join(tied))
+    for r in reports:
+        for note in r.notes:
+            print("note: " + note)
     for u in unreadable:
         print("regauth doctor: " + u.render(), file=sys.stderr)
     for note in notes:
@@ -110,6 +162,6 @@ def _print_text(reports: list[FileReport], findings: list[Finding], unreadable: 
         return
     errors = sum(1 for f in findings if f.severity == "error")
     warnings = len(findings) - errors
-    checked = ", ".join(f"{r.file} ({r.kind})" for r in reports)
+    checked = ", ".join(f"{r.file} ({r.kind}" + (f", standing in for {r.node_path}" if r.file.endswith("plan.json") and r.node_path else "") + ")" for r in reports)
     verdict = "no problems found" if not findings else f"{errors} error(s), {warnings} warning(s)"
     print(f"{'' if not findings else chr(10)}regauth doctor: checked {len(reports)} file(s): {checked}: {verdict}")

@@ -22,9 +22,9 @@ import fnmatch
 import re
 from typing import Any
 
-import tomllib
+from generator.tomlcompat import tomllib
 
-from generator.doctor.credentials import StoredCredential, check_credential
+from generator.doctor.credentials import StoredCredential, boot_note, check_credential
 from generator.doctor.findings import FileReport, Finding
 from generator.doctor.imageref import DOCKER_HUB, ImageRef
 from generator.doctor.locate import KeyPath, Positions, toml_path_text, toml_positions
@@ -70,6 +70,7 @@ def check(src: Source, options: Options) -> FileReport:
     checker = _Checker(src, doc, toml_positions(src.text), report)
     checker.run(options.image)
     report.credentials = _count_credentials(doc)
+    report.hosts = {host: checker.pos.line(path) for host, path in checker.creds.items()}
     perm = permission_finding(src, report.credentials)
     if perm:
         report.findings.append(perm)
@@ -296,6 +297,10 @@ class _Checker:
         )
         if cred.present:
             self.report.findings.extend(check_credential(cred))
+            note = boot_note(cred)
+            if note:
+                self.report.notes.append(note)
+                self.report.boot_hosts.add(host)
         self.reported.append(path)
 
     def stray_credentials(self, tree: Any, path: KeyPath) -> None:
@@ -352,8 +357,45 @@ class _Checker:
         self.add("image-host", configs_path, f"no credentials for {' or '.join(contacted)}, the host containerd contacts to pull {image.text}{hint}{has}",
                  "containerd looks credentials up by that exact host; with no match the pull goes anonymous "
                  "('failed to fetch anonymous token ... 401/403')" + mirror_note,
-                 f"add [{toml_path_text(configs_path + (contacted[0], 'auth'))}] with username and password, then restart containerd",
+                 f"{auth_fix(self.doc, self.root, contacted[0], self.pos)}, then restart containerd",
                  line=self.pos.first_line(configs_path) or self.pos.first_line(self.root) or 1)
+
+
+def auth_fix(doc: dict[str, Any], root: KeyPath, host: str, pos: Positions) -> str:
+    """How to add credentials for ``host``, never asking for a table the file already has."""
+    entry = root + ("registry", "configs", host)
+    auth_table = toml_path_text(entry + ("auth",))
+    existing = _dig(doc, entry)
+    if isinstance(existing, dict) and isinstance(existing.get("auth"), dict):
+        return f"put username and password into the existing [{auth_table}] table (line {pos.line(entry + ('auth',))})"
+    if isinstance(existing, dict):
+        return f"add username and password under [{auth_table}] (the entry for {host} exists at line {pos.first_line(entry)} but has no auth table)"
+    return f"add [{auth_table}] with username and password"
+
+
+def missing_auth(src: Source, image: ImageRef, runtime: str, restart: str, also: str) -> Finding | None:
+    """The finding for a runtime whose only config (this file) has no credential for ``image``."""
+    try:
+        doc = tomllib.loads(src.text)
+    except tomllib.TOMLDecodeError:
+        return None  # the syntax finding says why nothing in it is read
+    version = doc.get("version", 1)
+    root = AUTH_ROOT.get(version if isinstance(version, int) else 0)
+    if root is None:
+        return None
+    pos = toml_positions(src.text)
+    registry = _dig(doc, root + ("registry",))
+    contacted = _contacted_hosts(image, registry if isinstance(registry, dict) else {})
+    configs_path = root + ("registry", "configs")
+    return Finding(
+        "image-host", src.shown,
+        f"{runtime} reads registry credentials only from this file, and it has none for {' or '.join(contacted)}, "
+        f"the host it contacts to pull {image.text}{also}",
+        f"{runtime} looks credentials up by that exact host in this file; with no match the pull goes anonymous "
+        "('failed to fetch anonymous token ... 401/403')",
+        f"{auth_fix(doc, root, contacted[0], pos)}, then {restart}",
+        line=pos.first_line(configs_path) or pos.first_line(root) or 1, path=toml_path_text(configs_path),
+    )
 
 
 def _contacted_hosts(image: ImageRef, registry: dict[str, Any]) -> list[str]:

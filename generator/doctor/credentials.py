@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from generator.doctor.findings import Finding
 from generator.profile.sakey import check_service_account_key
+from generator.targets.base import BOOT_MASK
 
 GAR_USERNAMES = ("_json_key", "_json_key_base64", "oauth2accesstoken")
 
@@ -55,9 +56,27 @@ _FIX_KEY = (
 )
 
 
+def boot_note(cred: StoredCredential) -> str:
+    """A note when the password is regauth's placeholder for a secret fetched at boot, else "".
+
+    ``regauth render`` previews (rootfs/) show ``<fetched at boot>`` where regauth-apply
+    puts a Secret Manager payload on the node; there is nothing to check until then.
+    """
+    password = cred.password
+    if not cred.username and cred.auth:
+        decoded = _decode_auth(cred.auth)
+        password = decoded[1] if decoded else None
+    if password != BOOT_MASK:
+        return ""
+    where = f"{cred.file}:{cred.line('password')}" if cred.line("password") else cred.file
+    return f"{where}: {cred.path}: the password for {cred.host} is fetched at boot (regauth's {BOOT_MASK} placeholder): regauth-apply reads it from Secret Manager and checks the key on the node"
+
+
 def check_credential(cred: StoredCredential) -> list[Finding]:
-    """Every problem with one stored credential; empty when it can work."""
+    """Every problem with one stored credential; empty when it can work (or is fetched at boot)."""
     out: list[Finding] = []
+    if boot_note(cred):
+        return out
 
     def add(code: str, field_name: str, message: str, why: str, fix: str, severity: str = "error") -> None:
         out.append(Finding(code, cred.file, message, why, fix, line=cred.line(field_name), path=cred.path, severity=severity))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import glob
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from generator.doctor.findings import Unreadable
@@ -70,6 +70,14 @@ class Found:
     sources: list[Source]
     unreadable: list[Unreadable]
     notes: list[str]
+    roots: list[tuple[Path, str]] = field(default_factory=list)  # node roots read (path, as shown), for runtime detection
+
+
+# Runtime configs that live outside /etc: `doctor /etc` on a node that has the runtime
+# also reads them (beside /etc), since they are what that runtime actually reads.
+OUTSIDE_ETC: tuple[tuple[str, str, str], ...] = (
+    ("microk8s", "var/snap/microk8s", "var/snap/microk8s/current/args/containerd-template.toml"),
+)
 
 
 def classify(relpath: str) -> str | None:
@@ -109,12 +117,23 @@ def find(paths: list[str], forced_kind: str | None = None) -> Found:
         p = Path(item)
         if p.is_dir():
             before = len(found.sources)
+            root: tuple[Path, str] | None = None
             if p.resolve().name == "etc":
                 _probe(p, item, "etc/", found, seen)
+                root = (p.resolve().parent, os.path.normpath(os.path.join(item, "..")))
+                for _kind, evidence, pattern in OUTSIDE_ETC:
+                    if (root[0] / evidence).is_dir():
+                        _probe(root[0], root[1], "", found, seen, only=pattern)
             elif (p / "etc").is_dir():
                 _probe(p, item, "", found, seen)
+                root = (p.resolve(), item)
             else:
                 _walk(p, item, found, seen)
+            if root is not None:
+                found.roots.append(root)
+                from generator.doctor import plan  # a rendered rootfs/: plan steps stand in for files it cannot preview
+
+                found.notes += plan.add_sources(root[0], root[1], found.sources)
             if len(found.sources) == before and not any(u.file.startswith(item) for u in found.unreadable):
                 found.unreadable.append(
                     Unreadable(item, "no runtime registry config found in this directory",
@@ -129,7 +148,7 @@ def find(paths: list[str], forced_kind: str | None = None) -> Found:
     return found
 
 
-def _read(path: Path, shown: str, kind: str | None, found: Found, *, explicit: bool) -> Source | None:
+def _read(path: Path, shown: str, kind: str | None, found: Found, *, explicit: bool, node_path: str = "") -> Source | None:
     try:
         st = path.stat()
         data = path.read_bytes()
@@ -158,13 +177,13 @@ def _read(path: Path, shown: str, kind: str | None, found: Found, *, explicit: b
             Unreadable(shown, "not a config doctor knows", f"name it like its place on a node ({', '.join(KNOWN_PATHS[:4])}, ...) or pass --as KIND")
         )
         return None
-    return Source(shown, path, kind, text, st.st_mode, containerd_root(path) if kind == "containerd" else None)
+    return Source(shown, path, kind, text, st.st_mode, containerd_root(path) if kind == "containerd" else None, node_path)
 
 
-def _probe(base: Path, shown_base: str, under: str, found: Found, seen: set[Path]) -> None:
+def _probe(base: Path, shown_base: str, under: str, found: Found, seen: set[Path], only: str | None = None) -> None:
     """Check the known node locations below ``base`` (a node root, or its etc/ when ``under`` is "etc/")."""
     for kind, pattern in NODE_GLOBS:
-        if not pattern.startswith(under):
+        if not pattern.startswith(under) or (only is not None and pattern != only):
             continue
         rel_pattern = pattern[len(under) :]
         for match in sorted(glob.glob(os.path.join(glob.escape(str(base)), rel_pattern))):
@@ -172,7 +191,7 @@ def _probe(base: Path, shown_base: str, under: str, found: Found, seen: set[Path
             if not path.is_file() or path.resolve() in seen:
                 continue
             rel = path.relative_to(base).as_posix()
-            src = _read(path, os.path.join(shown_base, rel), kind, found, explicit=False)
+            src = _read(path, os.path.join(shown_base, rel), kind, found, explicit=False, node_path="/" + under + rel)
             if src is not None:
                 seen.add(path.resolve())
                 found.sources.append(src)
@@ -217,7 +236,7 @@ def follow_imports(found: Found) -> None:
     They are part of the effective config: on containerd 1.x an imported file replaces
     whole plugin tables, so credentials in a drop-in matter as much as the main file.
     """
-    import tomllib
+    from generator.tomlcompat import tomllib
 
     seen = {s.real.resolve() for s in found.sources}
     queue = [s for s in found.sources if s.kind == "containerd" and s.root is not None]
@@ -239,7 +258,11 @@ def follow_imports(found: Found) -> None:
                 if real.resolve() in seen or not real.is_file():
                     continue
                 seen.add(real.resolve())
-                new = _read(real, _shown_under(src, real), "containerd", found, explicit=False)
+                try:
+                    node_path = "/" + real.resolve().relative_to(src.root.resolve()).as_posix()
+                except ValueError:
+                    node_path = ""
+                new = _read(real, _shown_under(src, real), "containerd", found, explicit=False, node_path=node_path)
                 if new is not None:
                     found.sources.append(new)
                     queue.append(new)

@@ -79,9 +79,14 @@ class FileReport:
     kind: str  # containerd | microk8s | k3s | docker | containers-auth | kubelet
     findings: list[Finding] = field(default_factory=list)
     credentials: int = 0  # registry credential entries seen (for the summary)
+    hosts: dict[str, int] = field(default_factory=dict)  # host keys with a usable credential -> line
+    notes: list[str] = field(default_factory=list)  # facts that are not problems (e.g. "fetched at boot")
+    boot_hosts: set[str] = field(default_factory=set)  # hosts whose password regauth-apply fetches at boot
+    node_path: str = ""  # where the file sits on the node, when a node tree was read
 
     def as_dict(self) -> dict[str, object]:
-        return {"file": self.file, "kind": self.kind, "credentials": self.credentials, "findings": len(self.findings)}
+        return {"file": self.file, "kind": self.kind, "credentials": self.credentials, "findings": len(self.findings),
+                "hosts": sorted(self.hosts), "notes": list(self.notes)}
 
 
 @dataclass(frozen=True)

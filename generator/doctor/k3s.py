@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from generator.doctor.credentials import StoredCredential, check_credential
+from generator.doctor.credentials import StoredCredential, boot_note, check_credential
 from generator.doctor.findings import FileReport, Finding
 from generator.doctor.imageref import DOCKER_HUB, ImageRef
 from generator.doctor.source import Options, Source, permission_finding
@@ -139,8 +139,13 @@ class _Checker:
         if cred.present:
             self.report.credentials += 1
             self.report.findings.extend(check_credential(cred))
+            note = boot_note(cred)
+            if note:
+                self.report.notes.append(note)
+                self.report.boot_hosts.add(host)
             if usable:
                 self.creds.add(host)
+                self.report.hosts[host] = lines[""]
 
     def image_host(self, image: ImageRef, mirrors: dict[str, Any], configs: Any) -> None:
         contacted: list[str] = []
@@ -157,4 +162,37 @@ class _Checker:
                  f"the registry k3s pulls {image.text} from{has}",
                  "k3s looks credentials up by the registry (or mirror endpoint) host; with no match the pull goes anonymous "
                  "('failed to fetch anonymous token ... 401/403')",
-                 f"add configs: {{\"{contacted[0]}\": {{auth: {{username: ..., password: ...}}}}}}, {RESTART}")
+                 f"{auth_fix(configs, contacted[0], self.loaded)}, {RESTART}")
+
+
+def auth_fix(configs: Any, host: str, loaded: LoadedYaml) -> str:
+    """How to add credentials for ``host``, never asking for an entry the file already has."""
+    def key_line(path: tuple[object, ...]) -> int:
+        return loaded.locs.get(path + ("<key>",), loaded.loc(path))[0]
+
+    entry = configs.get(host) if isinstance(configs, dict) else None
+    if isinstance(entry, dict) and isinstance(entry.get("auth"), dict):
+        return f"fill in username and password under the existing configs.{host}.auth (line {key_line(('configs', host, 'auth'))})"
+    if isinstance(entry, dict):
+        return f"add auth: {{username: ..., password: ...}} under the existing configs.{host} entry (line {key_line(('configs', host))})"
+    return f"add configs: {{\"{host}\": {{auth: {{username: ..., password: ...}}}}}}"
+
+
+def missing_auth(src: Source, image: ImageRef, runtime: str, restart: str, also: str) -> Finding | None:
+    """The finding for a runtime whose only config (this file) has no credential for ``image``."""
+    loaded = load_yaml(src.text, src.shown)
+    if loaded.problems:
+        return None
+    doc = loaded.data if isinstance(loaded.data, dict) else {}
+    mirrors = doc.get("mirrors") if isinstance(doc.get("mirrors"), dict) else {}
+    mirror = mirrors.get(image.registry) or mirrors.get("*")
+    hosts = [e.split("://", 1)[-1].split("/", 1)[0] for e in (mirror or {}).get("endpoint") or [] if isinstance(e, str)] if isinstance(mirror, dict) else []
+    host = (hosts or [image.registry])[0]
+    return Finding(
+        "image-host", src.shown,
+        f"{runtime} reads registry credentials only from this file, and it has none for {host}, the registry it pulls {image.text} from{also}",
+        f"{runtime} looks credentials up by the registry (or mirror endpoint) host; with no match the pull goes anonymous "
+        "('failed to fetch anonymous token ... 401/403')",
+        f"{auth_fix(doc.get('configs'), host, loaded)}, then {restart}",
+        line=loaded.loc(("configs",))[0] if "configs" in doc else 1, path="configs",
+    )

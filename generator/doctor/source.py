@@ -20,6 +20,8 @@ class Source:
     text: str = field(repr=False)
     mode: int | None = None  # st_mode, None when unknown
     root: Path | None = None  # the node's "/" for paths inside the file (containerd imports)
+    node_path: str = ""  # where the file sits on the node ("/etc/containerd/config.toml"), when a node tree was read
+    step: int | None = None  # for etc/regauth/plan.json: the plan step this source stands for (see doctor.plan)
 
 
 @dataclass(frozen=True)

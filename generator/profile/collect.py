@@ -39,16 +39,18 @@ def check_all(paths: list[Path]) -> list[Problem]:
     return problems
 
 
-def collect(loaded: list[tuple[Profile | None, list[Problem]]]) -> tuple[list[Profile], list[Problem]]:
+def collect(loaded: list[tuple[Profile | None, list[Problem]]], out_dir: Path | None = None) -> tuple[list[Profile], list[Problem]]:
     """Profiles that loaded, plus every problem; raise InvalidInput when any is an error."""
-    profiles, problems = gather(loaded)
+    profiles, problems = gather(loaded, out_dir)
     if any(p.severity == "error" for p in problems):
         raise InvalidInput(problems)
     return profiles, problems
 
 
-def gather(loaded: list[tuple[Profile | None, list[Problem]]]) -> tuple[list[Profile], list[Problem]]:
-    """Profiles that loaded, plus every problem, cross-profile ones (name clashes) included."""
+def gather(loaded: list[tuple[Profile | None, list[Problem]]], out_dir: Path | None = None) -> tuple[list[Profile], list[Problem]]:
+    """Profiles that loaded, plus every problem, cross-profile ones (name clashes) included.
+
+    ``out_dir`` is the folder a render writes into (named in the clash message); validate has none."""
     problems: list[Problem] = [p for _, found in loaded for p in found]
     profiles: list[Profile] = []
     seen: dict[str, Path] = {}
@@ -56,8 +58,9 @@ def gather(loaded: list[tuple[Profile | None, list[Problem]]]) -> tuple[list[Pro
         if profile is None:
             continue
         if profile.name in seen:
+            target = f"{out_dir.as_posix().rstrip('/')}/{profile.name}/" if out_dir is not None else f"the output folder's {profile.name}/"
             problems.append(
-                Problem(str(profile.file), f"another profile is also named '{profile.name}' ({seen[profile.name]}); both would write out/{profile.name}/", "rename one of the files")
+                Problem(str(profile.file), f"another profile is also named '{profile.name}' ({seen[profile.name]}); both would write {target}", "rename one of the files")
             )
             continue
         seen[profile.name] = profile.file

@@ -231,7 +231,9 @@ def _fetch_one(
             response = client.access_secret_version(
                 request={"name": ref.name}, retry=None, timeout=min(options.call_timeout, remaining)
             )
-            return _verified(response, ref)
+            value = _verified(response, ref)
+            log.info("Secret Manager: read %s (attempt %d of %d)", ref.name, attempt, options.attempts)
+            return value
         except Exception as exc:  # classified below; unknown errors re-raised
             last = _classify(exc, ref, identity)
             last.exc = exc
@@ -242,8 +244,9 @@ def _fetch_one(
         delay = _backoff(attempt, options)
         if time.monotonic() + delay >= deadline:
             break
-        log.info("Secret Manager %s for %s; retry %d/%d in %.2f s", last.status, ref.name,
-                 attempt + 1, options.attempts, delay)
+        # Visible without -v: a render that waits on retries must say why it waits.
+        log.warning("Secret Manager: %s reading %s (attempt %d of %d failed); retrying in %.1f s",
+                    last.status, ref.name, attempt, options.attempts, delay)
         time.sleep(delay)
     raise _gave_up(ref, last, tried, time.monotonic() - started, options) from (last.exc if last else None)
 

@@ -6,6 +6,10 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+# What previews (rootfs/) show where regauth-apply will put a password it fetches at
+# boot (``fetch: boot``).  ``regauth doctor`` recognises it as "fetched at boot".
+BOOT_MASK = "<fetched at boot>"
+
 
 @dataclass(frozen=True)
 class NodeFile:

@@ -14,10 +14,10 @@ from typing import Any
 
 from generator.profile.checker import Checker
 from generator.secrets.resolve import Credential
+from generator.targets.base import BOOT_MASK
 
 RESTART_MODES = ("if-running", "never")
 IF_MISSING = ("write", "skip", "fail")
-BOOT_MASK = "<fetched at boot>"
 
 
 def path_option(c: Checker, m: dict, p: tuple, key: str, default: str) -> str:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-import tomllib
+from generator.tomlcompat import tomllib
 
 from tests.support import cri
 from tests.support.prereq import in_ci, missing  # noqa: F401 - also imported from here

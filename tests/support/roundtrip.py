@@ -28,7 +28,7 @@ import os
 import re
 import sys
 import tempfile
-import tomllib
+from generator.tomlcompat import tomllib
 import types
 import unicodedata
 from dataclasses import dataclass, replace

@@ -12,7 +12,7 @@ the sandbox's own network namespace.
 from __future__ import annotations
 
 import base64
-import tomllib
+from generator.tomlcompat import tomllib
 from pathlib import Path
 
 import pytest

@@ -18,7 +18,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-import tomllib
+from generator.tomlcompat import tomllib
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path

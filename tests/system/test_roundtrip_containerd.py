@@ -13,7 +13,7 @@ import json
 import re
 import subprocess
 import tempfile
-import tomllib
+from generator.tomlcompat import tomllib
 from dataclasses import replace
 from pathlib import Path
 

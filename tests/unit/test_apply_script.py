@@ -7,7 +7,7 @@ import os
 import stat
 import subprocess
 import sys
-import tomllib
+from generator.tomlcompat import tomllib
 from pathlib import Path
 
 import pytest
@@ -102,6 +102,7 @@ def test_brackets_inside_strings_and_arrays_are_not_headers() -> None:
     assert headers == [("real", "a.b")]
 
 
+@pytest.mark.xfail(sys.version_info < (3, 11), strict=True, reason="regauth-apply proves a merge with tomllib, which Python 3.10 lacks: there it merges without that check (README: Limitations); this test runs the node program with the suite's interpreter")
 def test_unmergeable_config_fails_and_is_left_untouched(tmp_path: Path) -> None:
     root = tmp_path / "root"
     config = root / "etc/containerd/config.toml"

@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import time
-import tomllib
+from generator.tomlcompat import tomllib
 from pathlib import Path
 
 import pytest

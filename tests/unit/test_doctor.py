@@ -248,8 +248,10 @@ registries:
     assert rendered.code == 0, rendered.err
     for name in TARGETS:
         node = tmp_path / f"node-{name}"
-        for rel, stock in (("etc/containerd/config.toml", "tests/fixtures/containerd/1.6.20-default.toml"),
-                           ("var/snap/microk8s/current/args/containerd-template.toml", "tests/fixtures/microk8s/containerd-template-08a8c4a.toml")):
+        seeds = [("etc/containerd/config.toml", "tests/fixtures/containerd/1.6.20-default.toml")]
+        if name == "microk8s":  # elsewhere an unconfigured MicroK8s would (rightly) be reported: it reads only its template
+            seeds.append(("var/snap/microk8s/current/args/containerd-template.toml", "tests/fixtures/microk8s/containerd-template-08a8c4a.toml"))
+        for rel, stock in seeds:
             (node / rel).parent.mkdir(parents=True, exist_ok=True)
             (node / rel).write_text((ROOT / stock).read_text())
         rootfs = out / f"t-{name}" / "rootfs"
@@ -422,6 +424,8 @@ def test_node_root_checks_known_locations_only_and_follows_symlinks(tmp_path: Pa
     assert proc.returncode == 0 and "checked 7 file(s)" in proc.stdout and "containerd-template.toml (microk8s)" in proc.stdout
     assert "backup" not in proc.stdout
     etc_only = _doctor_cli("clean-node/etc", cwd=tmp_path)
-    assert etc_only.returncode == 0 and "checked 3 file(s): clean-node/etc/containerd/config.toml (containerd)" in etc_only.stdout
+    # /etc, plus the MicroK8s template beside it (the node has MicroK8s, and that is the file it reads)
+    assert etc_only.returncode == 0 and "checked 4 file(s): clean-node/etc/containerd/config.toml (containerd)" in etc_only.stdout
+    assert "clean-node/var/snap/microk8s/current/args/containerd-template.toml (microk8s)" in etc_only.stdout
     walked = _doctor_cli("clean-node/home", cwd=tmp_path)  # no etc/ here: walked, recognised by path ending
     assert walked.returncode == 1 and "clean-node/home/alice/backup/etc/containerd/config.toml:4:" in walked.stdout

@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import stat
-import tomllib
+from generator.tomlcompat import tomllib
 from pathlib import Path
 
 import pytest

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-import tomllib
+from generator.tomlcompat import tomllib
 from pathlib import Path
 
 import pytest

@@ -27,7 +27,7 @@ import base64
 import json
 import shutil
 import tempfile
-import tomllib
+from generator.tomlcompat import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
