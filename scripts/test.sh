@@ -22,6 +22,11 @@ bash scripts/setup.sh
 # Only the clone's .venv may import regauth (a hand-made install elsewhere hides test mistakes).
 bash scripts/check-interpreters.sh
 
+# Tests touch nothing outside themselves: remember the time, and afterwards list what
+# changed in the host places a runtime config test could reach by mistake.
+host_stamp=$(mktemp)
+guarded="/etc /var/snap /var/lib/containerd /run/containerd /var/lib/rancher /etc/rancher /var/lib/kubelet /opt/cni /run/nri /root/.docker"
+
 status=0
 .venv/bin/python -m pytest -m "system or not system" -p no:cacheprovider -q -rs "$@" || status=$?
 
@@ -43,6 +48,15 @@ for version in ${REGAUTH_EXTRA_PYTHONS-3.10.13 3.13.0}; do
   "./.venv-$minor/bin/python" -m pytest -m "not system" -p no:cacheprovider -q "$@" || status=$?
   echo "== Python $minor: venv ready in $((ready - started)) s, unit tests in $(($(date +%s) - ready)) s" >&2
 done
+
+# shellcheck disable=SC2086
+touched=$(find $guarded -xdev -newer "$host_stamp" 2>/dev/null | grep -v '^/etc/ld.so.cache$' || true)
+rm -f "$host_stamp"
+if [ -n "$touched" ]; then
+  echo "the tests changed the host (they must only touch their own temp dirs):" >&2
+  echo "$touched" >&2
+  status=1
+fi
 
 # Tests must stop everything they start: fail if anything of ours is still running.
 leftover=$(pgrep -a -f "$REGAUTH_CACHE|containerd --config|docker-registry|packer build" | grep -v pgrep || true)
