@@ -5,10 +5,9 @@ import json
 import re
 from typing import List, Optional, Tuple
 
-from .bootfetch import credentials
 from .errors import ApplyError, log
 from .files import Context, Outcome, cred_summary, proceed
-from .hoststoml import hosts_edits
+from .plan import credentials, needs_hosts
 from .tomltext import _dig, _prune, remove_tables, table_headers, toml_key, toml_string, top_level_version
 
 BEGIN = "# >>> regauth managed: registry auth. Edit the regauth profile, not this block."
@@ -34,12 +33,6 @@ def strip_managed(text: str) -> str:
     end = text.find("\n", end)
     end = len(text) if end < 0 else end + 1
     return text[:start] + text[end:]
-
-
-# ---------------------------------------------------------------- containerd
-def needs_hosts(creds: List[dict]) -> bool:
-    """Mirrors or TLS: certs.d/*/hosts.toml (and config_path) are needed."""
-    return any(c.get("mirror_for") or c.get("tls") for c in creds)
 
 
 def containerd_merge(existing: Optional[str], step: dict, creds: List[dict]) -> str:
@@ -221,5 +214,7 @@ def prepare_containerd(step: dict, ctx: Context) -> Outcome:
     containerd_verify(existing, new, creds, step)
     out.add(ctx, step["path"], new.encode("utf-8"), 0o600)
     if needs_hosts(creds):
+        from .hoststoml import hosts_edits  # shipped only to nodes whose plan has mirrors/TLS (plan.modules)
+
         hosts_edits(out, ctx, effective_certs_dir(new, step), step, creds)
     return out

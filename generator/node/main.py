@@ -8,10 +8,9 @@ import json
 import time
 from typing import Callable, Dict, Iterable, List, Optional
 
-from .bootfetch import BootFetcher
 from .errors import ApplyError, log
 from .files import Context, commit, lock
-from .plan import PLAN_FORMAT, STEP_KINDS
+from .plan import PLAN_FORMAT, STEP_KINDS, fetches_at_boot
 
 # Not __doc__: what regauth ships drops docstrings.
 DESCRIPTION = "regauth-apply: merge registry credentials into a node's runtime config at first boot."
@@ -58,7 +57,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         log("plan format %r is not %d; re-render with a matching regauth" % (plan.get("format"), PLAN_FORMAT))
         return 2
     with lock(root, plan_path):  # cloud-init and the boot unit may race
-        fetcher = BootFetcher(time.monotonic() + args.fetch_timeout)
+        fetcher = None
+        if fetches_at_boot(plan["steps"]):
+            from .bootfetch import BootFetcher  # shipped only to nodes whose plan fetches at boot (plan.modules)
+
+            fetcher = BootFetcher(time.monotonic() + args.fetch_timeout)
         ctx = Context(root, fetcher, not args.no_restart)
         kinds = [step.get("kind") for step in plan["steps"]]
         unknown = [kind for kind in kinds if kind not in STEP_KINDS]
