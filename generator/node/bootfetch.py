@@ -154,7 +154,8 @@ class BootFetcher:
 
 
 def password_from_payload(payload: bytes, transform: str) -> str:
-    """Mirror of generator.secrets.resolve.password_from_payload (a test keeps them equal)."""
+    """The one definition of how a secret payload becomes a registry password: here at
+    boot, and in ``generator.secrets.resolve`` at render time (it imports this)."""
     if not payload:
         raise FetchFailure("the secret is empty, so the password would be empty")
     if transform == "base64":
@@ -166,6 +167,8 @@ def password_from_payload(payload: bytes, transform: str) -> str:
     if "\x00" in text:
         raise FetchFailure("the secret contains a NUL character")
     if transform == "strip-newline":
+        # `echo pass > file` and `gcloud secrets create --data-file` keep a newline
+        # nobody means as part of the password (docker login --password-stdin trims it too).
         if text.endswith("\r\n"):
             text = text[:-2]
         elif text.endswith("\n"):

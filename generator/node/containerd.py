@@ -22,6 +22,20 @@ CONTAINERD_AUTH_TABLE = {
 }
 
 
+def release(containerd_version: str) -> Tuple[int, int]:
+    """(major, minor) of a containerd release such as "1.7" or "2.1.4"."""
+    major, minor = containerd_version.split(".")[:2]
+    return int(major), int(minor)
+
+
+def config_version_for(containerd_version: str) -> int:
+    """Config schema version a *new* config gets: 1 (1.0-1.2), 2 (1.3-1.7), 3 (2.x)."""
+    got = release(containerd_version)
+    if got[0] >= 2:
+        return 3
+    return 1 if got <= (1, 2) else 2
+
+
 def strip_managed(text: str) -> str:
     """Remove our previous block, so re-applying starts from the user's own content."""
     start = text.find(BEGIN)
@@ -44,12 +58,12 @@ def containerd_merge(existing: Optional[str], step: dict, creds: List[dict]) -> 
         if base.strip() and any(p[:1] == ("plugins",) for _, p in headers):
             version = 1  # containerd reads a file without `version` as version 1
         else:
-            version = int(step["new_config_version"])
+            version = config_version_for(step["containerd_version"])
             base = "version = %d\n" % version + base
             headers = table_headers(base)
     if version not in CONTAINERD_AUTH_TABLE:
         raise ApplyError("config version %d is not one regauth knows (1-4)" % version)
-    if version == 1 and int(step.get("containerd_major", 1)) >= 2:
+    if version == 1 and release(step["containerd_version"])[0] >= 2:
         raise ApplyError(
             "the config is version 1 (plugins.cri) but the node runs containerd 2.x, which silently drops "
             "registry settings from a version-1 file; migrate it first (containerd config migrate)"

@@ -10,12 +10,13 @@ from .files import Context, Outcome, cred_summary
 from .plan import credentials, needs_hosts
 
 
-_PLACEHOLDER = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
+# What the snap's sed replaces (doctor uses it too).
+PLACEHOLDER = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
 
 
 def snap_render(template: str) -> str:
     """What the snap's sed does at every start, with every ``${NAME}`` replaced (worst case)."""
-    return _PLACEHOLDER.sub("/rendered", template)
+    return PLACEHOLDER.sub("/rendered", template)
 
 
 def wait_for(full: str, seconds: float, shown: str) -> bool:

@@ -251,3 +251,62 @@ def test_every_combination_of_step_kinds_runs_on_node_pythons(python: Path, full
         assert len(shipped_sets) > 10  # the combinations really ship different files
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ the plan's schema
+@pytest.fixture(scope="module")
+def example_plans(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    """plan.json of every example profile (with the throwaway key `make demo` creates)."""
+    from tests.conftest import ROOT
+
+    copy = tmp_path_factory.mktemp("examples") / "profiles"
+    shutil.copytree(ROOT / "profiles", copy, ignore=shutil.ignore_patterns("*.json"))
+    subprocess.run([sys.executable, str(ROOT / "scripts/demo-key.py"), str(copy / "keys/demo-gar-key.json")], check=True, capture_output=True)
+    out = copy.parent / "out"
+    result = run_cli("render", *map(str, sorted(copy.glob("*.yaml"))), "-o", str(out), env={"REGAUTH_EXAMPLE_PASSWORD": "x"})
+    assert result.code == 0, result.err
+    return [json.loads(p.read_text()) for p in sorted(out.glob("*/rootfs/etc/regauth/plan.json"))]
+
+
+def test_plan_schema_is_the_committed_one_and_every_rendered_plan_matches_it(example_plans: list[dict], full_plan: dict) -> None:
+    import jsonschema
+
+    from generator.planschema import plan_schema
+    from tests.conftest import ROOT
+
+    schema = plan_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert json.loads((ROOT / "schema/plan-v1.json").read_text()) == schema, "run: python -m generator.planschema > schema/plan-v1.json"
+    plans = example_plans + [full_plan]
+    assert {s["kind"] for p in plans for s in p["steps"]} == set(ALL_KINDS)
+    assert any("password_from" in e for p in plans for s in p["steps"] for e in s["registries"])
+    for plan in plans:
+        jsonschema.validate(plan, schema)
+        node_plan.check_plan(plan)
+
+
+BAD_PLANS = {
+    "missing field": (lambda p: p["steps"][0].pop("path"), "step 1 (containerd) has no 'path'"),
+    "wrong type": (lambda p: p["steps"][0].update(containerd_version=1.7), "step 1 (containerd): 'containerd_version' is not string"),
+    "unknown field": (lambda p: p["steps"][0].update(new_config_version=2), "step 1 (containerd): unknown field 'new_config_version'"),
+    "unknown kind": (lambda p: p["steps"][0].update(kind="cri-dockerd"), "step 1: unknown step kind 'cri-dockerd'"),
+    "registry field": (lambda p: p["steps"][0]["registries"][0].pop("username"), "step 1 (containerd) registry 1 has no 'username'"),
+    "format": (lambda p: p.update(format=2), "plan format 2 is not 1"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_PLANS))
+def test_a_plan_that_does_not_match_is_refused_in_one_line(case: str, full_plan: dict, tmp_path: Path) -> None:
+    plan = json.loads(json.dumps(full_plan))
+    plan["steps"] = [s for s in plan["steps"] if s["kind"] == "containerd"]
+    script = tmp_path / "regauth-apply"
+    script.write_bytes(applyscript.script_for_plan(plan["steps"]))
+    mutate, message = BAD_PLANS[case]
+    mutate(plan)
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    root = tmp_path / "root"
+    root.mkdir()
+    proc = subprocess.run([interpreter(OLDEST), "-I", str(script), "--root", str(root), "--plan", str(tmp_path / "plan.json"), "--no-restart"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and message in proc.stderr and "re-render" in proc.stderr, proc.stderr
+    assert [p for p in root.rglob("*")] == []
