@@ -193,6 +193,72 @@ def shrink(name: str) -> str:
     return _lines(_unused_typing(_docstrings_and_annotations(source(name))))
 
 
+# ------------------------------------------------------------------ dropping what no shipped code uses
+def _referenced(nodes: list[ast.AST]) -> set[str]:
+    """Every name these statements could reach: names, attributes, and strings that look
+    like names (``getattr(module, "prepare_x")`` with the name from ``plan.STEP_KINDS``)."""
+    found: set[str] = set()
+    for top in nodes:
+        for node in ast.walk(top):
+            if isinstance(node, ast.Name):
+                found.add(node.id)
+            elif isinstance(node, ast.Attribute):
+                found.add(node.attr)
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.isidentifier():
+                found.add(node.value)
+    return found
+
+
+def _defined(node: ast.stmt) -> str | None:
+    """The one name a top-level statement defines, if removing it removes only that name."""
+    if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.decorator_list:
+        return node.name
+    if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+        return node.targets[0].id
+    return None
+
+
+def tree_shake(modules: dict[str, str]) -> dict[str, str]:
+    """``modules`` (name -> shipped text) without the top-level functions, classes,
+    constants and relative imports that no kept code of any of them can reach.  Names are
+    matched across modules by name alone, so a name used anywhere keeps every definition
+    of it: the result may keep too much, never too little."""
+    trees = {name: ast.parse(text) for name, text in modules.items()}
+    definitions: dict[str, list[ast.AST]] = {}  # name -> statements (or import aliases) defining it
+    alive: set[str] = {"main"}  # the loader calls main.main
+    for tree in trees.values():
+        for node in tree.body:
+            name = _defined(node)
+            if name is not None and not name.startswith("__"):
+                definitions.setdefault(name, []).append(node)
+            elif isinstance(node, ast.ImportFrom) and node.level:
+                for alias in node.names:
+                    definitions.setdefault(alias.asname or alias.name, []).append(alias)
+            else:
+                alive |= _referenced([node])
+    todo = list(alive)
+    while todo:
+        for node in definitions.get(todo.pop(), []):
+            new = (_referenced([node]) if not isinstance(node, ast.alias) else {node.name}) - alive
+            alive |= new
+            todo.extend(new)
+    out = {}
+    for name, text in modules.items():
+        at = _Offsets(text)
+        cuts: list[tuple[int, int, str]] = []
+        for node in trees[name].body:
+            start, end = at(node.lineno, node.col_offset), at(node.end_lineno, node.end_col_offset)
+            if _defined(node) is not None and _defined(node) not in alive and not _defined(node).startswith("__"):
+                cuts.append((start, end, ""))
+            elif isinstance(node, ast.ImportFrom) and node.level:
+                kept = [a for a in node.names if (a.asname or a.name) in alive]
+                if len(kept) != len(node.names):
+                    names = ", ".join(a.name + (" as " + a.asname if a.asname else "") for a in kept)
+                    cuts.append((start, end, f"from {'.' * node.level}{node.module or ''} import {names}" if kept else ""))
+        out[name] = _lines(_cut(text, cuts)) if cuts else text
+    return out
+
+
 # ------------------------------------------------------------------ the file
 # Every Python 3 parses this head, so an interpreter older than the node modules'
 # syntax (3.6) gets one clear line instead of a SyntaxError.
@@ -243,7 +309,8 @@ def _literal(text: str) -> str:
 def build(roots: frozenset[str]) -> bytes:
     """The shipped file for the modules ``roots`` (and what they import)."""
     names = modules_for(roots)
-    shipped = tuple((name, shrink(name)) for name in names)
+    kept = tree_shake({name: shrink(name) for name in names})
+    shipped = tuple((name, kept[name]) for name in names)
     package = "_regauth_node_" + hashlib.sha256(repr(shipped).encode("utf-8")).hexdigest()[:12]
     parts = [_HEAD.format(modules=", ".join(names)), f"_P = {package!r}\n_S = (\n"]
     parts.extend(f"({name!r}, {_literal(text)}),\n" for name, text in shipped)

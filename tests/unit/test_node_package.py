@@ -151,6 +151,19 @@ def test_shipped_file_is_byte_identical_for_the_same_plan() -> None:
     assert applyscript.script_for_plan([{"kind": "docker", "registries": []}]) != first
 
 
+def test_tree_shake_drops_only_what_nothing_reaches() -> None:
+    modules = {
+        "main": "from .a import used, dead\ndef main():\n return used()\n",
+        "a": "import sys\nX = 1\ndef used():\n return getattr(sys.modules[__name__], 'helper')()\ndef helper():\n pass\ndef dead():\n return X\n",
+    }
+    out = nodebuild.tree_shake(modules)
+    assert out["main"] == "from .a import used\ndef main():\n return used()\n"
+    assert "def dead" not in out["a"] and "X = 1" not in out["a"]
+    assert "def helper" in out["a"] and "def used" in out["a"] and "import sys" in out["a"]
+    containerd = applyscript.script_for_plan([{"kind": "containerd", "registries": []}])
+    assert b"def toml_value(" not in containerd and b"def toml_value(" in applyscript.full_script()
+
+
 def test_python_older_than_3_6_gets_one_line_and_nothing_changes(tmp_path: Path) -> None:
     script = tmp_path / "regauth-apply"
     script.write_bytes(applyscript.full_script())
