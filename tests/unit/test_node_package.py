@@ -323,3 +323,35 @@ def test_a_plan_that_does_not_match_is_refused_in_one_line(case: str, full_plan:
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and message in proc.stderr and "re-render" in proc.stderr, proc.stderr
     assert [p for p in root.rglob("*")] == []
+
+
+@pytest.mark.parametrize("python", [OLDEST, NEWEST], ids=["3.6", "3.13"])
+def test_boot_fetch_plan_runs_on_node_pythons(python: Path, tmp_path: Path, sa_key: dict) -> None:
+    """The one module only boot-fetch plans ship (bootfetch: metadata token, Secret
+    Manager REST, CRC32C) against the loopback fakes, on the oldest and newest node Python."""
+    import base64
+    import tomllib
+
+    from tests.support.fake_gsm import running_fake_gsm
+    from tests.support.fake_metadata import running_fake_metadata
+    from tests.support.keys import key_file_bytes
+    from tests.unit.test_boot_fetch import HOST, V3, node_root, render_boot
+
+    exe = interpreter(python)
+    with running_fake_metadata() as md, running_fake_gsm() as gsm:
+        key = key_file_bytes(sa_key)
+        gsm.add_secret("regauth-test", "gar-reader", b"old", b"older", key)
+        rootfs = render_boot(tmp_path, gsm.rest_endpoint) / "rootfs"
+        script = (rootfs / "usr/local/sbin/regauth-apply").read_bytes()
+        assert b"'bootfetch'," in script
+        root = node_root(tmp_path)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GCE_")}
+        env["GCE_METADATA_HOST"] = md.host_port
+        argv = [exe, "-I", str(rootfs / "usr/local/sbin/regauth-apply"), "--root", str(root), "--plan", str(rootfs / "etc/regauth/plan.json"), "--no-restart", "--fetch-timeout", "20"]
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    config = tomllib.loads((root / "etc/containerd/config.toml").read_text())
+    auth = config
+    for part in V3 + (HOST, "auth"):
+        auth = auth[part]
+    assert auth == {"username": "_json_key_base64", "password": base64.b64encode(key).decode()}
