@@ -33,6 +33,9 @@ from tests.conftest import run_cli, write_profile
 PYENV = Path("/root/.pyenv/versions")
 OLDEST = PYENV / "3.6.15/bin/python3"
 NEWEST = PYENV / "3.13.0/bin/python3"
+# Every python3 a supported cloud image ships (README: node requirements), plus Debian's own.
+NODE_PYTHONS = [PYENV / f"{v}/bin/python3" for v in ("3.6.15", "3.7.16", "3.8.18", "3.9.18", "3.10.13", "3.11.7", "3.12.1", "3.13.0")] + [Path("/usr/bin/python3")]
+NODE_IDS = [p.parts[-3] if p.parts[1] == "root" else "debian" for p in NODE_PYTHONS]
 MODULES = nodebuild.all_modules()
 
 
@@ -72,7 +75,7 @@ def test_yaml_is_optional_where_it_is_imported() -> None:
     assert any(isinstance(h.type, ast.Name) and h.type.id == "ImportError" for h in guard.handlers)
 
 
-@pytest.mark.parametrize("python", [OLDEST, NEWEST], ids=["3.6", "3.13"])
+@pytest.mark.parametrize("python", NODE_PYTHONS, ids=NODE_IDS)
 def test_every_node_module_compiles_and_imports_on_node_pythons(python: Path, tmp_path: Path) -> None:
     # A copy as a top-level package: importing it there evaluates every annotation and
     # default the way a node does, without the generator (or this repo) on sys.path.
@@ -355,3 +358,26 @@ def test_boot_fetch_plan_runs_on_node_pythons(python: Path, tmp_path: Path, sa_k
     for part in V3 + (HOST, "auth"):
         auth = auth[part]
     assert auth == {"username": "_json_key_base64", "password": base64.b64encode(key).decode()}
+
+
+@pytest.mark.parametrize("python", NODE_PYTHONS, ids=NODE_IDS)
+def test_every_step_kind_runs_on_every_node_python(python: Path, full_plan: dict, tmp_path: Path) -> None:
+    """The plan with all eight step kinds (mirrors and TLS too): the shipped file writes
+    what the package writes here, and a second run changes nothing."""
+    exe = interpreter(python)
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(json.dumps(full_plan))
+    script = tmp_path / "regauth-apply"
+    script.write_bytes(applyscript.script_for_plan(full_plan["steps"]))
+    node, here = _fake_root(tmp_path, full_plan), _fake_root(tmp_path, full_plan)
+    argv = [exe, "-I", str(script), "--root", str(node), "--plan", str(plan_file), "--no-restart"]
+    first = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    with contextlib.redirect_stderr(io.StringIO()) as log:
+        assert node_main.main(["--root", str(here), "--plan", str(plan_file), "--no-restart"]) == 0, log.getvalue()
+    written = _tree(node)
+    assert written == _tree(here)
+    assert any(path.endswith("hosts.toml") for path in written) and any(path.endswith("registries.yaml") for path in written)
+    second = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0 and "updated" not in second.stderr, second.stderr
+    assert _tree(node) == written
