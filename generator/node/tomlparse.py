@@ -9,6 +9,7 @@ replace or remove a definition in place whatever its form:
   dotted key `a.b.c = 1`), 'inline' (`{...}`) or 'implicit' (a super-table only named on the
   way to another one, e.g. `a` in `[a.b]`). `Table.frozen`: inside an inline table (an
   inline table itself, or dotted keys within one: `{a.b = 1}`), so nothing may extend it.
+  `Table.entries` (inline tables): (start, end, keys, node) of each `k = v` written in it.
 - `Table.named_by`: every (Statement, Key) whose key text names the table; `Table.body`: the
   key/value statements of a header section; `Table.section_end`: where that section ends.
 - `Value`: kind, span and the Key naming it; arrays keep their items as nodes.
@@ -108,7 +109,7 @@ class Table(object):
     key to a Table, ArrayOfTables or Value node. `start`/`end`: the header text, the inline
     table text, or the first key segment naming a dotted/implicit table."""
     __slots__ = ("kind", "path", "value", "children", "parent", "start", "end", "key",
-                 "named_by", "body", "section_end", "section", "stmt", "frozen")
+                 "named_by", "body", "section_end", "section", "stmt", "frozen", "entries")
 
     def __init__(self, kind, path, parent, section):
         self.kind = kind
@@ -125,6 +126,7 @@ class Table(object):
         self.section = section
         self.stmt = None
         self.frozen = kind == "inline"  # inline tables, and dotted tables written inside one
+        self.entries = []  # inline tables: (start, end, keys, node) of each `k = v` written in it
 
     def __repr__(self):
         return "Table(%s %r)" % (self.kind, self.path)
@@ -639,9 +641,11 @@ class _Parser(object):
             table.end = p + 1
             return table, p + 1
         while True:
+            start = p
             keys, p = self.key_path(p)
             # Keys inside are relative to this table; its children are frozen once it closes.
             node, p = self.keyval_rest(p, keys, table, stmt, depth)
+            table.entries.append((start, p, keys, node))
             p = self.ws(p)
             if p < self.n and text[p] == ",":
                 p = self.ws(p + 1)

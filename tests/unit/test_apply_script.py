@@ -106,11 +106,14 @@ def test_unmergeable_config_fails_and_is_left_untouched(tmp_path: Path) -> None:
     root = tmp_path / "root"
     config = root / "etc/containerd/config.toml"
     config.parent.mkdir(parents=True)
-    weird = 'version = 2\n[plugins."io.containerd.grpc.v1.cri".registry.configs."europe-docker.pkg.dev"]\nauth = {username = "x", password = "y"}\n'
+    # Someone added a setting inside regauth's block: rewriting the block would drop it.
+    weird = ('version = 2\n' + apply.BEGIN + '\n[plugins."io.containerd.grpc.v1.cri".registry.configs."europe-docker.pkg.dev".auth]\n'
+             'username = "x"\npassword = "y"\n[plugins."io.containerd.grpc.v1.cri"]\nsandbox_image = "mine"\n' + apply.END + '\n')
     config.write_text(weird)
     result = run_apply(root, write_plan(tmp_path, [CRED]))
     assert result.returncode == 1
     assert "FAILED" in result.stderr and "left unchanged" in result.stderr
+    assert "/etc/containerd/config.toml:6: this line is inside regauth's managed block" in result.stderr
     assert config.read_text() == weird
     assert not (config.parent / "config.toml.regauth.orig").exists()
     assert sorted(os.listdir(config.parent)) == ["config.toml"]

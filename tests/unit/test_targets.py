@@ -11,7 +11,6 @@ tests/system/ (containerd, skopeo).
 from __future__ import annotations
 
 import base64
-import gzip
 import json
 import os
 import stat
@@ -492,7 +491,11 @@ def test_containerd_only_script_stays_small() -> None:
     """AWS allows 16 KB of user-data: a containerd node must not carry the other runtimes."""
     small = applyscript.script_for(frozenset({"containerd"}))
     assert b"def auths_merge" not in small and b"def registries_yaml_merge" not in small and b"def load_document" not in small
-    assert len(gzip.compress(small, 9)) < len(gzip.compress(applyscript.script_for(applyscript.all_kinds()), 9)) * 4 // 5
+    # The modules only other runtimes need stay out (the TOML reader is shared by all, so a
+    # whole-file size ratio no longer measures this).
+    others = set(applyscript.modules_for(applyscript.all_kinds())) - set(applyscript.modules_for(frozenset({"containerd"})))
+    assert others >= {"authfile", "rancher", "kubelet", "documents", "microk8s"}
+    assert not any(("(%r, " % name).encode() in small for name in others)
 
 
 @settings(max_examples=300, deadline=None)
