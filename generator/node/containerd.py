@@ -192,6 +192,14 @@ def containerd_merge(existing: Optional[str], step: dict, creds: List[dict]) -> 
             "%s: the config is version 1 (plugins.cri) but the node runs containerd 2.x, which silently drops "
             "registry settings from a version-1 file; migrate it first (containerd config migrate)" % shown
         )
+    major = step.get("containerd_major")
+    if major is not None and int(major) < 2 and version >= 3:
+        raise ApplyError("%s: the config is version %d, which only containerd 2.x reads, but the profile says containerd %s.x; "
+                         "fix targets.containerd.version or the file" % (shown, version, major))
+    if bom and major is not None and int(major) >= 2:
+        # Checked on 2.1.9: "invalid character at start of key: U+00EF" (1.6/1.7 accept it).
+        raise ApplyError("%s starts with a UTF-8 byte order mark, which containerd 2.x cannot read (it fails on this file "
+                         "as it is too); remove the first 3 bytes, then rerun" % shown)
     prefix = CONTAINERD_AUTH_TABLE[version]
     registry = prefix[:-1]
     for c in sorted(creds, key=lambda c: c["host"]):

@@ -214,3 +214,16 @@ def test_refusal_leaves_the_node_untouched(tmp_path: Path) -> None:
     failed = [line for line in run.stderr.splitlines() if "FAILED" in line]
     assert len(failed) == 1 and "registry.mirrors.docker.io (inline table at /etc/containerd/config.toml:3)" in failed[0]
     assert config.read_bytes() == before
+
+
+def test_refusals_that_depend_on_the_containerd_series() -> None:
+    from generator.node import containerd
+    from generator.node.errors import ApplyError
+
+    step = {"path": "/etc/containerd/config.toml", "new_config_version": 3, "hosts_dir": HOSTS_DIR}
+    # containerd 2.1.9 fails on a BOM ("invalid character at start of key: U+00EF"); 1.6/1.7 read it.
+    with pytest.raises(ApplyError, match="byte order mark, which containerd 2.x cannot read"):
+        containerd.containerd_merge("\ufeffversion = 3\n", dict(step, containerd_major=2), CREDS)
+    assert containerd.containerd_merge("\ufeffversion = 2\n", dict(step, containerd_major=1), CREDS).startswith("\ufeffversion = 2\n")
+    with pytest.raises(ApplyError, match="version 3, which only containerd 2.x reads"):
+        containerd.containerd_merge("version = 3\n", dict(step, containerd_major=1), CREDS)
