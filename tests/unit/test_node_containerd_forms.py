@@ -227,3 +227,70 @@ def test_refusals_that_depend_on_the_containerd_series() -> None:
     assert containerd.containerd_merge("\ufeffversion = 2\n", dict(step, containerd_major=1), CREDS).startswith("\ufeffversion = 2\n")
     with pytest.raises(ApplyError, match="version 3, which only containerd 2.x reads"):
         containerd.containerd_merge("version = 3\n", dict(step, containerd_major=1), CREDS)
+
+
+# ---- property: random configs, the host's old auth and its neighbours in random forms -----------
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+from tests.unit.test_node_tomlparse import DOCS, Writer  # noqa: E402
+
+SETTINGS = st.dictionaries(st.from_regex(r"[a-z_]{1,6}", fullmatch=True), st.one_of(st.integers(0, 9), st.text(max_size=5), st.booleans()), max_size=3)
+
+
+@st.composite
+def containerd_configs(draw):
+    auth = draw(st.one_of(st.just({"username": "old"}), st.just({"username": "old", "password": "old", "auth": "b2xk"}),
+                          st.just({"identitytoken": "t"})))
+    host_entry = {"auth": auth}
+    if draw(st.booleans()):
+        host_entry["tls"] = {"insecure_skip_verify": draw(st.booleans())}
+    configs = {H: host_entry} if draw(st.booleans()) else {}
+    configs.update({"o%d.example" % i: {"auth": {"username": "keep%d" % i}} for i in range(draw(st.integers(0, 2)))})
+    registry = dict(draw(SETTINGS))
+    registry.pop("configs", None)
+    if configs:
+        registry["configs"] = configs
+    cri = dict(draw(SETTINGS))
+    cri.pop("registry", None)
+    if registry or draw(st.booleans()):
+        cri["registry"] = registry
+    tree = {k: v for k, v in draw(DOCS).items() if k not in ("version", "plugins")}
+    tree["version"] = 2
+    tree["plugins"] = {"io.containerd.grpc.v1.cri": cri, "io.containerd.other.v1.x": draw(SETTINGS)}
+    newline = draw(st.sampled_from(["\n", "\r\n"]))
+    text = Writer(draw, newline).document(tree)
+    return (draw(st.sampled_from(["", "\ufeff"])) + text), draw(st.sampled_from([[CREDS[0]], CREDS]))
+
+
+@given(containerd_configs())
+def test_any_form_of_config_merges_exactly(case):
+    from generator.node import containerd
+
+    existing, creds = case
+    step = {"path": "/etc/containerd/config.toml", "new_config_version": 2, "hosts_dir": HOSTS_DIR}
+    new = containerd.containerd_merge(existing, step, creds)
+    containerd.containerd_verify(existing, new, creds, step)  # exact auth, nothing else changed (node reader)
+    assert containerd.containerd_merge(new, step, creds) == new
+    judge_merged("generated", existing, creds, new, new)  # and the same judged by tomllib
+
+
+@given(containerd_configs())
+def test_tls_profile_merges_unless_the_cri_would_refuse(case):
+    from generator.node import containerd
+    from generator.node.errors import ApplyError
+
+    existing, _creds = case
+    tree = tomllib.loads(existing.lstrip("\ufeff"))
+    configs = _dig(tree, ("plugins", "io.containerd.grpc.v1.cri", "registry", "configs")) or {}
+    conflict = any(isinstance(v, dict) and "tls" in v for v in configs.values())
+    step = {"path": "/etc/containerd/config.toml", "new_config_version": 2, "hosts_dir": HOSTS_DIR}
+    try:
+        new = containerd.containerd_merge(existing, step, TLS_CREDS)
+    except ApplyError as exc:
+        assert conflict and "which containerd's CRI plugin refuses together with config_path" in str(exc), str(exc)
+        return
+    assert not conflict
+    containerd.containerd_verify(existing, new, TLS_CREDS, step)
+    assert containerd.containerd_merge(new, step, TLS_CREDS) == new
+    judge_merged("generated tls", existing, TLS_CREDS, new, new)
