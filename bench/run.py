@@ -112,9 +112,9 @@ def bare_serialization(paths: list[Path], dest: Path) -> float:
     import tomlkit
     import yaml
 
-    from generator.applyscript import all_kinds, script_for
+    from generator.applyscript import full_script
 
-    script = script_for(all_kinds())
+    script = full_script()
     started = time.perf_counter()
     for path in paths:
         doc = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))

@@ -7,10 +7,9 @@ may have written (headers, dotted keys at any level, inline tables, CRLF, a BOM,
 
 from typing import List, Optional, Tuple
 
-from .bootfetch import credentials
 from .errors import ApplyError, log
 from .files import Context, Outcome, cred_summary, proceed
-from .hoststoml import hosts_edits
+from .plan import credentials, needs_hosts
 from .tomledit import apply_edits, describe, dotted, insert_inline, insert_line, placement, removal_edits, where
 from .tomlparse import Table, TOMLError, parse
 from .tomltext import _dig, _prune, toml_string
@@ -98,10 +97,18 @@ def strip_managed(doc, shown: str) -> str:
     return text[:start] + text[end:]
 
 
-# ---------------------------------------------------------------- containerd
-def needs_hosts(creds: List[dict]) -> bool:
-    """Mirrors or TLS: certs.d/*/hosts.toml (and config_path) are needed."""
-    return any(c.get("mirror_for") or c.get("tls") for c in creds)
+def release(containerd_version: str) -> Tuple[int, int]:
+    """(major, minor) of a containerd release such as "1.7" or "2.1.4"."""
+    major, minor = containerd_version.split(".")[:2]
+    return int(major), int(minor)
+
+
+def config_version_for(containerd_version: str) -> int:
+    """Config schema version a *new* config gets: 1 (1.0-1.2), 2 (1.3-1.7), 3 (2.x)."""
+    got = release(containerd_version)
+    if got[0] >= 2:
+        return 3
+    return 1 if got <= (1, 2) else 2
 
 
 def config_version(doc, step: dict, shown: str) -> Tuple[int, bool]:
@@ -117,7 +124,7 @@ def config_version(doc, step: dict, shown: str) -> Tuple[int, bool]:
         return version, False
     if "plugins" in value:
         return 1, False
-    return int(step["new_config_version"]), True
+    return config_version_for(step["containerd_version"]), True
 
 
 def hosts_conflicts(doc, version: int, shown: str) -> List[str]:
@@ -187,16 +194,16 @@ def containerd_merge(existing: Optional[str], step: dict, creds: List[dict]) -> 
     base = strip_managed(doc, shown)
     doc = _parse(base, shown, "the config without regauth's block")
     version, write_version = config_version(doc, step, shown)
-    if version == 1 and int(step.get("containerd_major", 1)) >= 2:
+    major = release(step["containerd_version"])[0]
+    if version == 1 and major >= 2:
         raise ApplyError(
             "%s: the config is version 1 (plugins.cri) but the node runs containerd 2.x, which silently drops "
             "registry settings from a version-1 file; migrate it first (containerd config migrate)" % shown
         )
-    major = step.get("containerd_major")
-    if major is not None and int(major) < 2 and version >= 3:
+    if major < 2 and version >= 3:
         raise ApplyError("%s: the config is version %d, which only containerd 2.x reads, but the profile says containerd %s.x; "
                          "fix targets.containerd.version or the file" % (shown, version, major))
-    if bom and major is not None and int(major) >= 2:
+    if bom and major >= 2:
         # Checked on 2.1.9: "invalid character at start of key: U+00EF" (1.6/1.7 accept it).
         raise ApplyError("%s starts with a UTF-8 byte order mark, which containerd 2.x cannot read (it fails on this file "
                          "as it is too); remove the first 3 bytes, then rerun" % shown)
@@ -312,5 +319,7 @@ def prepare_containerd(step: dict, ctx: Context) -> Outcome:
     containerd_verify(existing, new, creds, step)
     out.add(ctx, step["path"], new.encode("utf-8"), 0o600)
     if needs_hosts(creds):
+        from .hoststoml import hosts_edits  # shipped only to nodes whose plan has mirrors/TLS (plan.modules)
+
         hosts_edits(out, ctx, effective_certs_dir(new, step), step, creds)
     return out

@@ -4,10 +4,10 @@ import os
 from typing import Optional
 
 from .authfile import auths_merge, auths_verify
-from .bootfetch import credentials
 from .documents import dump_document, load_document
 from .errors import ApplyError
 from .files import Context, Outcome, cred_summary, proceed
+from .plan import credentials
 
 
 def provider_merge(existing: Optional[str], provider: dict, shown: str) -> str:

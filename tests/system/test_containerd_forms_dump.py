@@ -30,8 +30,8 @@ REFUSED_ON_1 = {"v3 header": "only containerd 2.x reads"}
 
 def test_merged_forms_load_in_real_containerd(containerd_binary: Containerd, tmp_path: Path) -> None:
     binary = containerd_binary
-    step = {"path": "/etc/containerd/config.toml", "new_config_version": binary.config_version,
-            "hosts_dir": HOSTS_DIR, "containerd_major": binary.major}
+    step = {"path": "/etc/containerd/config.toml", "containerd_version": binary.minor_series,
+            "hosts_dir": HOSTS_DIR}
     refused_here = REFUSED_ON_2 if binary.major >= 2 else REFUSED_ON_1
     checked = 0
     for name, (existing, creds, want) in CASES.items():

@@ -79,6 +79,9 @@ CASES = {
     "auth path blocked by a value": (f'version = 2\n[{V2}]\n  configs = "x"\n', CREDS, "a value at /etc/containerd/config.toml:3 is in the way"),
 }
 
+# The containerd release each case's profile names (default 1.7: config version 2).
+CASE_RELEASE = {"v3 header": "2.1"}
+
 DRIVER = r'''
 import importlib.util, json, sys
 spec = importlib.util.spec_from_file_location("regauth_apply_under_test", sys.argv[1])
@@ -87,7 +90,7 @@ spec.loader.exec_module(mod)
 ctd = sys.modules[mod._P + ".containerd"]
 out = {}
 for name, case in json.load(open(sys.argv[2], encoding="utf-8")).items():
-    step = {"path": "/etc/containerd/config.toml", "new_config_version": 2, "hosts_dir": case["hosts_dir"]}
+    step = {"path": "/etc/containerd/config.toml", "containerd_version": case["release"], "hosts_dir": case["hosts_dir"]}
     try:
         new = ctd.containerd_merge(case["existing"], step, case["creds"])
         ctd.containerd_verify(case["existing"], new, case["creds"], step)
@@ -103,7 +106,8 @@ def _node_results(python: str, tmp_path: Path) -> dict:
     script = tmp_path / "regauth_apply.py"  # the node's file, under a name importlib can load
     script.write_bytes(applyscript.script_for(frozenset({"containerd"})))
     cases = tmp_path / "cases.json"
-    cases.write_text(json.dumps({n: {"existing": e, "creds": c, "hosts_dir": HOSTS_DIR} for n, (e, c, _) in CASES.items()}))
+    cases.write_text(json.dumps({n: {"existing": e, "creds": c, "hosts_dir": HOSTS_DIR, "release": CASE_RELEASE.get(n, "1.7")}
+                                 for n, (e, c, _) in CASES.items()}))
     run = subprocess.run([python, "-c", DRIVER, str(script), str(cases)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          universal_newlines=True, cwd=str(tmp_path))
     assert run.returncode == 0, run.stderr
@@ -172,7 +176,7 @@ def test_forms_land_where_toml_allows() -> None:
     """The form chosen for each kind of parent (what keeps the file valid), checked on the text."""
     from generator.node import containerd
 
-    step = {"path": "/etc/containerd/config.toml", "new_config_version": 2, "hosts_dir": HOSTS_DIR}
+    step = {"path": "/etc/containerd/config.toml", "containerd_version": "1.7", "hosts_dir": HOSTS_DIR}
     one = [CREDS[1]]
     # Inline parent: the auth goes into the inline table, nothing appended.
     text = containerd.containerd_merge(CASES["registry is an inline table"][0], step, one)
@@ -197,7 +201,7 @@ def test_refusal_leaves_the_node_untouched(tmp_path: Path) -> None:
     config.write_bytes(existing.encode())
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps({"format": 1, "profile": "t", "steps": [{
-        "kind": "containerd", "path": "/etc/containerd/config.toml", "new_config_version": 2, "unit": "containerd",
+        "kind": "containerd", "path": "/etc/containerd/config.toml", "containerd_version": "1.7", "unit": "containerd",
         "restart": "if-running", "hosts_dir": HOSTS_DIR, "registries": CREDS}]}))
     script = tmp_path / "regauth-apply"
     script.write_bytes(applyscript.script_for(frozenset({"containerd"})))
@@ -220,13 +224,13 @@ def test_refusals_that_depend_on_the_containerd_series() -> None:
     from generator.node import containerd
     from generator.node.errors import ApplyError
 
-    step = {"path": "/etc/containerd/config.toml", "new_config_version": 3, "hosts_dir": HOSTS_DIR}
+    step = {"path": "/etc/containerd/config.toml", "containerd_version": "2.1", "hosts_dir": HOSTS_DIR}
     # containerd 2.1.9 fails on a BOM ("invalid character at start of key: U+00EF"); 1.6/1.7 read it.
     with pytest.raises(ApplyError, match="byte order mark, which containerd 2.x cannot read"):
-        containerd.containerd_merge("\ufeffversion = 3\n", dict(step, containerd_major=2), CREDS)
-    assert containerd.containerd_merge("\ufeffversion = 2\n", dict(step, containerd_major=1), CREDS).startswith("\ufeffversion = 2\n")
+        containerd.containerd_merge("\ufeffversion = 3\n", dict(step, containerd_version="2.1"), CREDS)
+    assert containerd.containerd_merge("\ufeffversion = 2\n", dict(step, containerd_version="1.7"), CREDS).startswith("\ufeffversion = 2\n")
     with pytest.raises(ApplyError, match="version 3, which only containerd 2.x reads"):
-        containerd.containerd_merge("version = 3\n", dict(step, containerd_major=1), CREDS)
+        containerd.containerd_merge("version = 3\n", dict(step, containerd_version="1.7"), CREDS)
 
 
 # ---- property: random configs, the host's old auth and its neighbours in random forms -----------
@@ -268,7 +272,7 @@ def test_any_form_of_config_merges_exactly(case):
     from generator.node import containerd
 
     existing, creds = case
-    step = {"path": "/etc/containerd/config.toml", "new_config_version": 2, "hosts_dir": HOSTS_DIR}
+    step = {"path": "/etc/containerd/config.toml", "containerd_version": "1.7", "hosts_dir": HOSTS_DIR}
     new = containerd.containerd_merge(existing, step, creds)
     containerd.containerd_verify(existing, new, creds, step)  # exact auth, nothing else changed (node reader)
     assert containerd.containerd_merge(new, step, creds) == new
@@ -284,7 +288,7 @@ def test_tls_profile_merges_unless_the_cri_would_refuse(case):
     tree = tomllib.loads(existing.lstrip("\ufeff"))
     configs = _dig(tree, ("plugins", "io.containerd.grpc.v1.cri", "registry", "configs")) or {}
     conflict = any(isinstance(v, dict) and "tls" in v for v in configs.values())
-    step = {"path": "/etc/containerd/config.toml", "new_config_version": 2, "hosts_dir": HOSTS_DIR}
+    step = {"path": "/etc/containerd/config.toml", "containerd_version": "1.7", "hosts_dir": HOSTS_DIR}
     try:
         new = containerd.containerd_merge(existing, step, TLS_CREDS)
     except ApplyError as exc:
