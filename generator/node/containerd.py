@@ -1,17 +1,22 @@
 """containerd's config.toml: the managed auth block, config_path for hosts.toml, and
-the proof that nothing else changed."""
+the proof that nothing else changed.
 
-import json
-import re
+The file is read with the node's own TOML 1.0 reader (tomlparse), so every form a user
+may have written (headers, dotted keys at any level, inline tables, CRLF, a BOM,
+`version = 0x2`) is understood on every Python the node may run."""
+
 from typing import List, Optional, Tuple
 
 from .errors import ApplyError, log
 from .files import Context, Outcome, cred_summary, proceed
 from .plan import credentials, needs_hosts
-from .tomltext import _dig, _prune, remove_tables, table_headers, toml_key, toml_string, top_level_version
+from .tomledit import apply_edits, describe, dotted, insert_inline, insert_line, placement, removal_edits, where
+from .tomlparse import Table, TOMLError, parse
+from .tomltext import _dig, _prune, toml_string
 
 BEGIN = "# >>> regauth managed: registry auth. Edit the regauth profile, not this block."
 END = "# <<< regauth managed"
+CONFIG_PATH_NOTE = "# set by regauth: hosts.toml (certs.d) directory"
 
 # Config file version -> the table containerd reads registry auth from.
 CONTAINERD_AUTH_TABLE = {
@@ -20,6 +25,76 @@ CONTAINERD_AUTH_TABLE = {
     3: ("plugins", "io.containerd.cri.v1.images", "registry", "configs"),
     4: ("plugins", "io.containerd.cri.v1.images", "registry", "configs"),
 }
+
+
+def _parse(text: str, shown: str, what: str = "the config"):
+    try:
+        return parse(text)
+    except TOMLError as exc:
+        raise ApplyError("%s:%d:%d: %s is not valid TOML (%s); fix the file, then rerun" % (shown, exc.line, exc.col, what, exc.reason))
+
+
+def _marker_lines(doc, marker: str) -> List[Tuple[int, int]]:
+    """(line start, line end) of every whole line that is exactly `marker` (a comment, so
+    never text inside a string; indentation and trailing blanks allowed)."""
+    found = []
+    text = doc.text
+    for start, end in doc.comments:
+        if text[start:end].rstrip() != marker:
+            continue
+        line_start = text.rfind("\n", 0, start) + 1
+        if text[line_start:start].strip(" \t"):
+            continue  # `key = 1  # >>> ...`: a comment after content, not our marker line
+        line_end = text.find("\n", end)
+        found.append((line_start, len(text) if line_end < 0 else line_end + 1))
+    return found
+
+
+def _ours(stmt, prefixes) -> bool:
+    """A statement regauth writes in its block: `[<registry>]` with config_path, or
+    `[<configs>.HOST.auth]` with username and password."""
+    for prefix in prefixes:
+        registry = prefix[:-1]
+        if stmt.kind == "header" and (stmt.path == registry or (len(stmt.path) == len(prefix) + 2 and stmt.path[:len(prefix)] == prefix and stmt.path[-1] == "auth")):
+            return True
+        if stmt.kind == "keyval" and len(stmt.keys) == 1 and stmt.table.kind == "header":
+            if stmt.table.path == registry and stmt.path[-1] == "config_path":
+                return True
+            if stmt.table.path[:len(prefix)] == prefix and stmt.path[-1] in ("username", "password"):
+                return True
+    return False
+
+
+def strip_managed(doc, shown: str) -> str:
+    """The text without regauth's previous block (markers as whole lines only). Refuses,
+    naming the line, when someone added content inside the block or continued its last
+    table after it: dropping that content silently would lose their setting."""
+    begins, ends = _marker_lines(doc, BEGIN), _marker_lines(doc, END)
+    text = doc.text
+    if not begins and not ends:
+        return text
+    if len(begins) != 1 or len(ends) != 1 or ends[0][0] < begins[0][0]:
+        lines = sorted(doc.line_col(s)[0] for s, _ in begins + ends)
+        raise ApplyError("%s: regauth's block markers are broken (marker lines at %s; want one start line, then one end line); "
+                         "restore %s.regauth.orig or remove the markers" % (shown, ", ".join(map(str, lines)), shown))
+    start, end = begins[0][0], ends[0][1]
+    prefixes = set(CONTAINERD_AUTH_TABLE.values())
+    block_tables = set()
+    for stmt in doc.statements:
+        inside = start <= stmt.start < end
+        if inside and not _ours(stmt, prefixes):
+            raise ApplyError("%s:%d: this line is inside regauth's managed block (lines %d-%d) but was not written by regauth; "
+                             "move it above the block's start line, then rerun" % (shown, doc.line_col(stmt.start)[0], doc.line_col(start)[0], doc.line_col(end - 1)[0]))
+        if inside and stmt.kind == "header":
+            block_tables.add(id(stmt.table))
+        elif not inside and id(stmt.table) in block_tables:
+            raise ApplyError("%s:%d: this line continues a table of regauth's managed block; put it under its own [table] header "
+                             "above the block, then rerun" % (shown, doc.line_col(stmt.start)[0]))
+    for c_start, c_end in doc.comments:
+        if start <= c_start < end and text[c_start:c_end].rstrip() not in (BEGIN, END, CONFIG_PATH_NOTE):
+            raise ApplyError("%s:%d: a comment inside regauth's managed block (it is rewritten at every run); move it above the block"
+                             % (shown, doc.line_col(c_start)[0]))
+    return text[:start] + text[end:]
 
 
 def release(containerd_version: str) -> Tuple[int, int]:
@@ -36,175 +111,191 @@ def config_version_for(containerd_version: str) -> int:
     return 1 if got <= (1, 2) else 2
 
 
-def strip_managed(text: str) -> str:
-    """Remove our previous block, so re-applying starts from the user's own content."""
-    start = text.find(BEGIN)
-    if start < 0:
-        return text
-    end = text.find(END, start)
-    if end < 0:
-        raise ApplyError("found the start of a regauth block but not its end; restore FILE.regauth.orig")
-    end = text.find("\n", end)
-    end = len(text) if end < 0 else end + 1
-    return text[:start] + text[end:]
+def config_version(doc, step: dict, shown: str) -> Tuple[int, bool]:
+    """(version, written): the file's own `version` (any integer form: `2`, `0x2`), or, without
+    one, 1 when it configures plugins in any form (containerd reads it as version 1, so
+    adding a version would change its meaning), else the plan's version, to be written."""
+    value = doc.value
+    if "version" in value:
+        version = value["version"]
+        if isinstance(version, bool) or not isinstance(version, int) or version not in CONTAINERD_AUTH_TABLE:
+            node = doc.node(("version",))
+            raise ApplyError("%s:%d: config version %r is not one regauth knows (1-4)" % (shown, doc.line_col(node.start)[0], version))
+        return version, False
+    if "plugins" in value:
+        return 1, False
+    return config_version_for(step["containerd_version"]), True
+
+
+def hosts_conflicts(doc, version: int, shown: str) -> List[str]:
+    """Settings containerd's CRI plugin refuses next to ``config_path`` (FIELD_NOTES section 2),
+    in any TOML form, each with its form and line."""
+    registry = CONTAINERD_AUTH_TABLE[version][:-1]
+    found = []
+    mirrors = doc.node(registry + ("mirrors",))
+    if isinstance(mirrors, Table):
+        for name, node in sorted(mirrors.children.items()):
+            found.append("registry.mirrors.%s (%s)" % (name, describe(doc, node, shown)))
+    configs = doc.node(registry + ("configs",))
+    if version <= 2 and isinstance(configs, Table):
+        for name, host in sorted(configs.children.items()):
+            tls = host.children.get("tls") if isinstance(host, Table) else None
+            if tls is not None:
+                found.append("registry.configs.%s.tls (%s)" % (name, describe(doc, tls, shown)))
+    return found
+
+
+def _write(doc, path, value: str, header, lines: List[str], block: List[str], newline: str, shown: str) -> Optional[str]:
+    """Define `path` (absent now) as `value` (TOML text). Where a header is valid: `lines`
+    under a `[header]` in regauth's block (None returned: `block` grew). Where TOML forbids
+    one: a dotted line in the section that defined the parent, or an entry of the inline
+    table that holds it (the new text returned)."""
+    how, node, rel = placement(doc, path)
+    if how == "blocked":
+        raise ApplyError("%s: cannot write %s: a %s is in the way; remove it, then rerun" % (shown, dotted(path), describe(doc, node, shown)))
+    if how == "header":
+        block.append("[" + dotted(header) + "]")
+        block.extend(lines)
+        return None
+    if how == "line":
+        log("%s: %s written as a dotted key (its parent is defined by dotted keys)" % (shown, dotted(path)))
+        return insert_line(doc, node, "%s = %s" % (dotted(rel), value), newline)
+    log("%s: %s written into the inline table at %s" % (shown, dotted(path), where(doc, node.start, shown)))
+    return insert_inline(doc, node, "%s = %s" % (dotted(rel), value))
+
+
+def _set_config_path(doc, registry, value: str, block: List[str], newline: str, shown: str) -> Optional[str]:
+    """config_path = value: in place when it is set (empty), else first in the registry's
+    [table], else wherever `_write` finds valid."""
+    note = "  " + CONFIG_PATH_NOTE
+    line = "config_path = " + toml_string(value) + note
+    node = doc.node(registry + ("config_path",))
+    if node is not None:
+        text = doc.text
+        rest = text[node.end:node.stmt.line_end]
+        if node.stmt.value is not node or "#" in rest:
+            note = ""  # inside an inline table, or the line has a comment of its own
+        return text[:node.start] + toml_string(value) + note + text[node.end:]
+    table = doc.node(registry)
+    if isinstance(table, Table) and table.kind == "header":
+        return insert_line(doc, table, line, newline, first=True)
+    return _write(doc, registry + ("config_path",), toml_string(value), registry, [line], block, newline, shown)
 
 
 def containerd_merge(existing: Optional[str], step: dict, creds: List[dict]) -> str:
-    """The new config.toml text for ``existing`` (None: no file yet)."""
-    base = strip_managed(existing) if existing is not None else ""
-    headers = table_headers(base)
-    version = top_level_version(base, headers)
-    if version is None:
-        if base.strip() and any(p[:1] == ("plugins",) for _, p in headers):
-            version = 1  # containerd reads a file without `version` as version 1
-        else:
-            version = config_version_for(step["containerd_version"])
-            base = "version = %d\n" % version + base
-            headers = table_headers(base)
-    if version not in CONTAINERD_AUTH_TABLE:
-        raise ApplyError("config version %d is not one regauth knows (1-4)" % version)
-    if version == 1 and release(step["containerd_version"])[0] >= 2:
+    """The new config.toml text for ``existing`` (None: no file yet): every existing auth
+    for the profile's hosts removed in whatever form it is written, ours written once,
+    the file's BOM and line endings kept."""
+    shown = step.get("path", "config.toml")
+    doc = _parse(existing or "", shown)
+    bom = doc.bom
+    first_eol = doc.text.find("\n")
+    newline = "\r\n" if first_eol > 0 and doc.text[first_eol - 1] == "\r" else "\n"  # the file's own line endings
+    base = strip_managed(doc, shown)
+    doc = _parse(base, shown, "the config without regauth's block")
+    version, write_version = config_version(doc, step, shown)
+    major = release(step["containerd_version"])[0]
+    if version == 1 and major >= 2:
         raise ApplyError(
-            "the config is version 1 (plugins.cri) but the node runs containerd 2.x, which silently drops "
-            "registry settings from a version-1 file; migrate it first (containerd config migrate)"
+            "%s: the config is version 1 (plugins.cri) but the node runs containerd 2.x, which silently drops "
+            "registry settings from a version-1 file; migrate it first (containerd config migrate)" % shown
         )
+    if major < 2 and version >= 3:
+        raise ApplyError("%s: the config is version %d, which only containerd 2.x reads, but the profile says containerd %s.x; "
+                         "fix targets.containerd.version or the file" % (shown, version, major))
+    if bom and major >= 2:
+        # Checked on 2.1.9: "invalid character at start of key: U+00EF" (1.6/1.7 accept it).
+        raise ApplyError("%s starts with a UTF-8 byte order mark, which containerd 2.x cannot read (it fails on this file "
+                         "as it is too); remove the first 3 bytes, then rerun" % shown)
     prefix = CONTAINERD_AUTH_TABLE[version]
-    doomed = {prefix + (c["host"], "auth") for c in creds}
-    base, removed = remove_tables(base, doomed)
-    for path in removed:
-        log("replacing an existing auth table for %s" % path[-2])
-    lines = [BEGIN]
+    registry = prefix[:-1]
+    for c in sorted(creds, key=lambda c: c["host"]):
+        edits = removal_edits(doc, prefix + (c["host"], "auth"))
+        if edits and _dig(doc.value, prefix + (c["host"], "auth")) != {"username": c["username"], "password": c["password"]}:
+            log("%s: replacing the existing auth for %s (%s)" % (shown, c["host"], "; ".join(e[3] for e in edits)))
+        if edits:
+            doc = _parse(apply_edits(doc.text, edits), shown, "the config after removing the old auth")
+    block = [BEGIN]
     if needs_hosts(creds):
         # Mirrors and TLS live in certs.d/*/hosts.toml, read only when config_path is set;
         # containerd refuses config_path next to registry.mirrors (and 1.x next to configs.*.tls).
-        registry = prefix[:-1]
-        conflicts = hosts_conflicts(base, version)
+        conflicts = hosts_conflicts(doc, version, shown)
         if conflicts:
             raise ApplyError(
-                "the config sets %s, which containerd refuses together with config_path (needed for the "
-                "profile's mirrors/tls); move them to hosts.toml files, or drop mirror_for/tls from the profile" % ", ".join(conflicts)
+                "%s sets %s, which containerd's CRI plugin refuses together with config_path (needed for the profile's "
+                "mirrors/tls); move them to hosts.toml files, or drop mirror_for/tls from the profile" % (shown, ", ".join(conflicts))
             )
-        if not config_path_value(base, registry):
-            base, placed = set_config_path(base, registry, step["hosts_dir"])
-            if not placed:
-                lines.append("[" + ".".join(toml_key(k) for k in registry) + "]")
-                lines.append("config_path = " + toml_string(step["hosts_dir"]))
+        current = doc.node(registry + ("config_path",))
+        if not (current is not None and isinstance(current.value, str) and current.value):
+            text = _set_config_path(doc, registry, step["hosts_dir"], block, newline, shown)
+            if text is not None:
+                doc = _parse(text, shown, "the config with config_path")
     safe = bool(step.get("dollar_safe"))
     for c in sorted(creds, key=lambda c: c["host"]):
-        lines.append("[" + ".".join(toml_key(k) for k in prefix + (c["host"], "auth")) + "]")
-        lines.append("username = " + toml_string(c["username"], safe))
-        lines.append("password = " + toml_string(c["password"], safe))
-    lines.append(END)
-    body = base.rstrip("\n")
-    return (body + "\n\n" if body else "") + "\n".join(lines) + "\n"
+        lines = ["username = " + toml_string(c["username"], safe), "password = " + toml_string(c["password"], safe)]
+        path = prefix + (c["host"], "auth")
+        text = _write(doc, path, "{ %s }" % ", ".join(lines), path, lines, block, newline, shown)
+        if text is not None:
+            doc = _parse(text, shown, "the merged config")
+    block.append(END)
+    body = doc.text.rstrip("\r\n")
+    if write_version:
+        body = ("version = %d" % version) + (newline + body if body else "")
+    if len(block) > 2:  # anything to write as [headers] goes in regauth's block at the end
+        body = (body + newline + newline if body else "") + newline.join(block)
+    return ("\ufeff" if bom else "") + (body + newline if body else "")
 
 
 def containerd_verify(existing: Optional[str], new: str, creds: List[dict], step: Optional[dict] = None, values_only: bool = False) -> None:
-    """Prove the result with a real TOML parser: our values exact, nothing else changed
+    """Prove the result with the node's own TOML reader (every Python): it parses, the
+    effective auth for each host is exactly the profile's, and nothing else changed
     (except ``config_path``, which hosts.toml needs and which must then be set)."""
+    shown = (step or {}).get("path", "config.toml")
     try:
-        import tomllib  # Python 3.11+
-    except ImportError:
-        log("python3 has no tomllib (< 3.11); skipping the parser check")
-        return
-    try:
-        after = tomllib.loads(new)
-    except tomllib.TOMLDecodeError as exc:
-        raise ApplyError("the merged config would not parse (%s); the existing file defines registry auth in a form regauth cannot replace" % exc)
+        after_doc = parse(new)
+    except TOMLError as exc:
+        raise ApplyError("%s: the merged config would not parse (line %d: %s); nothing written" % (shown, exc.line, exc.reason))
+    after = after_doc.value
     version = after.get("version", 1)
     prefix = CONTAINERD_AUTH_TABLE.get(version)
     if prefix is None:
-        raise ApplyError("unexpected config version after merge")
+        raise ApplyError("%s: unexpected config version after merge" % shown)
     for c in creds:
         got = _dig(after, prefix + (c["host"], "auth"))
-        if not isinstance(got, dict) or got.get("username") != c["username"] or got.get("password") != c["password"]:
-            raise ApplyError("self-check failed: auth for %s does not read back exactly" % c["host"])
+        if got != {"username": c["username"], "password": c["password"]}:
+            raise ApplyError("%s: self-check failed: the auth for %s does not read back exactly; nothing written" % (shown, c["host"]))
         del _dig(after, prefix + (c["host"],))["auth"]
     if values_only:
         return
-    base = strip_managed(existing) if existing is not None else ""
-    base, _ = remove_tables(base, {prefix + (c["host"], "auth") for c in creds})
-    before = tomllib.loads(base) if base.strip() else {}
+    before_doc = parse(existing or "")
+    before = parse(strip_managed(before_doc, shown)).value
+    for c in creds:
+        host = _dig(before, prefix + (c["host"],))
+        if isinstance(host, dict):
+            host.pop("auth", None)
     before.setdefault("version", version)
     after.setdefault("version", version)  # a legacy file without `version` reads as 1 and stays without it
     if needs_hosts(creds):
         registry = _dig(after, prefix[:-1])
         if not isinstance(registry, dict) or not registry.get("config_path"):
-            raise ApplyError("self-check failed: config_path is not set, so containerd would ignore hosts.toml")
-        registry.pop("config_path")
+            raise ApplyError("%s: self-check failed: config_path is not set, so containerd would ignore hosts.toml" % shown)
         old = _dig(before, prefix[:-1])
-        if isinstance(old, dict):
-            old.pop("config_path", None)
+        if not (isinstance(old, dict) and old.get("config_path")):
+            registry.pop("config_path")
+            if isinstance(old, dict):
+                old.pop("config_path", None)
     if _prune(before) != _prune(after):
-        raise ApplyError("self-check failed: merging would change settings other than registry auth")
-
-
-def _section(text: str, path: tuple) -> Optional[Tuple[int, int]]:
-    """Start and end offsets of the ``[path]`` table section, or None."""
-    headers = table_headers(text)
-    for idx, (offset, hpath) in enumerate(headers):
-        if hpath == path:
-            return offset, headers[idx + 1][0] if idx + 1 < len(headers) else len(text)
-    return None
-
-
-_CONFIG_PATH_LINE = re.compile(r"^([ \t]*)config_path[ \t]*=[ \t]*(\"[^\"\n]*\"|'[^'\n]*')[ \t]*(#.*)?$", re.M)
-
-
-def config_path_value(text: str, registry: tuple) -> Optional[str]:
-    """The ``config_path`` set in the ``[...registry]`` table itself (None: not set there)."""
-    where = _section(text, registry)
-    if where is None:
-        return None
-    m = _CONFIG_PATH_LINE.search(text, where[0], where[1])
-    if not m:
-        return None
-    raw = m.group(2)
-    return json.loads(raw) if raw.startswith('"') else raw[1:-1]
-
-
-def set_config_path(text: str, registry: tuple, value: str) -> Tuple[str, bool]:
-    """Set ``config_path`` inside an existing ``[...registry]`` table; False if there is none."""
-    where = _section(text, registry)
-    if where is None:
-        return text, False
-    line = "config_path = %s  # set by regauth: hosts.toml (certs.d) directory" % toml_string(value)
-    m = _CONFIG_PATH_LINE.search(text, where[0], where[1])
-    if m:
-        return text[: m.start()] + m.group(1) + line + text[m.end():], True
-    eol = text.find("\n", where[0])
-    eol = len(text) if eol < 0 else eol + 1
-    indent = "  " if text[where[0]:eol].startswith((" ", "\t")) else ""
-    prefix = text[:eol] if text[:eol].endswith("\n") else text[:eol] + "\n"
-    return prefix + indent + line + "\n" + text[eol:], True
-
-
-def hosts_conflicts(text: str, version: int) -> List[str]:
-    """Settings containerd refuses next to ``config_path`` (FIELD_NOTES section 2)."""
-    registry = CONTAINERD_AUTH_TABLE[version][:-1]
-    found = []
-    for _, path in table_headers(text):
-        if path[: len(registry) + 1] == registry + ("mirrors",) and len(path) > len(registry) + 1:
-            found.append("registry.mirrors.%s" % path[len(registry) + 1])
-        if version <= 2 and path[: len(registry) + 1] == registry + ("configs",) and path[-1] == "tls":
-            found.append("registry.configs.%s.tls" % path[len(registry) + 1])
-    try:
-        import tomllib
-
-        tree = _dig(tomllib.loads(text), registry) if text.strip() else None
-    except (ImportError, ValueError):
-        tree = None
-    if isinstance(tree, dict):
-        for name in (tree.get("mirrors") or {}):
-            if "registry.mirrors.%s" % name not in found:
-                found.append("registry.mirrors.%s" % name)
-    return found
+        raise ApplyError("%s: self-check failed: merging would change settings other than registry auth; nothing written" % shown)
+    if before_doc.bom != after_doc.bom or (before_doc.newline == "\r\n") != (after_doc.newline == "\r\n"):
+        raise ApplyError("%s: self-check failed: merging would change the file's BOM or line endings; nothing written" % shown)
 
 
 def effective_certs_dir(text: str, step: dict) -> str:
     """First directory of the config's ``config_path`` with placeholders (MicroK8s) resolved."""
-    version = top_level_version(text, table_headers(text)) or 1
-    value = config_path_value(text, CONTAINERD_AUTH_TABLE[version][:-1]) or step["hosts_dir"]
+    doc = parse(text)
+    version = doc.value.get("version", 1)
+    node = doc.node(CONTAINERD_AUTH_TABLE[version][:-1] + ("config_path",))
+    value = node.value if node is not None and isinstance(node.value, str) and node.value else step["hosts_dir"]
     first = value.split(":")[0]
     for placeholder, real in sorted((step.get("placeholders") or {}).items()):
         first = first.replace(placeholder, real)

@@ -3,8 +3,9 @@
 import json
 from typing import List, Optional
 
-from .errors import ApplyError, log
+from .errors import ApplyError
 from .files import Context, Outcome
+from .tomlparse import TOMLError, loads
 from .tomltext import toml_key, toml_string, toml_value
 
 
@@ -49,23 +50,16 @@ def hosts_toml(entry: dict, creds: List[dict], existing: Optional[str], shown: s
                 except ValueError:
                     previous = []
         try:
-            import tomllib
-        except ImportError:
-            tomllib = None  # type: ignore[assignment]
-        if tomllib is None:
-            log("%s: python3 has no tomllib (< 3.11), so the existing file is replaced (kept as .regauth.orig)" % shown)
-        else:
-            try:
-                doc = tomllib.loads(existing)
-            except tomllib.TOMLDecodeError:
-                raise ApplyError("%s is not valid TOML; fix or remove it" % shown)
-            for key, value in doc.items():
-                if key == "host" and isinstance(value, dict):
-                    for url, table in value.items():
-                        if url not in ours and url not in previous:
-                            keep_hosts[url] = table
-                elif key not in top:
-                    keep_top[key] = value
+            doc = loads(existing)  # the node's own reader: the same on every Python
+        except TOMLError as exc:
+            raise ApplyError("%s:%d: not valid TOML (%s); fix or remove it" % (shown, exc.line, exc.reason))
+        for key, value in doc.items():
+            if key == "host" and isinstance(value, dict):
+                for url, table in value.items():
+                    if url not in ours and url not in previous:
+                        keep_hosts[url] = table
+            elif key not in top:
+                keep_top[key] = value
     lines = [HOSTS_MARK + json.dumps(sorted(ours))]
     for key, value in list(top.items()) + list(keep_top.items()):
         lines.append("%s = %s" % (toml_key(key), toml_value(value)))
@@ -91,11 +85,7 @@ def hosts_edits(outcome: Outcome, ctx: Context, certs_dir: str, step: dict, cred
         path = base + "hosts.toml"
         text = hosts_toml(entry, creds, ctx.read(path), path)
         try:
-            import tomllib
-
-            tomllib.loads(text)
-        except ImportError:
-            pass
-        except ValueError:
-            raise ApplyError("self-check failed: %s would not parse" % path)
+            loads(text)
+        except TOMLError as exc:
+            raise ApplyError("self-check failed: %s would not parse (line %d: %s)" % (path, exc.line, exc.reason))
         outcome.add(ctx, path, text.encode("utf-8"), 0o644, restart=False)

@@ -3,7 +3,7 @@ table headers and keys (with their offsets) without a full parser."""
 
 import json
 import re
-from typing import List, Optional, Set, Tuple
+from typing import List, Optional, Tuple
 
 from .errors import ApplyError
 
@@ -150,25 +150,6 @@ def scan_toml(text: str, keys: bool = False):
 def table_headers(text: str) -> List[Tuple[int, Tuple[str, ...]]]:
     """Offsets and key paths of every ``[table]`` / ``[[array]]`` header line."""
     return [(offset, path) for _, offset, path in scan_toml(text)]
-
-
-def top_level_version(text: str, headers: List[Tuple[int, Tuple[str, ...]]]) -> Optional[int]:
-    head = text[: headers[0][0]] if headers else text
-    m = re.search(r"^[ \t]*version[ \t]*=[ \t]*([0-9]+)[ \t]*(#.*)?$", head, re.M)
-    return int(m.group(1)) if m else None
-
-
-def remove_tables(text: str, doomed: Set[Tuple[str, ...]]) -> Tuple[str, List[Tuple[str, ...]]]:
-    """Cut the sections (header to next header) whose path is in ``doomed``."""
-    headers = table_headers(text)
-    cuts = []
-    for idx, (offset, path) in enumerate(headers):
-        if path in doomed:
-            end = headers[idx + 1][0] if idx + 1 < len(headers) else len(text)
-            cuts.append((offset, end, path))
-    for offset, end, _ in reversed(cuts):
-        text = text[:offset] + text[end:]
-    return text, [c[2] for c in cuts]
 
 
 def _dig(tree: dict, path: Tuple[str, ...]):

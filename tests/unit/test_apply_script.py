@@ -71,8 +71,8 @@ def test_merge_keeps_everything_and_is_idempotent(tmp_path: Path, fixture: str |
 
 
 def test_table_follows_the_files_own_version(tmp_path: Path) -> None:
-    for version, prefix in ((2, V2), (3, V3)):
-        text = apply.containerd_merge(f"version = {version}\n", {"containerd_version": "1.7"}, [CRED])
+    for version, prefix, release in ((2, V2, "1.7"), (2, V2, "2.1"), (3, V3, "2.1")):  # a version-3 file on 1.x is refused
+        text = apply.containerd_merge(f"version = {version}\n", {"containerd_version": release}, [CRED])
         assert dig(tomllib.loads(text), prefix + ("europe-docker.pkg.dev", "auth"))["username"] == "_json_key"
     legacy = apply.containerd_merge("[plugins.cri]\n  sandbox_image = \"x\"\n", {"containerd_version": "1.7"}, [CRED])
     assert dig(tomllib.loads(legacy), ("plugins", "cri", "registry", "configs", "europe-docker.pkg.dev", "auth"))
@@ -107,11 +107,14 @@ def test_unmergeable_config_fails_and_is_left_untouched(tmp_path: Path) -> None:
     root = tmp_path / "root"
     config = root / "etc/containerd/config.toml"
     config.parent.mkdir(parents=True)
-    weird = 'version = 2\n[plugins."io.containerd.grpc.v1.cri".registry.configs."europe-docker.pkg.dev"]\nauth = {username = "x", password = "y"}\n'
+    # Someone added a setting inside regauth's block: rewriting the block would drop it.
+    weird = ('version = 2\n' + apply.BEGIN + '\n[plugins."io.containerd.grpc.v1.cri".registry.configs."europe-docker.pkg.dev".auth]\n'
+             'username = "x"\npassword = "y"\n[plugins."io.containerd.grpc.v1.cri"]\nsandbox_image = "mine"\n' + apply.END + '\n')
     config.write_text(weird)
     result = run_apply(root, write_plan(tmp_path, [CRED]))
     assert result.returncode == 1
     assert "FAILED" in result.stderr and "left unchanged" in result.stderr
+    assert "/etc/containerd/config.toml:6: this line is inside regauth's managed block" in result.stderr
     assert config.read_text() == weird
     assert not (config.parent / "config.toml.regauth.orig").exists()
     assert sorted(os.listdir(config.parent)) == ["config.toml"]

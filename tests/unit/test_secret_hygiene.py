@@ -316,7 +316,8 @@ def test_apply_step_spawns_nothing_that_carries_a_secret(folder: Path, tmp_path_
     assert not leaks(proc.stdout + proc.stderr, names)
     # A failing apply (unmergeable config) says why without quoting the secret either.
     config = node / "etc/containerd/config.toml"
-    config.write_text('version = 2\n[plugins."io.containerd.grpc.v1.cri".registry.configs."europe-docker.pkg.dev"]\nauth = "x"\n')
+    # (a string where the host's table must go: regauth cannot write the auth there)
+    config.write_text('version = 2\n[plugins."io.containerd.grpc.v1.cri".registry.configs]\n"europe-docker.pkg.dev" = "x"\n')
     failed = subprocess.run(argv + ["--no-restart"], capture_output=True, text=True, env=env, timeout=60)
     assert failed.returncode == 1 and "left unchanged" in failed.stderr
     assert not leaks(failed.stdout + failed.stderr, names)
