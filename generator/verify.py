@@ -109,6 +109,9 @@ def _print(profile: str, results: list[Result]) -> None:
 
 def verify_registry(client: RegistryClient, cred: Credential, image: ImageRef | None) -> Result:
     """containerd's flow for one registry; never raises for registry or network trouble."""
+    if cred.identity is not None:
+        return Result(cred.host, "skipped", "gcp-vm-identity: the token exists only on the VM (its metadata server); nothing to verify here",
+                      checks=["on the VM: regauth-credential-provider answers for an image of this host"])
     if cred.password is None:
         return Result(cred.host, "skipped", f"secret '{cred.secret_name}' is fetched on the VM at boot; nothing to verify here",
                       checks=["run regauth verify with a profile whose secret uses fetch: build, or check on the VM"])
