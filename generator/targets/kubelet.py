@@ -142,7 +142,8 @@ def parse(c: Checker, m: dict, p: tuple) -> KubeletTarget | None:
             else:
                 match[pattern] = host
     provider = _parse_provider(c, m["credential_provider"], p + ("credential_provider",)) if "credential_provider" in m else None
-    restart = c.choice(m, "restart", p, common.RESTART_MODES, "never")
+    # kubelet reads its flags and provider config only at start; config.json needs no restart.
+    restart = c.choice(m, "restart", p, common.RESTART_MODES, "if-running" if regauth else "never")
     if_missing = common.if_missing_option(c, m, p)
     if config_json is None and provider is None:
         c.add(p, "config_json is off and there is no credential_provider: this target would do nothing", "remove config_json: false, or add credential_provider: {type: gcp}")
@@ -238,7 +239,7 @@ def schema() -> dict[str, Any]:
                     },
                 },
             },
-            "restart": common.restart_schema("never"),
+            "restart": {**common.restart_schema("never"), "description": "Restart kubelet after a change, only if it is running; or never. Default never (config.json is re-read), if-running with credential_provider type regauth (flags are read at start)."},
             "if_missing": common.if_missing_schema(),
         },
     }
