@@ -37,7 +37,9 @@ from generator.profile.checker import Checker, close_match, kind_of as _kind
 from generator.profile.routes import check_route
 from generator.profile.yamlpos import load_yaml
 
-TOP_KEYS = ("version", "description", "targets", "secrets", "registries", "output")
+TOP_KEYS = ("version", "description", "targets", "secrets", "registries", "output", "refresh")
+REFRESH_RE = re.compile(r"^([1-9][0-9]*)(m|h|d)$")
+MIN_REFRESH = 300
 OUTPUT_KEYS = ("cloud", "compress", "packer")
 PACKER_KEYS = ("sources", "bake_secret")
 REGISTRY_KEYS = ("host", "auth", "mirror_for", "path", "tls")
@@ -113,6 +115,7 @@ def _check_document(c: Checker, doc: Any, path: Path) -> Profile | None:
     targets = _check_targets(c, doc.get("targets"))
     _check_targets_against_registries(c, targets, registries, doc.get("registries"))
     output = _check_output(c, doc.get("output"))
+    refresh = _check_refresh(c, doc, registries, secrets) if "refresh" in doc else None
     if any(p.severity == "error" for p in c.problems):
         return None
     return Profile(
@@ -123,7 +126,26 @@ def _check_document(c: Checker, doc: Any, path: Path) -> Profile | None:
         targets=targets,
         output=output,
         description=description,
+        refresh=refresh,
     )
+
+
+def _check_refresh(c: Checker, doc: dict, registries: list[Registry], secrets: dict[str, SecretSpec]) -> int | None:
+    """``refresh: 1h``: how often the node re-fetches boot-time secrets and re-applies."""
+    value = doc["refresh"]
+    m = REFRESH_RE.match(value) if isinstance(value, str) else None
+    if m is None:
+        c.add(("refresh",), f"refresh must be an interval such as 30m, 1h or 1d, not {_kind(value) if not isinstance(value, str) else repr(value)}", "write refresh: 1h")
+        return None
+    seconds = int(m.group(1)) * {"m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    if seconds < MIN_REFRESH:
+        c.add(("refresh",), f"refresh every {value} would ask Secret Manager more often than rotation needs", "write refresh: 5m or longer (1h is plenty for key rotation)")
+        return None
+    boot = [r.host for r in registries if r.auth.secret in secrets and secrets[r.auth.secret].fetch == "boot" and secrets[r.auth.secret].source == "gcp-secret-manager"]
+    if not boot:
+        c.add(("refresh",), "no registry uses a fetch: boot secret, so a refresh would re-apply the same render-time credentials",
+              "remove refresh:, or keep the key in Secret Manager with fetch: boot so nodes pick up rotations", severity="warning")  # fmt: skip
+    return seconds
 
 
 def _check_output(c: Checker, value: Any) -> OutputOptions:

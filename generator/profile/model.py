@@ -116,3 +116,4 @@ class Profile:
     output: OutputOptions = field(default_factory=OutputOptions)
     description: str = ""
     extra: dict[str, object] = field(default_factory=dict)
+    refresh: int | None = None  # seconds between re-fetch + re-apply on the node (systemd timer)

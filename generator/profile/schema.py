@@ -100,6 +100,11 @@ def profile_schema() -> dict[str, Any]:
                     ),
                 }
             ),
+            "refresh": {
+                "type": "string",
+                "pattern": load.REFRESH_RE.pattern,
+                "description": "Re-fetch fetch: boot secrets and re-apply every INTERVAL (30m, 1h, 1d; at least 5m): a systemd timer with jitter on the node. Files change and runtimes restart only when content changed.",
+            },
             "registries": {"type": "array", "minItems": 1, "items": _obj({"host": host, "auth": auth, **route_properties()}, ("host", "auth"))},
         },
         ("version", "targets"),
