@@ -1,22 +1,28 @@
-"""Access to ``regauth-apply``, the stdlib-only script that runs on the VM.
+"""``regauth-apply``, the program that runs on the VM: built per plan from ``generator/node``.
 
-The same file is shipped to nodes and imported here, so the rootfs preview and the
-tests exercise exactly the code a node runs.
+The node program is the package ``generator.node`` (standard library only, Python 3.6
+syntax).  regauth ships one file per plan holding exactly the modules its step kinds
+need, found by following the package's own imports from ``node/main.py`` and from each
+step kind's module (``node/plan.py``); the generator imports the same modules for the
+rootfs preview, doctor and verify, so previews and tests run the code a node runs.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
+import ast
+import hashlib
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
 
 from generator.errors import RuntimeFailure
 
-SCRIPT_NAME = "regauth-apply.py"
 VM_PATH = "/usr/local/sbin/regauth-apply"
 PLAN_PATH = "/etc/regauth/plan.json"
+NODE_DIR = Path(__file__).resolve().parent / "node"
+PACKAGE = "generator.node"
+ENTRY = "main"
 
 
 @lru_cache(maxsize=1)
@@ -33,7 +39,7 @@ def templates_dir() -> Path:
         import generator.templates as shipped
     except ImportError:
         beside = Path(__file__).resolve().parent.parent / "templates"
-        if (beside / SCRIPT_NAME).is_file():
+        if (beside / "cloud-config.yaml.j2").is_file():
             return beside
         raise RuntimeFailure(
             f"regauth's templates are missing: neither the package generator.templates nor {beside} exists",
@@ -42,46 +48,125 @@ def templates_dir() -> Path:
     return Path(shipped.__file__).parent
 
 
-@lru_cache(maxsize=1)
-def script_bytes() -> bytes:
-    return (templates_dir() / SCRIPT_NAME).read_bytes()
+@lru_cache(maxsize=None)
+def source(name: str) -> str:
+    """The readable source of node module ``name`` (as in the repo)."""
+    return (NODE_DIR / f"{name}.py").read_text(encoding="utf-8")
 
 
-SECTION = "# --- regauth-apply section: "
-SECTION_END = "# --- regauth-apply section end ---"
+@lru_cache(maxsize=None)
+def imports_of(name: str) -> frozenset[str]:
+    """The package modules ``name`` imports (``from .x import y``, ``from . import x``), at any depth."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source(name))):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            if node.module:
+                found.add(node.module.split(".")[0])
+            else:
+                found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level > 1 or isinstance(node, ast.Import) and any(a.name.startswith("generator") for a in node.names):
+            raise RuntimeFailure(f"generator/node/{name}.py imports outside its package", "node modules import only each other and the standard library")
+    return frozenset(found)
+
+
+def step_modules(kinds: Iterable[str]) -> frozenset[str]:
+    """The modules that prepare ``kinds`` (names no step kind has, e.g. "hosts", are ignored)."""
+    from generator.node.plan import STEP_KINDS
+
+    return frozenset(STEP_KINDS[k][0] for k in kinds if k in STEP_KINDS)
+
+
+@lru_cache(maxsize=64)
+def modules_for(kinds: frozenset[str]) -> tuple[str, ...]:
+    """Every module a program for ``kinds`` needs, each after the modules it imports."""
+    order: list[str] = []
+    state: dict[str, str] = {}
+
+    def visit(name: str) -> None:
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "visiting":
+            raise RuntimeFailure(f"generator/node imports in a circle through {name}.py", "break the cycle: the shipped file loads modules in import order")
+        state[name] = "visiting"
+        for dep in sorted(imports_of(name)):
+            visit(dep)
+        state[name] = "done"
+        order.append(name)
+
+    for name in sorted(step_modules(kinds) | {ENTRY}):
+        visit(name)
+    return tuple(order)
+
+
+# The entry of the shipped file: every Python 3 parses this part, so an interpreter
+# older than the node modules' syntax (3.6) gets one clear line instead of a SyntaxError.
+_HEAD = '''#!/usr/bin/python3
+# regauth-apply: built by regauth from generator/node ({modules}); edit the source there, not this file.
+import sys
+if sys.version_info < (3, 6):
+    sys.stderr.write("regauth-apply: needs Python 3.6 or newer, this is %s; nothing was changed\\n" % sys.version.split()[0])
+    sys.exit(1)
+'''
+
+_LOADER = '''
+
+def _load():
+    # Each module runs in order (every one after those it imports) under a package name
+    # unique to this file's content, so relative imports work as in the repo.
+    import types
+    pkg = types.ModuleType(_P)
+    pkg.__path__ = []
+    pkg.__package__ = _P
+    sys.modules[_P] = pkg
+    for name, text in _S:
+        mod = types.ModuleType(_P + "." + name)
+        mod.__package__ = _P
+        mod.__file__ = "regauth-apply/" + name + ".py"
+        sys.modules[mod.__name__] = mod
+        exec(compile(text, mod.__file__, "exec"), mod.__dict__)
+        setattr(pkg, name, mod)
+    return sys.modules[_P + ".main"].main
+
+
+main = _load()
+if __name__ == "__main__":
+    sys.exit(main())
+'''
 
 
 @lru_cache(maxsize=64)
 def script_for(kinds: frozenset[str]) -> bytes:
-    """The script a node gets: core plus only the runtime sections the plan's step kinds use.
+    """The one file a node gets for a plan with step ``kinds``: its modules' sources and a
+    small loader (pure: the same kinds give the same bytes)."""
+    names = modules_for(kinds)
+    sources = tuple((name, source(name)) for name in names)
+    digest = hashlib.sha256(repr(sources).encode("utf-8")).hexdigest()[:12]
+    body = [_HEAD.format(modules=", ".join(names)), f"_P = {('_regauth_node_' + digest)!r}\n", "_S = (\n"]
+    body.extend(f"    ({name!r}, {text!r}),\n" for name, text in sources)
+    body.append(")\n")
+    body.append(_LOADER)
+    return "".join(body).encode("utf-8")
 
-    Why: every runtime adds code, and user-data is small (AWS: 16 KB); a containerd
-    node needs none of the YAML/JSON mergers.  Sections are marked in the one source
-    file, so previews and tests still exercise the same code (``module()`` loads it all).
-    """
-    return prune(script_bytes(), kinds)
 
+def all_kinds() -> frozenset[str]:
+    from generator.node.plan import STEP_KINDS
 
-def prune(script: bytes, kinds: frozenset[str]) -> bytes:
-    """Drop the marked sections none of ``kinds`` uses (pure: same input, same bytes)."""
-    out: list[str] = []
-    keep = True
-    for line in script.decode("utf-8").splitlines(keepends=True):
-        if line.startswith(SECTION):
-            keep = bool(kinds & set(line[len(SECTION):].strip().rstrip("-").split()))
-        elif line.startswith(SECTION_END):
-            keep = True
-        elif keep:
-            out.append(line)
-    return "".join(out).encode("utf-8")
+    return frozenset(STEP_KINDS)
 
 
 @lru_cache(maxsize=1)
 def module() -> ModuleType:
-    """The apply script imported as a module (for previews and tests)."""
-    spec = importlib.util.spec_from_file_location("regauth_apply", templates_dir() / SCRIPT_NAME)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("regauth_apply", mod)
-    spec.loader.exec_module(mod)
-    return mod
+    """Every node module's names in one namespace (for previews and tests), plus ``STEPS``
+    (step kind -> prepare function).  The functions are the package's own."""
+    import importlib
+
+    facade = ModuleType("regauth_apply")
+    for name in modules_for(all_kinds()):
+        mod = importlib.import_module(f"{PACKAGE}.{name}")
+        for key, value in vars(mod).items():
+            if not key.startswith("__"):
+                facade.__dict__.setdefault(key, value)
+    from generator.node.main import steps
+
+    facade.STEPS = steps(sorted(all_kinds()))
+    return facade

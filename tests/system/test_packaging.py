@@ -24,7 +24,7 @@ def test_wheel_install_renders_from_elsewhere(tmp_path: Path, profile_dir: Path)
     )
     assert build.returncode == 0, build.stderr
     installed = target / "generator" / "templates"
-    assert (installed / "regauth-apply.py").is_file()
+    assert (target / "generator" / "node" / "containerd.py").is_file()
     assert (installed / "cloud-config.yaml.j2").is_file()
     profile = gar_profile(profile_dir)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -47,7 +47,7 @@ def test_wheel_install_renders_from_elsewhere(tmp_path: Path, profile_dir: Path)
     import generator
 
     assert (tmp_path / "out/node/user-data").read_bytes().startswith(b"#cloud-config\n")
-    from generator.applyscript import prune  # a containerd plan ships only the sections it needs
+    from generator.applyscript import script_for  # a containerd plan ships only the modules it needs
 
-    assert (tmp_path / "out/node/rootfs/usr/local/sbin/regauth-apply").read_bytes() == prune((installed / "regauth-apply.py").read_bytes(), frozenset({"containerd"}))
+    assert (tmp_path / "out/node/rootfs/usr/local/sbin/regauth-apply").read_bytes() == script_for(frozenset({"containerd"}))
     assert Path(generator.__file__).resolve().is_relative_to(ROOT)  # the test process itself still uses the repo
