@@ -19,6 +19,10 @@ from types import ModuleType
 from generator.errors import RuntimeFailure
 
 VM_PATH = "/usr/local/sbin/regauth-apply"
+# kubelet's credential provider (issue 16): a second program from the same package,
+# built the same way from its own entry module.
+PROVIDER_NAME = "regauth-credential-provider"
+PROVIDER_ENTRY = "credprovider"
 PLAN_PATH = "/etc/regauth/plan.json"
 NODE_DIR = Path(__file__).resolve().parent / "node"
 PACKAGE = "generator.node"
@@ -77,8 +81,9 @@ def step_modules(kinds: Iterable[str]) -> frozenset[str]:
 
 
 @lru_cache(maxsize=64)
-def modules_for(kinds: frozenset[str]) -> tuple[str, ...]:
-    """Every module a program for ``kinds`` needs, each after the modules it imports."""
+def modules_for(kinds: frozenset[str], entry: str = ENTRY) -> tuple[str, ...]:
+    """Every module a program for ``kinds`` (entered at module ``entry``) needs, each
+    after the modules it imports."""
     order: list[str] = []
     state: dict[str, str] = {}
 
@@ -93,7 +98,7 @@ def modules_for(kinds: frozenset[str]) -> tuple[str, ...]:
         state[name] = "done"
         order.append(name)
 
-    for name in sorted(step_modules(kinds) | {ENTRY}):
+    for name in sorted(step_modules(kinds) | {entry}):
         visit(name)
     return tuple(order)
 
@@ -101,10 +106,10 @@ def modules_for(kinds: frozenset[str]) -> tuple[str, ...]:
 # The entry of the shipped file: every Python 3 parses this part, so an interpreter
 # older than the node modules' syntax (3.6) gets one clear line instead of a SyntaxError.
 _HEAD = '''#!/usr/bin/python3
-# regauth-apply: built by regauth from generator/node ({modules}); edit the source there, not this file.
+# {prog}: built by regauth from generator/node ({modules}); edit the source there, not this file.
 import sys
 if sys.version_info < (3, 6):
-    sys.stderr.write("regauth-apply: needs Python 3.6 or newer, this is %s; nothing was changed\\n" % sys.version.split()[0])
+    sys.stderr.write("{prog}: needs Python 3.6 or newer, this is %s; nothing was changed\\n" % sys.version.split()[0])
     sys.exit(1)
 '''
 
@@ -121,11 +126,11 @@ def _load():
     for name, text in _S:
         mod = types.ModuleType(_P + "." + name)
         mod.__package__ = _P
-        mod.__file__ = "regauth-apply/" + name + ".py"
+        mod.__file__ = _F + "/" + name + ".py"
         sys.modules[mod.__name__] = mod
         exec(compile(text, mod.__file__, "exec"), mod.__dict__)
         setattr(pkg, name, mod)
-    return sys.modules[_P + ".main"].main
+    return sys.modules[_P + "." + _E].main
 
 
 main = _load()
@@ -138,10 +143,22 @@ if __name__ == "__main__":
 def script_for(kinds: frozenset[str]) -> bytes:
     """The one file a node gets for a plan with step ``kinds``: its modules' sources and a
     small loader (pure: the same kinds give the same bytes)."""
-    names = modules_for(kinds)
+    return program(ENTRY, kinds, "regauth-apply")
+
+
+@lru_cache(maxsize=1)
+def provider_program() -> bytes:
+    """regauth-credential-provider: the modules ``credprovider`` imports and the same loader."""
+    return program(PROVIDER_ENTRY, frozenset(), PROVIDER_NAME)
+
+
+def program(entry: str, kinds: frozenset[str], prog: str) -> bytes:
+    """One shipped file: module ``entry`` (whose ``main`` runs), the step modules of
+    ``kinds`` and everything they import."""
+    names = modules_for(kinds, entry)
     sources = tuple((name, source(name)) for name in names)
     digest = hashlib.sha256(repr(sources).encode("utf-8")).hexdigest()[:12]
-    body = [_HEAD.format(modules=", ".join(names)), f"_P = {('_regauth_node_' + digest)!r}\n", "_S = (\n"]
+    body = [_HEAD.format(modules=", ".join(names), prog=prog), f"_P = {('_regauth_node_' + digest)!r}\n", f"_E = {entry!r}\n_F = {prog!r}\n", "_S = (\n"]
     body.extend(f"    ({name!r}, {text!r}),\n" for name, text in sources)
     body.append(")\n")
     body.append(_LOADER)

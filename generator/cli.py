@@ -214,7 +214,7 @@ def _add_doctor(sub) -> None:  # type: ignore[no-untyped-def]
     doctor.add_argument("paths", nargs="*", metavar="PATH", help="config files, or directories to search (/, /etc, a rootfs/)")
     doctor.add_argument("--image", metavar="REF", help="also check that the host this image is pulled from has credentials")
     doctor.add_argument("--error", metavar="TEXT", help="explain a pasted containerd/crictl/kubelet error ('-' reads it from stdin)")
-    doctor.add_argument("--as", dest="as_kind", choices=("containerd", "microk8s", "k3s", "docker", "containers-auth", "kubelet"), help="treat named files as this kind")
+    doctor.add_argument("--as", dest="as_kind", choices=("containerd", "microk8s", "k3s", "docker", "containers-auth", "kubelet", "kubelet-provider"), help="treat named files as this kind")
     doctor.add_argument("--json", action="store_true", help="machine-readable report on stdout")
     doctor.set_defaults(func=cmd_doctor)
 

@@ -12,7 +12,7 @@ import json
 import sys
 from types import ModuleType
 
-from generator.doctor import authjson, containerd, k3s
+from generator.doctor import authjson, containerd, k3s, provider
 from generator.doctor.discover import find, follow_imports
 from generator.doctor.errors_explain import Reading, explain, render
 from generator.doctor.findings import FileReport, Finding, Unreadable
@@ -27,6 +27,7 @@ CHECKERS: dict[str, ModuleType] = {
     "docker": authjson,
     "containers-auth": authjson,
     "kubelet": authjson,
+    "kubelet-provider": provider,
 }
 
 

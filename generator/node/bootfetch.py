@@ -91,15 +91,21 @@ class BootFetcher:
             delay = min(delay * 2, 8.0) * (0.8 + 0.4 * random.random())
 
     def token(self) -> str:
+        return self.token_info()[0]
+
+    def token_info(self) -> Tuple[str, int]:
+        """The VM's access token and the seconds it has left (``expires_in``; 0 when the
+        server does not say), e.g. for a credential provider's cache duration."""
         import urllib.request
 
-        def get(timeout: float) -> str:
+        def get(timeout: float) -> Tuple[str, int]:
             req = urllib.request.Request(_metadata_base() + TOKEN_PATH, headers={"Metadata-Flavor": "Google"})
             doc = _http_json(req, timeout)
             token = doc.get("access_token")
             if not isinstance(token, str) or not token:
                 raise FetchFailure("the metadata server returned no access_token")
-            return token
+            expires = doc.get("expires_in")
+            return token, expires if isinstance(expires, int) and not isinstance(expires, bool) and expires > 0 else 0
 
         return self._retrying("metadata token", get)
 

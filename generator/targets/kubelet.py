@@ -309,4 +309,12 @@ def _regauth_provider(provider: Provider, creds: list[Credential]) -> dict[str, 
 
 
 def preview(step: Step) -> list[NodeFile]:
-    return common.preview_files(step, "written by regauth-apply on the node (shown as on a node with none of these files)")
+    files = common.preview_files(step, "written by regauth-apply on the node (shown as on a node with none of these files)")
+    provider = step.spec.get("provider") or {}
+    if provider.get("type") == "regauth":
+        from generator import applyscript
+
+        # Delivered like regauth-apply (user-data / image): kubelet runs it from bin_dir.
+        path = f"{provider['bin_dir'].rstrip('/')}/{REGAUTH_PROVIDER}"
+        files.append(NodeFile(path, applyscript.provider_program(), 0o755, secret=False, note="kubelet's image credential provider (answers from the store)"))
+    return files
