@@ -22,17 +22,18 @@ then covers only that image).  Errors: one line on stderr, never a secret; exit 
 (runtime failure: store, metadata server, Secret Manager) or 2 (not a valid request).
 
 Usage: regauth-credential-provider [--root DIR] [--store FILE] < request.json
+
+Start-up cost matters (kubelet runs it per image pull when its cache is cold): the
+warm path imports only os/sys/time, _json (jsontext) and this module.  The fetch code (bootfetch,
+files) is imported when a fetch is needed; no typing, argparse or hashlib, whose
+imports alone cost more than the answer (bench/run.py).
 """
 
-import json
-import os
 import sys
 import time
-from typing import Dict, List, Optional, Tuple
 
-from .bootfetch import BootFetcher, password_from_payload
 from .errors import ApplyError
-from .files import write_atomic
+from .jsontext import dumps, loads
 
 API_VERSION = "credentialprovider.kubelet.k8s.io/v1"
 STORE = "/etc/regauth/credential-provider.json"
@@ -62,8 +63,8 @@ def image_host(image: str) -> str:
 def read_request(data: bytes) -> str:
     """The image of a v1 CredentialProviderRequest."""
     try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        doc = loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise BadRequest("stdin is not JSON; kubelet sends a CredentialProviderRequest")
     if not isinstance(doc, dict) or doc.get("kind") != "CredentialProviderRequest":
         raise BadRequest("stdin is not a CredentialProviderRequest")
@@ -75,17 +76,19 @@ def read_request(data: bytes) -> str:
     return image
 
 
-def response(auth: Dict[str, dict], key_type: str, seconds: int) -> dict:
+def response(auth: dict, key_type: str, seconds: int) -> dict:
     doc = {"apiVersion": API_VERSION, "kind": "CredentialProviderResponse", "cacheKeyType": key_type, "auth": auth}
     if seconds > 0:
         doc["cacheDuration"] = "%ds" % seconds
     return doc
 
 
-def store_bytes(registries: List[dict], cache_seconds: int) -> bytes:
+def store_bytes(registries: list, cache_seconds: int) -> bytes:
     """The store regauth-apply writes (and load_store reads): every served registry with
     its password, its Secret Manager source or its VM identity; stable bytes, so a
     re-run with the same plan changes nothing."""
+    import json  # regauth-apply's side: pretty and sorted, for people reading the node
+
     doc = {"format": STORE_FORMAT, "cache_seconds": int(cache_seconds), "registries": registries}
     return (json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
@@ -93,7 +96,7 @@ def store_bytes(registries: List[dict], cache_seconds: int) -> bytes:
 def load_store(path: str) -> dict:
     try:
         with open(path, "rb") as handle:
-            doc = json.loads(handle.read().decode("utf-8"))
+            doc = loads(handle.read().decode("utf-8"))
     except FileNotFoundError:
         raise ApplyError("%s does not exist; run regauth-apply (it writes the file from the plan)" % path)
     except PermissionError:
@@ -106,22 +109,24 @@ def load_store(path: str) -> dict:
 
 
 def _cache_file(root: str, entry: dict) -> str:
-    import hashlib
-
+    """One file per registry and secret version (names are [A-Za-z0-9_-] and '/', host
+    and transform included, so two registries sharing a secret never share an entry)."""
     source = entry["password_from"]
-    key = json.dumps([entry["host"], source.get("gcp_secret_manager"), source.get("endpoint"), source.get("transform")], sort_keys=True)
-    return "%s%s/%s.json" % (root, CACHE_DIR, hashlib.sha256(key.encode("utf-8")).hexdigest()[:32])
+    key = "%s_%s_%s" % (entry["host"], source.get("gcp_secret_manager"), source.get("transform"))
+    return "%s%s/%s.json" % (root, CACHE_DIR, "".join(c if c.isalnum() or c in "-." else "_" for c in key))
 
 
-def _cached(path: str, ttl: int) -> Optional[Tuple[str, int]]:
+def _cached(path: str, ttl: int):  # -> (password, seconds left) or None
     """(password, seconds left) from a fresh cache file, else None.  The file must be
     root-only: a cache anyone else could write would let them pick our credentials."""
     try:
+        import os  # not on the static-password path: under -S nothing else imports it
+
         st = os.lstat(path)
-        if st.st_uid != os.geteuid() or st.st_mode & 0o077 or not os.path.isfile(path) or os.path.islink(path):
+        if st.st_uid != os.geteuid() or st.st_mode & 0o077 or st.st_mode & 0o170000 != 0o100000:  # a plain file (no link)
             return None
         with open(path, "rb") as handle:
-            doc = json.loads(handle.read().decode("utf-8"))
+            doc = loads(handle.read().decode("utf-8"))
         left = int(doc["fetched"] + ttl - time.time())
         if left > 0 and isinstance(doc.get("password"), str):
             return doc["password"], left
@@ -131,17 +136,24 @@ def _cached(path: str, ttl: int) -> Optional[Tuple[str, int]]:
 
 
 def _store_cache(path: str, password: str) -> None:
+    import os
+
+    from .files import write_atomic
+
     directory = os.path.dirname(path)
     os.makedirs(directory, mode=0o700, exist_ok=True)
     os.chmod(directory, 0o700)
-    write_atomic(path, json.dumps({"fetched": int(time.time()), "password": password}).encode("utf-8"), 0o600)
+    write_atomic(path, dumps({"fetched": int(time.time()), "password": password}).encode("utf-8"), 0o600)
 
 
-def _from_secret_manager(root: str, entry: dict, ttl: int, fetcher: BootFetcher) -> Tuple[str, int]:
+def _from_secret_manager(root: str, entry: dict, ttl: int, fetcher=None):  # -> (password, seconds)
     path = _cache_file(root, entry)
     hit = _cached(path, ttl)
     if hit is not None:
         return hit
+    from .bootfetch import password_from_payload
+
+    fetcher = fetcher or _fetcher()
     source = entry["password_from"]
     payload = fetcher.fetch(source["gcp_secret_manager"], source.get("endpoint"))
     password = password_from_payload(payload, source["transform"])
@@ -152,22 +164,26 @@ def _from_secret_manager(root: str, entry: dict, ttl: int, fetcher: BootFetcher)
     return password, ttl
 
 
-def _from_vm_identity(fetcher: BootFetcher) -> Tuple[str, int]:
-    token, expires_in = fetcher.token_info()
+def _fetcher():
+    from .bootfetch import BootFetcher
+
+    return BootFetcher(time.monotonic() + FETCH_TIMEOUT)
+
+
+def _from_vm_identity(fetcher=None):  # -> (token, seconds)
+    token, expires_in = (fetcher or _fetcher()).token_info()
     # kubelet may reuse the answer for cacheDuration: end it well before the token does.
     life = expires_in - TOKEN_MARGIN if expires_in > 2 * TOKEN_MARGIN else expires_in // 2
     return token, max(0, life)
 
 
-def answer(image: str, store: dict, root: str = "", fetcher: Optional[BootFetcher] = None) -> dict:
+def answer(image: str, store: dict, root: str = "", fetcher=None) -> dict:
     """The CredentialProviderResponse for ``image``."""
     host = image_host(image)
     entry = next((e for e in store["registries"] if isinstance(e, dict) and e.get("host") == host), None)
     if entry is None:
         return response({}, "Image", int(store.get("cache_seconds", 0)))
     ttl = int(store.get("cache_seconds", 300))
-    if fetcher is None:
-        fetcher = BootFetcher(time.monotonic() + FETCH_TIMEOUT)
     if "password" in entry:
         password, seconds = entry["password"], ttl
     elif "password_from" in entry:
@@ -179,17 +195,29 @@ def answer(image: str, store: dict, root: str = "", fetcher: Optional[BootFetche
     return response({host: {"username": entry["username"], "password": password}}, "Registry", seconds)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    import argparse
+def options(argv: list) -> dict:
+    """``--root DIR`` / ``--store FILE`` (also ``--opt=value``); kubelet passes only the
+    config's ``args``, so anything else is a config mistake worth one clear line."""
+    found = {"--root": "", "--store": ""}
+    i = 0
+    while i < len(argv):
+        name, eq, value = argv[i].partition("=")
+        if name not in found or (not eq and i + 1 >= len(argv)):
+            raise BadRequest("usage: %s [--root DIR] [--store FILE] < CredentialProviderRequest (got %r)" % (PROG, argv[i]))
+        if not eq:
+            i += 1
+            value = argv[i]
+        found[name] = value
+        i += 1
+    return found
 
-    parser = argparse.ArgumentParser(prog=PROG, description="kubelet image credential provider for the registries of a regauth profile")
-    parser.add_argument("--root", default="", help="read the store under this directory instead of / (tests)")
-    parser.add_argument("--store", default=None, help="credential store (default ROOT%s)" % STORE)
-    args = parser.parse_args(argv)
-    root = args.root.rstrip("/")
+
+def main(argv=None) -> int:
     try:
+        opts = options(sys.argv[1:] if argv is None else argv)
+        root = opts["--root"].rstrip("/")
         image = read_request(sys.stdin.buffer.read())
-        doc = answer(image, load_store(args.store or root + STORE), root)
+        doc = answer(image, load_store(opts["--store"] or root + STORE), root)
     except BadRequest as exc:
         print("%s: %s" % (PROG, exc), file=sys.stderr)
         return 2
@@ -199,5 +227,5 @@ def main(argv: Optional[List[str]] = None) -> int:
     except OSError as exc:
         print("%s: %s on %s" % (PROG, exc.strerror, exc.filename), file=sys.stderr)
         return 1
-    sys.stdout.write(json.dumps(doc) + "\n")
+    sys.stdout.write(dumps(doc) + "\n")
     return 0

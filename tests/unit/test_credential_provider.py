@@ -17,8 +17,10 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from generator.node import kubeletflags
+from generator.node import jsontext, kubeletflags
 from tests.conftest import ROOT, run_cli, write_profile
 from tests.support.fake_gsm import running_fake_gsm
 from tests.support.fake_metadata import DOWN, running_fake_metadata
@@ -234,3 +236,27 @@ def test_doctor_reads_provider_config_flags_and_binary(node) -> None:
     (root / "etc/default/kubelet").write_text('KUBELET_EXTRA_ARGS="--v=2"\n')
     code, doc = doctor(root)
     assert [(f["code"], f["severity"]) for f in doc["findings"]] == [("provider-flags", "warning")]
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(JSON_VALUES)
+def test_jsontext_reads_and_writes_as_json_does(value: object) -> None:
+    """The provider's start-up JSON (CPython's _json without the json module) agrees with json."""
+    text = jsontext.dumps(value)
+    assert json.loads(text) == value and jsontext.loads(text) == value
+    pretty = json.dumps(value, indent=1, ensure_ascii=False)
+    assert jsontext.loads(" \n" + pretty + "\n") == json.loads(pretty)
+
+
+@pytest.mark.parametrize("bad", ["", "{", "[1,]", '{"a": 1} x', "{'a': 1}", '"\\x"', "01"])
+def test_jsontext_refuses_what_json_refuses(bad: str) -> None:
+    with pytest.raises(ValueError):
+        json.loads(bad)
+    with pytest.raises(ValueError):
+        jsontext.loads(bad)
