@@ -35,8 +35,8 @@ SM = "us-docker.pkg.dev"
 PASSWORD = "s3cr3t-stored \"q\" $x"
 
 
-def render(folder: Path, endpoint: str, flags: str = "none") -> Path:
-    (folder / "pw").write_text(PASSWORD + "\n")
+def render(folder: Path, endpoint: str, flags: str = "none", password: str = PASSWORD) -> Path:
+    (folder / "pw").write_text(password + "\n")
     (folder / "pw").chmod(0o600)
     path = write_profile(folder, f"""
         version: 1
@@ -260,3 +260,29 @@ def test_jsontext_refuses_what_json_refuses(bad: str) -> None:
         json.loads(bad)
     with pytest.raises(ValueError):
         jsontext.loads(bad)
+
+
+def test_kubelet_restarts_once_for_flags_and_never_for_the_store(tmp_path: Path) -> None:
+    """Flags and provider config are read at kubelet's start (restart if running); the
+    store is read per request (a changed password restarts nothing)."""
+    bin_dir, calls = tmp_path / "fakebin", tmp_path / "calls.log"
+    bin_dir.mkdir()
+    (bin_dir / "systemctl").write_text(f'#!/bin/sh\necho "systemctl $*" >> "{calls}"\nexit 0\n')  # kubelet "is active"
+    (bin_dir / "systemctl").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    rootfs = render(tmp_path, "http://127.0.0.1:9", flags="kubeadm")
+    root = tmp_path / "root"
+    argv = [PYTHONS[0], str(rootfs / "usr/local/sbin/regauth-apply"), "--root", str(root), "--plan", str(rootfs / "etc/regauth/plan.json")]
+
+    def restarts() -> list[str]:
+        return [line for line in calls.read_text().splitlines() if "restart" in line] if calls.exists() else []
+
+    for _ in range(2):
+        result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
+        assert result.returncode == 0, result.stderr
+    assert restarts() == ["systemctl restart kubelet"]
+    render(tmp_path, "http://127.0.0.1:9", flags="kubeadm", password="rotated")  # same paths, new plan
+    result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0 and "credential-provider.json" in result.stderr and "no restart needed" in result.stderr, result.stderr
+    assert restarts() == ["systemctl restart kubelet"]
+    assert b"rotated" in (root / "etc/regauth/credential-provider.json").read_bytes()
