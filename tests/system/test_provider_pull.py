@@ -177,3 +177,21 @@ def test_non_matching_and_digest_and_portless_images(registry_env: RegistryEnv, 
         for other in (env.image_ref(with_port=False), "docker.io/library/busybox:1", "busybox", "registry.test:1/x:y"):
             answer, _ = ask(root, other, md.host_port)
             assert answer["auth"] == {} and answer["cacheKeyType"] == "Image", other
+
+
+def test_verify_runs_the_provider_then_the_token_exchange(registry_env: RegistryEnv, token_log: list[TokenRequest], ctd_dir: Path) -> None:
+    """``regauth verify --provider``: kubelet's half (ask the provider) and containerd's half
+    (token exchange, manifest) with what it answered; a foreign image fails clearly."""
+    env = registry_env
+    root, _ = render_and_apply(ctd_dir / "node", profile_text("stored-json-key", env.host(), ""), env.key_file)
+    base = [sys.executable, "-m", "generator", "verify", "--provider", str(root / PROVIDER), "--provider-root", str(root), "--ca-file", str(env.ca_file), "--json"]
+    environment = {**os.environ, "PYTHONPATH": str(REPO)}
+    token_log.clear()
+    ok = subprocess.run(env.sandbox.command(base + ["--image", env.image_ref()]), capture_output=True, text=True, env=environment, timeout=120)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    (result,) = json.loads(ok.stdout)["registries"]
+    assert result["status"] == "ok" and "username _json_key" in result["steps"][0]
+    assert token_log and token_log[0].username == "_json_key" and token_log[0].status == 200
+    assert env.key_file.decode() not in ok.stdout + ok.stderr
+    foreign = subprocess.run(env.sandbox.command(base + ["--image", "other.test/a/b:1"]), capture_output=True, text=True, env=environment, timeout=120)
+    assert foreign.returncode == 1 and "no credentials for other.test" in foreign.stdout
