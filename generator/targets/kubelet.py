@@ -201,6 +201,9 @@ def check(c: Checker, target: KubeletTarget, registries: list[Registry], p: tupl
             if reg.mirror_for is not None:
                 c.add(p + ("credential_provider",), f"regauth's provider does not serve the mirror {reg.host}: kubelet asks for the image's own host ({reg.mirror_for}), never the mirror's",
                       "let a runtime target (containerd, k3s, ...) carry the mirror's credentials, or pull from the mirror host directly", severity="warning")  # fmt: skip
+            elif reg.host == DOCKER_HUB_HOST:
+                c.add(p + ("credential_provider",), f"regauth's provider is not proven for Docker Hub: kubelet matches matchImages against the image name (docker.io/..., or none at all), not {DOCKER_HUB_HOST}",
+                      "give Docker Hub credentials to a runtime target (containerd, k3s, docker, ...) or to config_json", severity="warning")  # fmt: skip
 
 
 def schema() -> dict[str, Any]:
