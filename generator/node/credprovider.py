@@ -77,10 +77,10 @@ def read_request(data: bytes) -> str:
 
 
 def response(auth: dict, key_type: str, seconds: int) -> dict:
-    doc = {"apiVersion": API_VERSION, "kind": "CredentialProviderResponse", "cacheKeyType": key_type, "auth": auth}
-    if seconds > 0:
-        doc["cacheDuration"] = "%ds" % seconds
-    return doc
+    # Always explicit: "0s" tells kubelet not to cache (a token about to expire), where an
+    # omitted duration would mean the config's defaultCacheDuration.
+    return {"apiVersion": API_VERSION, "kind": "CredentialProviderResponse", "cacheKeyType": key_type,
+            "cacheDuration": "%ds" % max(0, seconds), "auth": auth}
 
 
 def store_bytes(registries: list, cache_seconds: int) -> bytes:

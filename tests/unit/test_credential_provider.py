@@ -286,3 +286,11 @@ def test_kubelet_restarts_once_for_flags_and_never_for_the_store(tmp_path: Path)
     assert result.returncode == 0 and "credential-provider.json" in result.stderr and "no restart needed" in result.stderr, result.stderr
     assert restarts() == ["systemctl restart kubelet"]
     assert b"rotated" in (root / "etc/regauth/credential-provider.json").read_bytes()
+
+
+def test_token_lifetimes_become_cache_durations_kubelet_drops_in_time(node) -> None:
+    root, md, gsm, _ = node
+    for ttl, expected in ((3599, 3299), (500, 250), (1, 0)):
+        md.state.token_ttl = ttl
+        doc = answer(ask(PYTHONS[0], root, f"{KEYLESS}/p/r/i:1", md.host_port))
+        assert doc["cacheDuration"] == f"{expected}s", (ttl, doc["cacheDuration"])  # "0s": kubelet does not cache it
