@@ -262,16 +262,30 @@ def test_jsontext_refuses_what_json_refuses(bad: str) -> None:
         jsontext.loads(bad)
 
 
-def test_kubelet_restarts_once_for_flags_and_never_for_the_store(tmp_path: Path) -> None:
-    """Flags and provider config are read at kubelet's start (restart if running); the
-    store is read per request (a changed password restarts nothing)."""
+@pytest.mark.parametrize("flags, marker, active, expected", [
+    ("kubeadm", None, "kubelet", "systemctl restart kubelet"),
+    ("auto", "var/snap/microk8s/current/args/kubelet", "snap.microk8s.daemon-kubelite", "snap restart microk8s.daemon-kubelite"),
+    ("auto", "etc/rancher/k3s/", "k3s-agent", "systemctl restart k3s-agent"),
+    ("rke2", None, "rke2-server", "systemctl restart rke2-server"),
+])  # fmt: skip
+def test_kubelet_restarts_once_for_flags_and_never_for_the_store(tmp_path: Path, flags: str, marker: str | None, active: str, expected: str) -> None:
+    """Flags and provider config are read at kubelet's start (the running unit of the
+    distribution restarts once); the store is read per request (a changed password
+    restarts nothing)."""
     bin_dir, calls = tmp_path / "fakebin", tmp_path / "calls.log"
     bin_dir.mkdir()
-    (bin_dir / "systemctl").write_text(f'#!/bin/sh\necho "systemctl $*" >> "{calls}"\nexit 0\n')  # kubelet "is active"
-    (bin_dir / "systemctl").chmod(0o755)
+    for tool in ("systemctl", "snap"):  # record argv; only ACTIVE "is running"
+        (bin_dir / tool).write_text(f'#!/bin/sh\necho "{tool} $*" >> "{calls}"\n'
+                                    f'if [ "$1" = is-active ]; then [ "$3" = "{active}" ]; exit $?; fi\nexit 0\n')  # fmt: skip
+        (bin_dir / tool).chmod(0o755)
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-    rootfs = render(tmp_path, "http://127.0.0.1:9", flags="kubeadm")
     root = tmp_path / "root"
+    if marker and marker.endswith("/"):
+        (root / marker).mkdir(parents=True)
+    elif marker:
+        (root / marker).parent.mkdir(parents=True)
+        (root / marker).write_text("--node-labels=a=b\n")
+    rootfs = render(tmp_path, "http://127.0.0.1:9", flags=flags)
     argv = [PYTHONS[0], str(rootfs / "usr/local/sbin/regauth-apply"), "--root", str(root), "--plan", str(rootfs / "etc/regauth/plan.json")]
 
     def restarts() -> list[str]:
@@ -280,11 +294,11 @@ def test_kubelet_restarts_once_for_flags_and_never_for_the_store(tmp_path: Path)
     for _ in range(2):
         result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
         assert result.returncode == 0, result.stderr
-    assert restarts() == ["systemctl restart kubelet"]
-    render(tmp_path, "http://127.0.0.1:9", flags="kubeadm", password="rotated")  # same paths, new plan
+    assert restarts() == [expected]
+    render(tmp_path, "http://127.0.0.1:9", flags=flags, password="rotated")  # same paths, new plan
     result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 0 and "credential-provider.json" in result.stderr and "no restart needed" in result.stderr, result.stderr
-    assert restarts() == ["systemctl restart kubelet"]
+    assert restarts() == [expected]
     assert b"rotated" in (root / "etc/regauth/credential-provider.json").read_bytes()
 
 
