@@ -58,8 +58,9 @@ def _vm_identity(timeout: float) -> str:
 class BootFetcher:
     """Fetches each named secret once per run, retrying transient failures until a deadline."""
 
-    def __init__(self, deadline: float):
+    def __init__(self, deadline: float, report=log):
         self.deadline = deadline
+        self.report = report  # retry lines; the credential provider keeps stderr to one line
         self.cache: Dict[Tuple[str, str], bytes] = {}
 
     def _left(self) -> float:
@@ -84,7 +85,7 @@ class BootFetcher:
                 reason = type(getattr(exc, "reason", exc)).__name__
             if self._left() <= delay:
                 raise ApplyError("%s failed after %d attempts (%s); gave up at the --fetch-timeout deadline" % (what, attempt, reason))
-            log("%s: attempt %d failed (%s); retrying in %.1fs" % (what, attempt, reason, delay))
+            self.report("%s: attempt %d failed (%s); retrying in %.1fs" % (what, attempt, reason, delay))
             time.sleep(delay)
             import random
 

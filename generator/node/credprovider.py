@@ -151,12 +151,14 @@ def _from_secret_manager(root: str, entry: dict, ttl: int, fetcher=None):  # -> 
     hit = _cached(path, ttl)
     if hit is not None:
         return hit
-    from .bootfetch import password_from_payload
+    from .bootfetch import _check_key_json, password_from_payload
 
     fetcher = fetcher or _fetcher()
     source = entry["password_from"]
     payload = fetcher.fetch(source["gcp_secret_manager"], source.get("endpoint"))
     password = password_from_payload(payload, source["transform"])
+    if source.get("check") == "service-account-key":
+        _check_key_json(payload, source["gcp_secret_manager"])  # as regauth-apply checks it
     try:
         _store_cache(path, password)
     except OSError:
@@ -167,7 +169,8 @@ def _from_secret_manager(root: str, entry: dict, ttl: int, fetcher=None):  # -> 
 def _fetcher():
     from .bootfetch import BootFetcher
 
-    return BootFetcher(time.monotonic() + FETCH_TIMEOUT)
+    # Retries are silent: kubelet shows a plugin's stderr as its error, which is one line.
+    return BootFetcher(time.monotonic() + FETCH_TIMEOUT, report=lambda message: None)
 
 
 def _from_vm_identity(fetcher=None):  # -> (token, seconds)

@@ -135,6 +135,7 @@ def test_errors_are_one_line_and_never_a_secret(node, tmp_path: Path) -> None:
     md.state.set_fault(DOWN)
     down = ask(PYTHONS[0], root, f"{KEYLESS}/p/r/i:1", md.host_port)
     assert down.returncode == 1 and down.stdout == b"" and b"metadata token" in down.stderr
+    assert len(down.stderr.decode().strip().splitlines()) == 1, down.stderr  # retries are not printed
     assert PASSWORD.encode() not in down.stderr
     empty = tmp_path / "empty"
     (empty / PROVIDER).parent.mkdir(parents=True)
