@@ -342,17 +342,15 @@ def _check_auth(c: Checker, value: Any, p: tuple, secrets: dict[str, SecretSpec]
 def _check_vm_identity_auth(c: Checker, m: dict, p: tuple) -> AuthSpec | None:
     """``{type: gcp-vm-identity}``: keyless; the username is fixed and no secret exists."""
     c.keys(m, AUTH_KEYS, p, required=("type",))
-    ok = True
     if "secret" in m:
         c.add(p + ("secret",), "gcp-vm-identity uses no secret: the node gets an access token for the VM's service account from the metadata server",
               "remove secret: (or use type: gcp-service-account to send a key)")  # fmt: skip
-        ok = False
-    username = m.get("username", VM_IDENTITY_USERNAME)
-    if username != VM_IDENTITY_USERNAME:
+    if m.get("username", VM_IDENTITY_USERNAME) != VM_IDENTITY_USERNAME:
         c.add(p + ("username",), f"Artifact Registry takes an access token only with the username {VM_IDENTITY_USERNAME}",
               f"remove username: (it defaults to {VM_IDENTITY_USERNAME})")  # fmt: skip
-        ok = False
-    return AuthSpec(type=VM_IDENTITY, secret=None, username=VM_IDENTITY_USERNAME, at=c.at(p)) if ok else None
+    # Returned even after a problem (which fails the profile anyway), so that the checks
+    # that need the registry (host, targets) report in the same run.
+    return AuthSpec(type=VM_IDENTITY, secret=None, username=VM_IDENTITY_USERNAME, at=c.at(p))
 
 
 def _unprintable(text: str) -> str:
