@@ -78,7 +78,8 @@ def merge_default_kubelet(existing: Optional[str], wanted: Dict[str, str], shown
     """``KUBELET_EXTRA_ARGS="..."`` with our flags appended; other lines kept as they are."""
     lines = (existing or "").splitlines()
     ours = ["--%s=%s" % item for item in sorted(wanted.items())]
-    for i, line in enumerate(lines):
+    for i in reversed(range(len(lines))):  # the shell (and systemd) keep the last assignment
+        line = lines[i]
         m = _EXTRA.match(line)
         if not m:
             continue

@@ -172,6 +172,8 @@ def test_kubeadm_extra_args_merge_keeps_other_flags() -> None:
                    '--image-credential-provider-config=/etc/kubernetes/cp.yaml"\nOTHER=1\n')  # fmt: skip
     assert kubeletflags.merge_default_kubelet(new, WANTED, "f") == new
     assert kubeletflags.merge_default_kubelet(None, WANTED, "f").startswith('KUBELET_EXTRA_ARGS="--image-credential-provider-bin-dir=')
+    twice = kubeletflags.merge_default_kubelet('KUBELET_EXTRA_ARGS=--a\nKUBELET_EXTRA_ARGS="--b"\n', WANTED, "f")
+    assert twice.splitlines()[0] == "KUBELET_EXTRA_ARGS=--a" and twice.splitlines()[1].startswith('KUBELET_EXTRA_ARGS="--b --image')  # the one that counts
     # The shell reads it back as the same arguments.
     out = subprocess.run(["bash", "-c", 'source /dev/stdin; printf "%s\\n" $KUBELET_EXTRA_ARGS'], input=new, capture_output=True, text=True)
     assert out.stdout.split() == ["--node-ip=10.0.0.5", "--v=2", "--image-credential-provider-bin-dir=/usr/local/sbin", "--image-credential-provider-config=/etc/kubernetes/cp.yaml"]
