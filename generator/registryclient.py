@@ -10,7 +10,6 @@ credential: they travel in request headers and bodies only.
 
 from __future__ import annotations
 
-import base64
 import http.client
 import json
 import re
@@ -134,7 +133,10 @@ class RegistryClient:
 
 
 def basic_header(username: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    """HTTP Basic: the same base64 of ``user:pass`` as Docker's ``auth`` field (one rule, the node's)."""
+    from generator.node.authfile import basic_auth
+
+    return "Basic " + basic_auth(username, password)
 
 
 def parse_challenge(header: str) -> Challenge:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from generator import applyscript
 from generator.errors import InvalidInput, Problem, RuntimeFailure
-from generator.node.plan import PLAN_FORMAT
+from generator.node.plan import PLAN_FORMAT, check_plan
 from generator.outputs.cloudinit import cloud_config
 from generator.outputs.userdata import multipart, package
 from generator.outputs.manifest import OutputFile, manifest
@@ -45,9 +45,10 @@ def plan_steps(profile: Profile, creds: list[Credential]) -> list[Step]:
 def node_files(profile: Profile, steps: list[Step]) -> list[NodeFile]:
     holds_secret = any(s.holds_secret for s in steps)
     plan = {"format": PLAN_FORMAT, "profile": profile.name, "steps": [s.spec for s in steps]}
+    check_plan(plan)  # the node's own definition of each step: a mismatch is a bug here, not bad input
     plan_bytes = (json.dumps(plan, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
     files = [
-        NodeFile(applyscript.VM_PATH, applyscript.script_for(frozenset(s.kind for s in steps)), 0o755, secret=False, note="applies the plan at first boot"),
+        NodeFile(applyscript.VM_PATH, applyscript.script_for_plan([s.spec for s in steps]), 0o755, secret=False, note="applies the plan at first boot"),
         NodeFile(applyscript.PLAN_PATH, plan_bytes, 0o600 if holds_secret else 0o644, secret=holds_secret, note="what regauth-apply writes"),
     ]
     if profile.refresh is not None:

@@ -29,13 +29,14 @@ from generator.doctor.findings import FileReport, Finding
 from generator.doctor.imageref import DOCKER_HUB, ImageRef
 from generator.doctor.locate import KeyPath, Positions, toml_path_text, toml_positions
 from generator.doctor.source import Options, Source, permission_finding
+from generator.node.containerd import CONTAINERD_AUTH_TABLE
+from generator.node.microk8s import PLACEHOLDER
 from generator.profile.checker import close_match
 from generator.profile.hosts import host_problem
 
-CRI_V1 = ("plugins", "cri")
-CRI_V2 = ("plugins", "io.containerd.grpc.v1.cri")
-IMAGES_V3 = ("plugins", "io.containerd.cri.v1.images")
-AUTH_ROOT = {1: CRI_V1, 2: CRI_V2, 3: IMAGES_V3, 4: IMAGES_V3}
+# The plugin table each config version reads registry auth from: the node's map.
+AUTH_ROOT = {version: table[:2] for version, table in CONTAINERD_AUTH_TABLE.items()}
+CRI_V1, CRI_V2, IMAGES_V3 = AUTH_ROOT[1], AUTH_ROOT[2], AUTH_ROOT[3]
 ROOT_VERSION = {CRI_V1: 1, CRI_V2: 2, IMAGES_V3: 3}
 
 REGISTRY_KEYS = ("config_path", "mirrors", "configs", "auths", "headers")
@@ -50,7 +51,7 @@ _ALIASES = {"identity_token": "identitytoken", "user": "username", "pass": "pass
             "endpoints": "endpoint", "config": "configs", "mirror": "mirrors", "auths": "auth"}
 
 WHY_ANON = "containerd never reads it, so no credentials are sent and the pull goes anonymous ('failed to fetch anonymous token ... 401/403')"
-MICROK8S_VARS = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
+MICROK8S_VARS = PLACEHOLDER
 
 
 def check(src: Source, options: Options) -> FileReport:

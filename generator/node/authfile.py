@@ -5,11 +5,11 @@ import base64
 import json
 from typing import List, Optional
 
-from .bootfetch import credentials
 from .certsdir import certs_dir_edits
 from .documents import _mapping, dump_document, load_document
 from .errors import ApplyError
 from .files import Context, Outcome, cred_summary, proceed
+from .plan import credentials
 from .tomltext import toml_string
 
 

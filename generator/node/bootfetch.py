@@ -5,7 +5,7 @@ import base64
 import json
 import os
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 from .errors import ApplyError, FetchFailure, log
 
@@ -151,9 +151,18 @@ class BootFetcher:
         self.cache[key] = data
         return data
 
+    def password(self, source: dict) -> str:
+        """The password a plan entry's ``password_from`` names, fetched and checked now."""
+        payload = self.fetch(source["gcp_secret_manager"], source.get("endpoint"))
+        password = password_from_payload(payload, source["transform"])
+        if source.get("check") == "service-account-key":
+            _check_key_json(payload, source["gcp_secret_manager"])
+        return password
+
 
 def password_from_payload(payload: bytes, transform: str) -> str:
-    """Mirror of generator.secrets.resolve.password_from_payload (a test keeps them equal)."""
+    """The one definition of how a secret payload becomes a registry password: here at
+    boot, and in ``generator.secrets.resolve`` at render time (it imports this)."""
     if not payload:
         raise FetchFailure("the secret is empty, so the password would be empty")
     if transform == "base64":
@@ -165,6 +174,8 @@ def password_from_payload(payload: bytes, transform: str) -> str:
     if "\x00" in text:
         raise FetchFailure("the secret contains a NUL character")
     if transform == "strip-newline":
+        # `echo pass > file` and `gcloud secrets create --data-file` keep a newline
+        # nobody means as part of the password (docker login --password-stdin trims it too).
         if text.endswith("\r\n"):
             text = text[:-2]
         elif text.endswith("\n"):
@@ -172,26 +183,6 @@ def password_from_payload(payload: bytes, transform: str) -> str:
     if not text:
         raise FetchFailure("the secret is empty (or only a line break), so the password would be empty")
     return text
-
-
-def credentials(entries: List[dict], fetcher: "Optional[BootFetcher]" = None) -> List[dict]:
-    """username/password pairs: resolved at render time, or fetched now (boot mode)."""
-    out = []
-    for entry in entries:
-        if "password" in entry:
-            password = entry["password"]
-        elif "password_from" in entry and fetcher is not None:
-            source = entry["password_from"]
-            payload = fetcher.fetch(source["gcp_secret_manager"], source.get("endpoint"))
-            password = password_from_payload(payload, source["transform"])
-            if source.get("check") == "service-account-key":
-                _check_key_json(payload, source["gcp_secret_manager"])
-        else:
-            raise ApplyError("registry %s has no password in the plan" % entry.get("host"))
-        cred = {k: v for k, v in entry.items() if k not in ("password", "password_from")}
-        cred["password"] = password
-        out.append(cred)
-    return out
 
 
 def _check_key_json(payload: bytes, name: str) -> None:
@@ -202,8 +193,3 @@ def _check_key_json(payload: bytes, name: str) -> None:
     if not isinstance(doc, dict) or doc.get("type") != "service_account" or "private_key" not in doc:
         raise FetchFailure("%s is not a service-account key JSON" % name)
 
-
-# ---------------------------------------------------------------- two-phase apply
-# Every step is *prepared* (credentials fetched, new file contents computed and
-# checked) before any step *commits* (writes, restarts), so a profile with several
-# targets either changes all of them or none.

@@ -5,10 +5,9 @@ import json
 import re
 from typing import List, Optional, Tuple
 
-from .bootfetch import credentials
 from .errors import ApplyError, log
 from .files import Context, Outcome, cred_summary, proceed
-from .hoststoml import hosts_edits
+from .plan import credentials, needs_hosts
 from .tomltext import _dig, _prune, remove_tables, table_headers, toml_key, toml_string, top_level_version
 
 BEGIN = "# >>> regauth managed: registry auth. Edit the regauth profile, not this block."
@@ -21,6 +20,20 @@ CONTAINERD_AUTH_TABLE = {
     3: ("plugins", "io.containerd.cri.v1.images", "registry", "configs"),
     4: ("plugins", "io.containerd.cri.v1.images", "registry", "configs"),
 }
+
+
+def release(containerd_version: str) -> Tuple[int, int]:
+    """(major, minor) of a containerd release such as "1.7" or "2.1.4"."""
+    major, minor = containerd_version.split(".")[:2]
+    return int(major), int(minor)
+
+
+def config_version_for(containerd_version: str) -> int:
+    """Config schema version a *new* config gets: 1 (1.0-1.2), 2 (1.3-1.7), 3 (2.x)."""
+    got = release(containerd_version)
+    if got[0] >= 2:
+        return 3
+    return 1 if got <= (1, 2) else 2
 
 
 def strip_managed(text: str) -> str:
@@ -36,12 +49,6 @@ def strip_managed(text: str) -> str:
     return text[:start] + text[end:]
 
 
-# ---------------------------------------------------------------- containerd
-def needs_hosts(creds: List[dict]) -> bool:
-    """Mirrors or TLS: certs.d/*/hosts.toml (and config_path) are needed."""
-    return any(c.get("mirror_for") or c.get("tls") for c in creds)
-
-
 def containerd_merge(existing: Optional[str], step: dict, creds: List[dict]) -> str:
     """The new config.toml text for ``existing`` (None: no file yet)."""
     base = strip_managed(existing) if existing is not None else ""
@@ -51,12 +58,12 @@ def containerd_merge(existing: Optional[str], step: dict, creds: List[dict]) -> 
         if base.strip() and any(p[:1] == ("plugins",) for _, p in headers):
             version = 1  # containerd reads a file without `version` as version 1
         else:
-            version = int(step["new_config_version"])
+            version = config_version_for(step["containerd_version"])
             base = "version = %d\n" % version + base
             headers = table_headers(base)
     if version not in CONTAINERD_AUTH_TABLE:
         raise ApplyError("config version %d is not one regauth knows (1-4)" % version)
-    if version == 1 and int(step.get("containerd_major", 1)) >= 2:
+    if version == 1 and release(step["containerd_version"])[0] >= 2:
         raise ApplyError(
             "the config is version 1 (plugins.cri) but the node runs containerd 2.x, which silently drops "
             "registry settings from a version-1 file; migrate it first (containerd config migrate)"
@@ -221,5 +228,7 @@ def prepare_containerd(step: dict, ctx: Context) -> Outcome:
     containerd_verify(existing, new, creds, step)
     out.add(ctx, step["path"], new.encode("utf-8"), 0o600)
     if needs_hosts(creds):
+        from .hoststoml import hosts_edits  # shipped only to nodes whose plan has mirrors/TLS (plan.modules)
+
         hosts_edits(out, ctx, effective_certs_dir(new, step), step, creds)
     return out

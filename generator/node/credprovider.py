@@ -151,14 +151,7 @@ def _from_secret_manager(root: str, entry: dict, ttl: int, fetcher=None):  # -> 
     hit = _cached(path, ttl)
     if hit is not None:
         return hit
-    from .bootfetch import _check_key_json, password_from_payload
-
-    fetcher = fetcher or _fetcher()
-    source = entry["password_from"]
-    payload = fetcher.fetch(source["gcp_secret_manager"], source.get("endpoint"))
-    password = password_from_payload(payload, source["transform"])
-    if source.get("check") == "service-account-key":
-        _check_key_json(payload, source["gcp_secret_manager"])  # as regauth-apply checks it
+    password = (fetcher or _fetcher()).password(entry["password_from"])  # fetched and checked as regauth-apply does
     try:
         _store_cache(path, password)
     except OSError:

@@ -4,11 +4,10 @@ import os
 from typing import Optional
 
 from .authfile import auths_merge, auths_verify
-from .bootfetch import credentials
 from .documents import dump_document, load_document
 from .errors import ApplyError
 from .files import Context, Outcome, cred_summary, proceed
-from .kubeletprovider import regauth_provider_edits
+from .plan import credentials
 
 
 def provider_merge(existing: Optional[str], provider: dict, shown: str) -> str:
@@ -52,6 +51,8 @@ def prepare_kubelet(step: dict, ctx: Context) -> Outcome:
         new = provider_merge(ctx.read(path), provider["entry"], path)
         out.add(ctx, path, new.encode("utf-8"), 0o644, restart=True)
     if provider and provider.get("type") == "regauth":
+        from .kubeletprovider import regauth_provider_edits  # shipped only for such plans (plan.modules)
+
         regauth_provider_edits(out, ctx, provider)
     elif provider:
         binary = "%s/%s" % (provider["bin_dir"].rstrip("/"), provider["entry"]["name"])

@@ -8,10 +8,9 @@ import json
 import time
 from typing import Callable, Dict, Iterable, List, Optional
 
-from .bootfetch import BootFetcher
 from .errors import ApplyError, log
 from .files import Context, commit, lock
-from .plan import PLAN_FORMAT, STEP_KINDS
+from .plan import STEP_KINDS, PlanError, check_plan, fetches_at_boot
 
 # Not __doc__: what regauth ships drops docstrings.
 DESCRIPTION = "regauth-apply: merge registry credentials into a node's runtime config at first boot."
@@ -54,19 +53,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (OSError, ValueError) as exc:
         log("cannot read plan %s: %s" % (plan_path, type(exc).__name__))
         return 2
-    if plan.get("format") != PLAN_FORMAT:
-        log("plan format %r is not %d; re-render with a matching regauth" % (plan.get("format"), PLAN_FORMAT))
+    try:
+        check_plan(plan)
+    except PlanError as exc:
+        log("%s: %s; re-render with a matching regauth" % (plan_path, exc))
         return 2
     with lock(root, plan_path):  # cloud-init and the boot unit may race
-        fetcher = BootFetcher(time.monotonic() + args.fetch_timeout)
+        fetcher = None
+        if fetches_at_boot(plan["steps"]):
+            from .bootfetch import BootFetcher  # shipped only to nodes whose plan fetches at boot (plan.modules)
+
+            fetcher = BootFetcher(time.monotonic() + args.fetch_timeout)
         ctx = Context(root, fetcher, not args.no_restart)
-        kinds = [step.get("kind") for step in plan["steps"]]
-        unknown = [kind for kind in kinds if kind not in STEP_KINDS]
-        if unknown:
-            log("unknown step kind %r; re-render with a matching regauth" % unknown[0])
-            return 2
         try:
-            prepare = steps(kinds)
+            prepare = steps([step["kind"] for step in plan["steps"]])
         except ImportError as exc:
             log("this regauth-apply was built for another plan (it lacks %s); re-render and ship both files together" % exc.name)
             return 2

@@ -4,19 +4,19 @@ import os
 import re
 import time
 
-from .bootfetch import credentials
-from .containerd import containerd_merge, containerd_verify, effective_certs_dir, needs_hosts
+from .containerd import containerd_merge, containerd_verify, effective_certs_dir
 from .errors import ApplyError, log
 from .files import Context, Outcome, cred_summary
-from .hoststoml import hosts_edits
+from .plan import credentials, needs_hosts
 
 
-_PLACEHOLDER = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
+# What the snap's sed replaces (doctor uses it too).
+PLACEHOLDER = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
 
 
 def snap_render(template: str) -> str:
     """What the snap's sed does at every start, with every ``${NAME}`` replaced (worst case)."""
-    return _PLACEHOLDER.sub("/rendered", template)
+    return PLACEHOLDER.sub("/rendered", template)
 
 
 def wait_for(full: str, seconds: float, shown: str) -> bool:
@@ -53,5 +53,7 @@ def prepare_microk8s(step: dict, ctx: Context) -> Outcome:
     containerd_verify(None, snap_render(new), creds, None, values_only=True)
     out.add(ctx, path, new.encode("utf-8"), 0o600)
     if needs_hosts(creds):
+        from .hoststoml import hosts_edits  # shipped only to nodes whose plan has mirrors/TLS (plan.modules)
+
         hosts_edits(out, ctx, effective_certs_dir(new, step), step, creds)
     return out

@@ -3,11 +3,11 @@
 import json
 from typing import List, Optional
 
-from .bootfetch import credentials
 from .certsdir import certs_dir_edits
 from .documents import _mapping, dump_document, load_document
 from .errors import ApplyError, log
 from .files import Context, Outcome, cred_summary, proceed
+from .plan import credentials
 
 
 def registries_yaml_merge(existing: Optional[str], step: dict, creds: List[dict], shown: str) -> str:

@@ -7,10 +7,11 @@ Secret Manager secrets are fetched together, concurrently.  Nothing is cached on
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass, field, replace
 
 from generator.errors import InvalidInput, Problem
+from generator.node.bootfetch import password_from_payload  # the node's rule, at render time too
+from generator.node.errors import FetchFailure
 from generator.profile.model import VM_IDENTITY, Profile, Registry, SecretSpec
 from generator.profile.sakey import check_service_account_key
 from generator.secrets.env import read_env_secret
@@ -58,24 +59,6 @@ def _transform_for(registry: Registry) -> str:
     if registry.auth.type == "basic":
         return "strip-newline"
     return "base64" if registry.auth.username == "_json_key_base64" else "raw"
-
-
-def password_from_payload(payload: bytes, transform: str) -> str:
-    """The one definition of how a secret payload becomes a registry password.
-
-    Mirrored by ``regauth-apply`` for boot-time fetch; a test keeps the two equal.
-    """
-    if transform == "base64":
-        return base64.b64encode(payload).decode("ascii")
-    text = payload.decode("utf-8")
-    if transform == "strip-newline":
-        # `echo pass > file` and `gcloud secrets create --data-file` keep a newline
-        # nobody means as part of the password (docker login --password-stdin trims it too).
-        if text.endswith("\r\n"):
-            text = text[:-2]
-        elif text.endswith("\n"):
-            text = text[:-1]
-    return text
 
 
 class SecretResolver:
@@ -183,9 +166,12 @@ def check_payload(value: SecretValue, reg: Registry, spec: SecretSpec) -> list[P
             return [Problem(message=f"{label} is not UTF-8 text, so it cannot be a password", fix="store the password as UTF-8 text", **where)]
         if "\x00" in text:
             return [Problem(message=f"{label} contains a NUL character, which no runtime config can carry", fix="remove it; registry passwords are text", **where)]
-        if reg.auth.type == "basic" and not password_from_payload(raw, "strip-newline"):
-            # The trailing newline is dropped (like docker login --password-stdin): nothing would be left.
-            return [Problem(message=f"{label} holds only a line break, so the password would be empty", fix="put the password in it", **where)]
+        if reg.auth.type == "basic":
+            try:
+                password_from_payload(raw, "strip-newline")
+            except FetchFailure:
+                # The trailing newline is dropped (like docker login --password-stdin): nothing would be left.
+                return [Problem(message=f"{label} holds only a line break, so the password would be empty", fix="put the password in it", **where)]
     if reg.auth.type == "gcp-service-account":
         return [
             Problem(message=f"{label} is not a usable service-account key: {f.message}", fix=f.fix, **where)

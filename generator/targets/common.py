@@ -9,7 +9,6 @@ script), so the plan entry shape is defined once here.
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from generator.profile.checker import Checker
@@ -99,11 +98,6 @@ def hosts_summary(creds: list[Credential]) -> str:
 
 def holds_secret(creds: list[Credential]) -> bool:
     return any(c.holds_secret for c in creds)
-
-
-def basic_auth(username: str, password: str) -> str:
-    """Docker's ``auth`` field: base64 of ``user:pass`` (also the apply script's rule)."""
-    return base64.b64encode(f"{username}:{password}".encode("utf-8")).decode("ascii")
 
 
 def mask_boot(entry: dict[str, Any]) -> dict[str, Any]:

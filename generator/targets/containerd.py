@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from generator.node.containerd import config_version_for, release
 from generator.profile.checker import Checker
 from generator.profile.model import Registry
 from generator.secrets.resolve import Credential
@@ -51,19 +52,12 @@ class ContainerdTarget:
 
     @property
     def release(self) -> tuple[int, int]:
-        major, minor = self.version.split(".")[:2]
-        return int(major), int(minor)
-
-    @property
-    def major(self) -> int:
-        return self.release[0]
+        return release(self.version)
 
     @property
     def config_version(self) -> int:
-        """Config schema version a *new* config gets: 1 (1.0-1.2), 2 (1.3-1.7), 3 (2.x)."""
-        if self.major >= 2:
-            return 3
-        return 1 if self.release <= (1, 2) else 2
+        """Config schema version a *new* config gets (the node's rule)."""
+        return config_version_for(self.version)
 
 
 def parse(c: Checker, m: dict, p: tuple) -> ContainerdTarget | None:
@@ -114,8 +108,7 @@ def plan_step(target: ContainerdTarget, creds: list[Credential]) -> Step:
         "kind": "containerd",
         "runtime": "containerd",
         "path": target.config,
-        "new_config_version": target.config_version,
-        "containerd_major": target.major,
+        "containerd_version": target.version,
         "unit": UNIT,
         "restart": target.restart,
         "if_missing": target.if_missing,

@@ -36,6 +36,8 @@ TEMPLATE = f"{SNAP_DATA}/args/containerd-template.toml"
 SERVICE = "microk8s.daemon-containerd"
 UNITS = ("snap.microk8s.daemon-containerd.service",)
 # What the snap substitutes; used only to find the certs.d directory on disk.
+# The containerd release the snap bundles (1.6/1.7 in current channels): its template is config version 2.
+CONTAINERD = "1.7"
 PLACEHOLDERS = {"${SNAP_DATA}": SNAP_DATA, "${SNAP}": "/snap/microk8s/current", "${SNAP_COMMON}": "/var/snap/microk8s/common"}
 HOSTS_DIR = "${SNAP_DATA}/args/certs.d"  # MicroK8s' own default, kept as a placeholder
 IF_MISSING = ("fail", "skip")  # "write" makes no sense: the template comes from the snap
@@ -93,7 +95,7 @@ def plan_step(target: MicroK8sTarget, creds: list[Credential]) -> Step:
         "kind": "microk8s",
         "runtime": "MicroK8s",
         "path": target.template,
-        "new_config_version": 2,
+        "containerd_version": CONTAINERD,
         "dollar_safe": True,
         "wait": target.wait_for_template,
         "if_missing": target.if_missing,

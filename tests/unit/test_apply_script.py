@@ -30,16 +30,16 @@ def dig(tree: dict, path: tuple) -> object:
     return tree
 
 
-def write_plan(tmp: Path, creds: list[dict], *, version: int = 2, path: str = "/etc/containerd/config.toml") -> Path:
-    plan = {"format": 1, "profile": "t", "steps": [{"kind": "containerd", "path": path, "new_config_version": version, "unit": "containerd", "restart": "if-running", "registries": creds}]}
+def write_plan(tmp: Path, creds: list[dict], *, version: str = "1.7", path: str = "/etc/containerd/config.toml") -> Path:
+    plan = {"format": 1, "profile": "t", "steps": [{"kind": "containerd", "path": path, "containerd_version": version, "unit": "containerd", "restart": "if-running", "registries": creds}]}
     p = tmp / "plan.json"
     p.write_text(json.dumps(plan))
     return p
 
 
 def run_apply(root: Path, plan: Path) -> subprocess.CompletedProcess:
-    script = root.parent / "regauth-apply"  # the file a node gets for a containerd plan
-    script.write_bytes(applyscript.script_for(frozenset({"containerd"})))
+    script = root.parent / "regauth-apply"  # the file a node gets for this plan
+    script.write_bytes(applyscript.script_for_plan(json.loads(plan.read_text())["steps"]))
     return subprocess.run([sys.executable, str(script), "--root", str(root), "--plan", str(plan), "--no-restart"], capture_output=True, text=True)
 
 
@@ -72,11 +72,11 @@ def test_merge_keeps_everything_and_is_idempotent(tmp_path: Path, fixture: str |
 
 def test_table_follows_the_files_own_version(tmp_path: Path) -> None:
     for version, prefix in ((2, V2), (3, V3)):
-        text = apply.containerd_merge(f"version = {version}\n", {"new_config_version": 2}, [CRED])
+        text = apply.containerd_merge(f"version = {version}\n", {"containerd_version": "1.7"}, [CRED])
         assert dig(tomllib.loads(text), prefix + ("europe-docker.pkg.dev", "auth"))["username"] == "_json_key"
-    legacy = apply.containerd_merge("[plugins.cri]\n  sandbox_image = \"x\"\n", {"new_config_version": 2}, [CRED])
+    legacy = apply.containerd_merge("[plugins.cri]\n  sandbox_image = \"x\"\n", {"containerd_version": "1.7"}, [CRED])
     assert dig(tomllib.loads(legacy), ("plugins", "cri", "registry", "configs", "europe-docker.pkg.dev", "auth"))
-    fresh = apply.containerd_merge(None, {"new_config_version": 3}, [CRED])
+    fresh = apply.containerd_merge(None, {"containerd_version": "2.1"}, [CRED])
     assert fresh.startswith("version = 3\n")
 
 
@@ -87,7 +87,7 @@ def test_existing_auth_for_the_host_is_replaced_and_others_kept() -> None:
         '[plugins."io.containerd.grpc.v1.cri".registry.configs."europe-docker.pkg.dev".tls]\ninsecure_skip_verify = false\n'
         '[plugins."io.containerd.grpc.v1.cri".registry.configs."other.example".auth]\nusername = "u"\npassword = "p"\n'
     )
-    text = apply.containerd_merge(existing, {"new_config_version": 2}, [CRED])
+    text = apply.containerd_merge(existing, {"containerd_version": "1.7"}, [CRED])
     apply.containerd_verify(existing, text, [CRED])
     parsed = tomllib.loads(text)
     configs = dig(parsed, V2)
@@ -136,6 +136,6 @@ def test_toml_string_round_trips(value: str) -> None:
 def test_merge_round_trips_any_host_user_password(host: str, user: str, password: str) -> None:
     cred = {"host": host, "username": user, "password": password}
     existing = (FIXTURES / "1.6.20-default.toml").read_text()
-    text = apply.containerd_merge(existing, {"new_config_version": 2}, [cred])
+    text = apply.containerd_merge(existing, {"containerd_version": "1.7"}, [cred])
     apply.containerd_verify(existing, text, [cred])
-    assert apply.containerd_merge(text, {"new_config_version": 2}, [cred]) == text
+    assert apply.containerd_merge(text, {"containerd_version": "1.7"}, [cred]) == text
