@@ -231,6 +231,52 @@ def first_boot(repeats: int, tmp: Path) -> None:
     rows.append(("first boot: regauth-apply", f"{apply * 1000:9.1f} ms", f"bare python3 {floor * 1000:.1f} ms", "", f"<= 200 ms {'OK' if apply <= 0.2 else 'MISSED'}"))
 
 
+def provider_answer(repeats: int, tmp: Path) -> None:
+    """regauth-credential-provider as kubelet runs it (Debian's python3): a Secret Manager
+    registry answered from the warm root-only cache vs a bare interpreter start, and cold
+    (one metadata + one Secret Manager call to the loopback fakes)."""
+    from tests.support.fake_gsm import running_fake_gsm
+    from tests.support.fake_metadata import running_fake_metadata
+
+    python = "/usr/bin/python3"  # the provider's #! line names it
+    folder = tmp / "provider"
+    folder.mkdir()
+    with running_fake_metadata() as md, running_fake_gsm() as gsm:
+        gsm.add_secret("bench-proj", "pw", b"bench-password")
+        (folder / "p.yaml").write_text(
+            "version: 1\ntargets:\n  kubelet:\n    credential_provider: {type: regauth, kubelet_flags: none}\n"
+            f"secrets:\n  pw: {{source: gcp-secret-manager, project: bench-proj, secret: pw, version: 1, fetch: boot, endpoint: '{gsm.rest_endpoint}'}}\n"
+            "registries:\n  - {host: registry.example.com, auth: {type: basic, username: robot, secret: pw}}\n"
+        )
+        subprocess.run([PY, "-m", "generator", "render", str(folder / "p.yaml"), "-o", str(folder / "out")], check=True, cwd=ROOT, env=ENV, capture_output=True)
+        rootfs, node = folder / "out" / "p" / "rootfs", folder / "node"
+        subprocess.run([python, str(rootfs / "usr/local/sbin/regauth-apply"), "--root", str(node), "--plan", str(rootfs / "etc/regauth/plan.json"), "--no-restart"], check=True, capture_output=True)
+        request = json.dumps({"apiVersion": "credentialprovider.kubelet.k8s.io/v1", "kind": "CredentialProviderRequest", "image": "registry.example.com/a/b:1"}).encode()
+        # As kubelet runs it: exec'd, so its own #! line (/usr/bin/python3 -IS) applies.
+        argv = [str(rootfs / "usr/local/sbin/regauth-credential-provider"), "--root", str(node)]
+        env = {**ENV, "GCE_METADATA_HOST": md.host_port}
+
+        def ask(cold: bool) -> float:
+            if cold:
+                shutil.rmtree(node / "var/cache/regauth-credential-provider", ignore_errors=True)
+            started = time.perf_counter()
+            subprocess.run(argv, input=request, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+            return time.perf_counter() - started
+
+        ask(True)
+        warm, cold, floor, floor_is = [], [], [], []
+        for _ in range(repeats * 2):
+            warm.append(ask(False))
+            floor.append(run(["/usr/bin/python3", "-c", "pass"]))
+            floor_is.append(run(["/usr/bin/python3", "-IS", "-c", "pass"]))
+            cold.append(ask(True))
+    warm_s, floor_s, cold_s = statistics.median(warm), statistics.median(floor), statistics.median(cold)
+    row("provider answer: warm cache", warm_s, "bare python3", floor_s, "<= 1.3x", warm_s <= 1.3 * floor_s)
+    floor_is_s = statistics.median(floor_is)
+    rows.append(("provider answer: warm, vs same flags", f"{warm_s * 1000:9.1f} ms", f"python3 -IS -c pass {floor_is_s * 1000:.1f} ms", f"{warm_s / floor_is_s:6.2f}x", ""))
+    rows.append(("provider answer: cold (metadata + Secret Manager)", f"{cold_s * 1000:9.1f} ms", f"bare python3 {floor_s * 1000:.1f} ms", f"{cold_s / floor_s:6.2f}x", ""))
+
+
 def first_boot_in_sandbox(repeats: int, tmp: Path) -> None:
     """The same measurement inside the cloud-init sandbox (root + cached rootfs only):
     a real first boot applies the user-data, then regauth-apply is re-run on a fresh
@@ -282,6 +328,7 @@ def main() -> int:
         user_data_sizes(tmp)
         cold_start(repeats * 2, tmp)
         first_boot(repeats, tmp)
+        provider_answer(repeats, tmp)
         first_boot_in_sandbox(repeats, tmp)
         secret_fetch(repeats)
     width = [max(len(r[i]) for r in rows) for i in range(5)]

@@ -16,6 +16,8 @@ from generator import nodebuild
 from generator.errors import RuntimeFailure
 
 VM_PATH = "/usr/local/sbin/regauth-apply"
+# kubelet's credential provider (issue 16): a second program from the same package.
+PROVIDER_NAME = "regauth-credential-provider"
 PLAN_PATH = "/etc/regauth/plan.json"
 PACKAGE = "generator.node"
 
@@ -53,6 +55,15 @@ def script_for_plan(steps: list[dict]) -> bytes:
     from generator.node.plan import modules
 
     return script_for(frozenset(modules(steps)))
+
+
+def provider_program() -> bytes:
+    """regauth-credential-provider: ``credprovider`` and the fetch modules it imports
+    inside functions (bootfetch, files), loaded on first import.  Started as
+    ``python3 -IS`` (kubelet execs it): isolated from PYTHON* variables and the user's
+    site (it runs as root with kubelet's environment), and without the site-packages
+    setup it never needs."""
+    return nodebuild.build(frozenset({"bootfetch", "files"}), "credprovider", PROVIDER_NAME, " -IS", PROVIDER_NAME + " [--root DIR] [--store FILE] < request.json")
 
 
 def full_script() -> bytes:

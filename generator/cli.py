@@ -64,6 +64,7 @@ examples:
   regauth verify profiles/demo.yaml
   regauth verify profiles/demo.yaml --image europe-docker.pkg.dev/PROJECT/REPO/IMAGE:TAG
   regauth verify profiles/private.yaml --ca-file corp-ca.pem --timeout 5 --json
+  regauth verify --provider /usr/local/sbin/regauth-credential-provider --image europe-docker.pkg.dev/P/R/I:T
 
 For each registry: GET /v2/, the token request containerd makes (OAuth2 password
 grant, then GET with Basic), and with --image a manifest HEAD.  Never prints secrets.
@@ -248,15 +249,17 @@ def _add_doctor(sub) -> None:  # type: ignore[no-untyped-def]
     doctor.add_argument("paths", nargs="*", metavar="PATH", help="config files, or directories to search (/, /etc, a rootfs/)")
     doctor.add_argument("--image", metavar="REF", help="also check that the host this image is pulled from has credentials")
     doctor.add_argument("--error", metavar="TEXT", help="explain a pasted containerd/crictl/kubelet error ('-' reads it from stdin)")
-    doctor.add_argument("--as", dest="as_kind", choices=("containerd", "microk8s", "k3s", "docker", "containers-auth", "kubelet"), help="treat named files as this kind")
+    doctor.add_argument("--as", dest="as_kind", choices=("containerd", "microk8s", "k3s", "docker", "containers-auth", "kubelet", "kubelet-provider"), help="treat named files as this kind")
     doctor.add_argument("--json", action="store_true", help="machine-readable report on stdout")
     doctor.set_defaults(func=cmd_doctor)
 
 
 def _add_verify(sub) -> None:  # type: ignore[no-untyped-def]
     verify = sub.add_parser("verify", help="check a profile's credentials against its registries", epilog=EPILOG_VERIFY, formatter_class=argparse.RawDescriptionHelpFormatter)
-    verify.add_argument("profile", metavar="PROFILE")
+    verify.add_argument("profile", metavar="PROFILE", nargs="?", help="the profile (not with --provider)")
     verify.add_argument("--image", metavar="REF", help="also check this image's manifest can be read (pull permission)")
+    verify.add_argument("--provider", metavar="PATH", help="on a node: ask this kubelet credential provider (e.g. /usr/local/sbin/regauth-credential-provider) for --image, then check what it answered")
+    verify.add_argument("--provider-root", metavar="DIR", help="pass --root DIR to the provider (regauth's provider; tests and chroots)")
     verify.add_argument("--timeout", type=float, default=10.0, metavar="S", help="per-request timeout in seconds (default 10)")
     verify.add_argument("--ca-file", metavar="PEM", help="also trust this CA (default: the system store, or SSL_CERT_FILE)")
     verify.add_argument("--gsm-timeout", type=float, metavar="S", help="Secret Manager fetch timeout in seconds (build-time secrets)")

@@ -68,8 +68,9 @@ def lazy_imports_of(name: str) -> frozenset[str]:
 
 
 @lru_cache(maxsize=64)
-def modules_for(roots: frozenset[str]) -> tuple[str, ...]:
-    """``roots`` and ``main`` with everything they import, each after the modules it imports."""
+def modules_for(roots: frozenset[str], entry: str = ENTRY) -> tuple[str, ...]:
+    """``roots`` and ``entry`` (``main``; the credential provider's ``credprovider``) with
+    everything they import, each after the modules it imports."""
     order: list[str] = []
     state: dict[str, str] = {}
 
@@ -84,7 +85,7 @@ def modules_for(roots: frozenset[str]) -> tuple[str, ...]:
         state[name] = "done"
         order.append(name)
 
-    for name in sorted(roots | {ENTRY}):
+    for name in sorted(roots | {entry}):
         visit(name)
     return tuple(order)
 
@@ -262,12 +263,12 @@ def tree_shake(modules: dict[str, str]) -> dict[str, str]:
 # ------------------------------------------------------------------ the file
 # Every Python 3 parses this head, so an interpreter older than the node modules'
 # syntax (3.6) gets one clear line instead of a SyntaxError.
-_HEAD = '''#!/usr/bin/python3
-# regauth-apply, built by regauth from generator/node ({modules}).
-# Edit the source there, not this file.  Usage: regauth-apply [--plan F] [--root DIR] [--no-restart]
+_HEAD = '''#!/usr/bin/python3{flags}
+# {prog}, built by regauth from generator/node ({modules}).
+# Edit the source there, not this file.  Usage: {usage}
 import sys
 if sys.version_info < (3, 6):
-    sys.stderr.write("regauth-apply: needs Python 3.6 or newer, this is %s; nothing was changed\\n" % sys.version.split()[0])
+    sys.stderr.write("{prog}: needs Python 3.6 or newer, this is %s; nothing was changed\\n" % sys.version.split()[0])
     sys.exit(1)
 '''
 
@@ -296,6 +297,49 @@ if __name__ == "__main__":
 '''
 
 
+# The credential provider's loader: modules run when first imported (a finder over
+# _S), so its warm answer never loads the fetch code (bootfetch, files: imported inside
+# functions); ModuleSpec by way of sys, since importing importlib or types would cost
+# more than the provider's whole answer (bench/run.py).
+_LAZY_LOADER = '''
+
+def _load():
+    ModuleSpec = type(sys.__spec__)
+    sources = dict(_S)
+
+    class Finder(object):
+        @staticmethod
+        def find_spec(name, path=None, target=None):
+            short = name[len(_P) + 1:]
+            if name.startswith(_P + ".") and short in sources:
+                return ModuleSpec(name, Finder, origin=_F + "/" + short + ".py")
+            return None
+
+        @staticmethod
+        def create_module(spec):
+            return None
+
+        @staticmethod
+        def exec_module(mod):
+            short = mod.__name__[len(_P) + 1:]
+            exec(compile(sources[short], _F + "/" + short + ".py", "exec"), mod.__dict__)
+
+    pkg = type(sys)(_P)
+    pkg.__path__ = []
+    pkg.__package__ = _P
+    sys.modules[_P] = pkg
+    sys.meta_path.insert(0, Finder)
+    return __import__(_P + "." + _E, fromlist=["main"]).main
+
+
+main = _load()
+if __name__ == "__main__":
+    sys.exit(main())
+'''
+
+APPLY_USAGE = "regauth-apply [--plan F] [--root DIR] [--no-restart]"
+
+
 def _literal(text: str) -> str:
     """``text`` as a triple-quoted literal that stays readable (and compresses well)."""
     body = text.replace("\\", "\\\\").replace("'''", "\\'\\'\\'")
@@ -306,14 +350,16 @@ def _literal(text: str) -> str:
 
 
 @lru_cache(maxsize=64)
-def build(roots: frozenset[str]) -> bytes:
-    """The shipped file for the modules ``roots`` (and what they import)."""
-    names = modules_for(roots)
+def build(roots: frozenset[str], entry: str = ENTRY, prog: str = "regauth-apply", flags: str = "", usage: str = APPLY_USAGE) -> bytes:
+    """The shipped file for the modules ``roots`` (and what they import), run by
+    ``entry``'s ``main``: regauth-apply (loads every module at start), or with another
+    entry a program whose modules load on first import (the credential provider)."""
+    names = modules_for(roots, entry)
     kept = tree_shake({name: shrink(name) for name in names})
     shipped = tuple((name, kept[name]) for name in names)
     package = "_regauth_node_" + hashlib.sha256(repr(shipped).encode("utf-8")).hexdigest()[:12]
-    parts = [_HEAD.format(modules=", ".join(names)), f"_P = {package!r}\n_S = (\n"]
+    parts = [_HEAD.format(modules=", ".join(names), prog=prog, flags=flags, usage=usage), f"_P = {package!r}\n_S = (\n"]
     parts.extend(f"({name!r}, {_literal(text)}),\n" for name, text in shipped)
     parts.append(")")
-    parts.append(_LOADER)
+    parts.append(_LOADER if entry == ENTRY else f"\n_E = {entry!r}\n_F = {prog!r}\n" + _LAZY_LOADER)
     return "".join(parts).encode("utf-8")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from generator.node.plan import _COMMON, PLAN_FORMAT, REGISTRY_FIELDS, STEP_FIELDS
+from generator.node.plan import _COMMON, PLAN_FORMAT, PROVIDER_FIELDS, REGISTRY_FIELDS, STEP_FIELDS
 
 
 def _object(fields: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -29,10 +29,13 @@ def _object(fields: dict[str, Any], **extra: Any) -> dict[str, Any]:
 
 def plan_schema() -> dict[str, Any]:
     registry = _object(REGISTRY_FIELDS)
-    registry["oneOf"] = [{"required": ["password"]}, {"required": ["password_from"]}]
+    # identity: regauth's credential provider asks the metadata server; no password at all.
+    registry["oneOf"] = [{"required": ["password"]}, {"required": ["password_from"]}, {"required": ["identity"]}]
+    provider = _object(PROVIDER_FIELDS, registries={"type": "array", "items": {"$ref": "#/$defs/registry"}})
     steps = []
     for kind, fields in sorted(STEP_FIELDS.items()):
-        step = _object({**_COMMON, **fields}, kind={"const": kind}, registries={"type": "array", "items": {"$ref": "#/$defs/registry"}})
+        extra = {"provider": provider} if "provider?" in fields else {}
+        step = _object({**_COMMON, **fields}, kind={"const": kind}, registries={"type": "array", "items": {"$ref": "#/$defs/registry"}}, **extra)
         steps.append(step)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

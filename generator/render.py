@@ -48,6 +48,10 @@ def node_files(profile: Profile, steps: list[Step]) -> list[NodeFile]:
         NodeFile(applyscript.VM_PATH, applyscript.script_for_plan([s.spec for s in steps]), 0o755, secret=False, note="applies the plan at first boot"),
         NodeFile(applyscript.PLAN_PATH, plan_bytes, 0o600 if holds_secret else 0o644, secret=holds_secret, note="what regauth-apply reads: the steps to apply"),
     ]
+    if profile.refresh is not None:
+        from generator.outputs.refresh import refresh_units
+
+        files.extend(refresh_units(profile.name, profile.refresh))
     previews: dict[str, NodeFile] = {}
     for step in steps:
         for f in TARGETS[step.kind].preview(step):

@@ -70,15 +70,24 @@ def run(args: argparse.Namespace, gsm_settings: object | None = None) -> int:
         raise InvalidInput([Problem("--timeout", "the timeout must be a positive number of seconds", "e.g. --timeout 10")])
     if args.ca_file and not Path(args.ca_file).is_file():
         raise InvalidInput([Problem(args.ca_file, "no such CA file (--ca-file)", "give a PEM file with the CA certificate(s) to trust")])
-    profiles, _warnings = load_all([Path(args.profile)])
-    profile = profiles[0]
-    creds = SecretResolver(gsm_settings).credentials(profile)
+    provider = getattr(args, "provider", None)
+    if provider and (args.profile or image is None):
+        raise InvalidInput([Problem("--provider", "--provider asks the provider for one image instead of reading a profile", "give --image REF and no PROFILE")])
+    if not provider and not args.profile:
+        raise InvalidInput([Problem("verify", "no profile given", "regauth verify PROFILE [--image REF], or on a node: --provider PATH --image REF")])
     try:
         client = RegistryClient(timeout=args.timeout, ca_file=args.ca_file)
     except (ssl.SSLError, OSError):
         raise InvalidInput([Problem(args.ca_file or "--ca-file", "not a PEM certificate file", "give the CA certificate(s) in PEM form")]) from None
-    results = [verify_registry(client, cred, image) for cred in creds]
-    if image is not None and not any(c.host == image.host for c in creds):
+    if provider:
+        assert image is not None
+        results = [verify_provider(client, provider, getattr(args, "provider_root", None), image, args.timeout)]
+        creds: list[Credential] = []
+    else:
+        profiles, _warnings = load_all([Path(args.profile)])
+        creds = SecretResolver(gsm_settings).credentials(profiles[0])
+        results = [verify_registry(client, cred, image) for cred in creds]
+    if not provider and image is not None and not any(c.host == image.host for c in creds):
         results.append(
             Result(image.host, "failed", f"the profile has no registry '{image.host}', the host {image.text} is pulled from",
                    "containerd would find no credential for it and pull anonymously ('failed to fetch anonymous token')",
@@ -86,9 +95,9 @@ def run(args: argparse.Namespace, gsm_settings: object | None = None) -> int:
         )
     ok = all(r.status != "failed" for r in results)
     if args.json:
-        print(json.dumps({"profile": str(args.profile), "ok": ok, "image": image.text if image else "", "registries": [r.as_dict() for r in results]}, indent=2))
+        print(json.dumps({"profile": str(args.profile or args.provider), "ok": ok, "image": image.text if image else "", "registries": [r.as_dict() for r in results]}, indent=2))
     else:
-        _print(args.profile, results)
+        _print(args.profile or f"provider {args.provider}", results)
     return EXIT_OK if ok else EXIT_RUNTIME
 
 
@@ -107,8 +116,47 @@ def _print(profile: str, results: list[Result]) -> None:
     print(f"{good} of {len(results)} registr{'y' if len(results) == 1 else 'ies'} OK" + (f", {skipped} skipped" if skipped else ""))
 
 
+def verify_provider(client: RegistryClient, program: str, root: str | None, image: ImageRef, timeout: float) -> Result:
+    """What kubelet does, then what containerd does: run the credential provider with a
+    v1 CredentialProviderRequest for ``image``, take the ``auth`` entry that matches it
+    (kubelet's glob rules), and replay the token exchange with those credentials."""
+    import subprocess
+
+    from generator.doctor.authjson import _kubelet_match
+    from generator.secrets.value import SecretValue
+
+    request = {"apiVersion": "credentialprovider.kubelet.k8s.io/v1", "kind": "CredentialProviderRequest", "image": image.text}
+    argv = [program] + (["--root", root] if root else [])
+    try:
+        proc = subprocess.run(argv, input=json.dumps(request).encode(), capture_output=True, timeout=max(timeout, 30), check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Result(image.host, "failed", f"could not run {program}", type(exc).__name__, ["is it executable (chmod 755) and its #! interpreter installed?"])
+    if proc.returncode != 0:
+        # The provider's stderr is one line by contract and never a secret.
+        return Result(image.host, "failed", f"{program} exited {proc.returncode}", proc.stderr.decode("utf-8", "replace").strip()[:500], ["run it by hand with the same request to see the error"])
+    try:
+        answer = json.loads(proc.stdout)
+        matches = [(k, v) for k, v in (answer.get("auth") or {}).items() if _kubelet_match(k, image)]
+    except (ValueError, AttributeError):
+        return Result(image.host, "failed", f"{program} did not answer with a CredentialProviderResponse", "", ["it must print one JSON document on stdout"])
+    if not matches:
+        return Result(image.host, "failed", f"the provider has no credentials for {image.registry} (empty auth)", "kubelet would pull anonymously",
+                      ["check the provider's registries (regauth: the profile's registries and matchImages)"])  # fmt: skip
+    key, entry = matches[0]
+    password = entry.get("password") if isinstance(entry, dict) else None
+    if not isinstance(password, str) or not isinstance(entry.get("username"), str):
+        return Result(image.host, "failed", f"the provider's auth entry for {key} has no username/password", "", [])
+    cred = Credential(image.host, entry["username"], "provider answer", password=SecretValue(password.encode("utf-8"), f"{program} answer"))
+    result = verify_registry(client, cred, image)
+    result.steps.insert(0, f"provider {program}: auth for {key} (username {entry['username']}, cacheKeyType {answer.get('cacheKeyType')}, cacheDuration {answer.get('cacheDuration')})")
+    return result
+
+
 def verify_registry(client: RegistryClient, cred: Credential, image: ImageRef | None) -> Result:
     """containerd's flow for one registry; never raises for registry or network trouble."""
+    if cred.identity is not None:
+        return Result(cred.host, "skipped", "gcp-vm-identity: the token exists only on the VM (its metadata server); nothing to verify here",
+                      checks=["on the VM: regauth-credential-provider answers for an image of this host"])
     if cred.password is None:
         return Result(cred.host, "skipped", f"secret '{cred.secret_name}' is fetched on the VM at boot; nothing to verify here",
                       checks=["run regauth verify with a profile whose secret uses fetch: build, or check on the VM"])

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from generator.doctor import authjson, containerd, k3s, plan, runtimes
+from generator.doctor import authjson, containerd, k3s, plan, provider, runtimes
 from generator.doctor.discover import find, follow_imports
 from generator.doctor.connect import connect
 from generator.doctor.errors_explain import Reading, explain, render
@@ -30,6 +30,7 @@ CHECKERS: dict[str, ModuleType] = {
     "docker": authjson,
     "containers-auth": authjson,
     "kubelet": authjson,
+    "kubelet-provider": provider,
 }
 
 

@@ -30,6 +30,7 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("k3s", r"rancher/(?:k3s|rke2)/registries\.yaml"),
         ("docker", r"\.docker/config\.json"),
         ("kubelet", r"kubelet/config\.json"),
+        ("kubelet-provider", r"kubernetes/[^/]*credential-provider[^/]*\.(?:yaml|yml|json)"),
         ("containers-auth", r"containers/(?:[0-9]+/)?auth\.json"),
     )
 )
@@ -47,6 +48,7 @@ NODE_GLOBS: tuple[tuple[str, str], ...] = (
     ("docker", "root/.docker/config.json"),
     ("docker", "home/*/.docker/config.json"),
     ("kubelet", "var/lib/kubelet/config.json"),
+    ("kubelet-provider", "etc/kubernetes/*credential-provider*.yaml"),
     ("containers-auth", "etc/containers/auth.json"),
     ("containers-auth", "run/containers/*/auth.json"),
     ("containers-auth", "run/user/*/containers/auth.json"),
@@ -94,7 +96,7 @@ def sniff(path: Path, text: str) -> str | None:
     if name.endswith(".toml"):
         return "microk8s" if "${SNAP" in text else "containerd"
     if name.endswith((".yaml", ".yml")):
-        return "k3s"
+        return "kubelet-provider" if "CredentialProviderConfig" in text else "k3s"
     if name.endswith(".json"):
         return "docker"
     return None

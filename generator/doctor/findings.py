@@ -32,6 +32,8 @@ CODES: dict[str, str] = {
     "config-version-1": "a version 1 config whose auth containerd 2.x drops",
     "snap-substitution": "a value MicroK8s would rewrite (${...} in its template)",
     "permissions": "a file holding credentials is readable by group or others",
+    "provider-flags": "a CredentialProviderConfig kubelet is not started with (or without its bin dir flag)",
+    "provider-binary": "a credential provider program missing or not executable in kubelet's bin dir",
 }
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from generator.doctor.findings import Finding
 from generator.doctor.imageref import ImageRef
 
-KINDS = ("containerd", "microk8s", "k3s", "docker", "containers-auth", "kubelet")
+KINDS = ("containerd", "microk8s", "k3s", "docker", "containers-auth", "kubelet", "kubelet-provider")
 
 
 @dataclass(frozen=True)

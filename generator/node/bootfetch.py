@@ -58,8 +58,9 @@ def _vm_identity(timeout: float) -> str:
 class BootFetcher:
     """Fetches each named secret once per run, retrying transient failures until a deadline."""
 
-    def __init__(self, deadline: float):
+    def __init__(self, deadline: float, report=log):
         self.deadline = deadline
+        self.report = report  # retry lines; the credential provider keeps stderr to one line
         self.cache: Dict[Tuple[str, str], bytes] = {}
 
     def _left(self) -> float:
@@ -84,22 +85,28 @@ class BootFetcher:
                 reason = type(getattr(exc, "reason", exc)).__name__
             if self._left() <= delay:
                 raise ApplyError("%s failed after %d attempts (%s); gave up at the --fetch-timeout deadline" % (what, attempt, reason))
-            log("%s: attempt %d failed (%s); retrying in %.1fs" % (what, attempt, reason, delay))
+            self.report("%s: attempt %d failed (%s); retrying in %.1fs" % (what, attempt, reason, delay))
             time.sleep(delay)
             import random
 
             delay = min(delay * 2, 8.0) * (0.8 + 0.4 * random.random())
 
     def token(self) -> str:
+        return self.token_info()[0]
+
+    def token_info(self) -> Tuple[str, int]:
+        """The VM's access token and the seconds it has left (``expires_in``; 0 when the
+        server does not say), e.g. for a credential provider's cache duration."""
         import urllib.request
 
-        def get(timeout: float) -> str:
+        def get(timeout: float) -> Tuple[str, int]:
             req = urllib.request.Request(_metadata_base() + TOKEN_PATH, headers={"Metadata-Flavor": "Google"})
             doc = _http_json(req, timeout)
             token = doc.get("access_token")
             if not isinstance(token, str) or not token:
                 raise FetchFailure("the metadata server returned no access_token")
-            return token
+            expires = doc.get("expires_in")
+            return token, expires if isinstance(expires, int) and not isinstance(expires, bool) and expires > 0 else 0
 
         return self._retrying("metadata token", get)
 

@@ -50,6 +50,11 @@ def prepare_kubelet(step: dict, ctx: Context) -> Outcome:
         path = provider["config"]
         new = provider_merge(ctx.read(path), provider["entry"], path)
         out.add(ctx, path, new.encode("utf-8"), 0o644, restart=True)
+    if provider and provider.get("type") == "regauth":
+        from .kubeletprovider import regauth_provider_edits  # shipped only for such plans (plan.modules)
+
+        regauth_provider_edits(out, ctx, provider)
+    elif provider:
         binary = "%s/%s" % (provider["bin_dir"].rstrip("/"), provider["entry"]["name"])
         if not os.path.exists(ctx.root + binary):
             out.notes.append("%s is not installed: kubelet cannot get credentials until it is (cloud-provider-gcp releases)" % binary)

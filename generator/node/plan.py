@@ -43,10 +43,17 @@ STEP_FIELDS = {
     "crio": _AUTH_FILE,
     "kubelet": {"config_json": ("string", "null"), "provider?": "object"},
 }
+# kubelet's provider: the CredentialProviderConfig entry; with type regauth also the
+# store regauth-credential-provider answers from (its registries: REGISTRY_FIELDS).
+PROVIDER_FIELDS = {
+    "config": "string", "bin_dir": "string", "entry": "object", "type?": "string", "store?": "string",
+    "cache_seconds?": "integer", "kubelet_flags?": "string", "registries?": "array",
+}
 # One registry of a step: its password is in the plan, or fetched at boot (password_from).
 REGISTRY_FIELDS = {
     "host": "string", "username": "string", "password?": "string", "password_from?": "object",
     "keys?": "array", "mirror_for?": "string", "path?": "string", "tls?": "object",
+    "identity?": "string",  # "gcp-vm": no password anywhere (credential provider only)
 }
 _TYPES = {"string": str, "integer": int, "boolean": bool, "array": list, "object": dict, "null": type(None)}
 
@@ -90,6 +97,10 @@ def check_plan(plan: object) -> None:
         _check(step, dict(_COMMON, **STEP_FIELDS[kind]), where)
         for number, entry in enumerate(step["registries"], 1):
             _check(entry, REGISTRY_FIELDS, "%s registry %d" % (where, number))
+        if "provider" in step:
+            _check(step["provider"], PROVIDER_FIELDS, "%s provider" % where)
+            for number, entry in enumerate(step["provider"].get("registries") or [], 1):
+                _check(entry, REGISTRY_FIELDS, "%s provider registry %d" % (where, number))
 
 
 def needs_hosts(creds: List[dict]) -> bool:
@@ -113,6 +124,8 @@ def modules(steps: List[dict]) -> List[str]:
             names.add("hoststoml")
     if fetches_at_boot(steps):
         names.add("bootfetch")
+    if any((step.get("provider") or {}).get("type") == "regauth" for step in steps):
+        names.add("kubeletprovider")  # regauth's kubelet credential provider: store + flags
     return sorted(names)
 
 

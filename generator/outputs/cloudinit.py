@@ -36,9 +36,17 @@ def write_file_entry(f: NodeFile) -> dict[str, str]:
 
 def cloud_config(profile_name: str, profile_file: str, hosts: list[str], files: list[NodeFile]) -> bytes:
     delivered = [f for f in files if f.delivered]
+    from generator.outputs.refresh import TIMER_NAME, TIMER_PATH
+
+    runcmd: list[object] = [[applyscript.VM_PATH]]
+    if any(f.path == TIMER_PATH for f in delivered):
+        # enable works without a running systemd (image builds, containers); start only
+        # where systemd is PID 1 (/run/systemd/system, sd_booted's test), else the
+        # timer starts with timers.target at the next boot.
+        runcmd.append(f"systemctl enable {TIMER_NAME} && if [ -d /run/systemd/system ]; then systemctl start {TIMER_NAME}; fi")
     body = {
         "write_files": [write_file_entry(f) for f in delivered],
-        "runcmd": [[applyscript.VM_PATH]],
+        "runcmd": runcmd,
     }
     text = yaml.dump(body, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1 << 20)
     return render(

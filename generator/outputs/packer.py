@@ -35,6 +35,7 @@ from generator.errors import Problem
 from generator.outputs.hcl import hcl_list, hcl_string
 from generator.outputs.manifest import OutputFile
 from generator.outputs.packer_mode import VAR_FILE_NAME, choose_mode, packer_warning
+from generator.outputs.refresh import TIMER_NAME, TIMER_PATH
 from generator.outputs.templating import render
 from generator.profile.model import Profile
 from generator.secrets.resolve import Credential
@@ -164,7 +165,7 @@ def packer_output(profile: Profile, creds: list[Credential], node_files: list[No
         baked=mode == "baked",
         plan=_install_entry(plan),
         variable=PLAN_VARIABLE,
-        unit_name=UNIT_NAME,
+        unit_name=UNIT_NAME + "".join(f" {TIMER_NAME}" for f in image if f.path == TIMER_PATH),
         summary=summary,
         **common,
     )

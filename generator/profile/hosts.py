@@ -86,6 +86,13 @@ def host_problem(host: object) -> tuple[str, str] | None:
     return None
 
 
+def is_google_registry(host: str) -> bool:
+    """Artifact Registry (``*-docker.pkg.dev``, ``*.pkg.dev``) or Container Registry
+    (``gcr.io``, ``*.gcr.io``): the registries that accept a Google access token."""
+    name = host.split(":", 1)[0]
+    return name.endswith(".pkg.dev") or name == "gcr.io" or name.endswith(".gcr.io")
+
+
 def _wildcard_suggestion(host: str) -> str:
     if "pkg.dev" in host:
         return "host: " + ", host: ".join(GAR_EXAMPLES[:3]) + " (the region of your Artifact Registry repository)"

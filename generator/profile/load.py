@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from generator.errors import InvalidInput, Problem
-from generator.profile.hosts import host_problem
+from generator.profile.hosts import host_problem, is_google_registry
 from generator.profile.model import (
     AUTH_TYPES,
     CLOUDS,
@@ -25,6 +25,8 @@ from generator.profile.model import (
     PROFILE_VERSION,
     SECRET_SOURCES,
     DEFAULT_PACKER_SOURCES,
+    VM_IDENTITY,
+    VM_IDENTITY_USERNAME,
     AuthSpec,
     GsmSpec,
     OutputOptions,
@@ -38,7 +40,9 @@ from generator.profile.routes import check_route
 from generator.profile.yamlpos import load_yaml
 from generator.secrets.keylike import looks_like_key
 
-TOP_KEYS = ("version", "description", "targets", "secrets", "registries", "output")
+TOP_KEYS = ("version", "description", "targets", "secrets", "registries", "output", "refresh")
+REFRESH_RE = re.compile(r"^([1-9][0-9]*)(m|h|d)$")
+MIN_REFRESH = 300
 OUTPUT_KEYS = ("cloud", "compress", "packer")
 PACKER_KEYS = ("sources", "bake_secret")
 REGISTRY_KEYS = ("host", "auth", "mirror_for", "path", "tls")
@@ -121,6 +125,7 @@ def _check_document(c: Checker, doc: Any, path: Path) -> Profile | None:
     targets = _check_targets(c, doc.get("targets"))
     _check_targets_against_registries(c, targets, registries, doc.get("registries"))
     output = _check_output(c, doc.get("output"))
+    refresh = _check_refresh(c, doc, registries, secrets) if "refresh" in doc else None
     # With errors this is a partial profile (only for checking its secrets): every
     # registry whose auth is valid, even one whose host is not.
     broken = any(p.severity == "error" for p in c.problems)
@@ -132,7 +137,26 @@ def _check_document(c: Checker, doc: Any, path: Path) -> Profile | None:
         targets=targets,
         output=output,
         description=description,
+        refresh=refresh,
     )
+
+
+def _check_refresh(c: Checker, doc: dict, registries: list[Registry], secrets: dict[str, SecretSpec]) -> int | None:
+    """``refresh: 1h``: how often the node re-fetches boot-time secrets and re-applies."""
+    value = doc["refresh"]
+    m = REFRESH_RE.match(value) if isinstance(value, str) else None
+    if m is None:
+        c.add(("refresh",), f"refresh must be an interval such as 30m, 1h or 1d, not {_kind(value) if not isinstance(value, str) else repr(value)}", "write refresh: 1h")
+        return None
+    seconds = int(m.group(1)) * {"m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    if seconds < MIN_REFRESH:
+        c.add(("refresh",), f"refresh every {value} would ask Secret Manager more often than rotation needs", "write refresh: 5m or longer (1h is plenty for key rotation)")
+        return None
+    boot = [r.host for r in registries if r.auth.secret in secrets and secrets[r.auth.secret].fetch == "boot" and secrets[r.auth.secret].source == "gcp-secret-manager"]
+    if not boot:
+        c.add(("refresh",), "no registry uses a fetch: boot secret, so a refresh would re-apply the same render-time credentials",
+              "remove refresh:, or keep the key in Secret Manager with fetch: boot so nodes pick up rotations", severity="warning")  # fmt: skip
+    return seconds
 
 
 def _check_output(c: Checker, value: Any) -> OutputOptions:
@@ -227,8 +251,27 @@ def _check_targets_against_registries(c: Checker, targets: dict[str, object], re
         check = getattr(TARGETS[name], "check", None)
         if check is not None:
             check(c, options, registries, ("targets", name))
+    static = [n for n, o in targets.items() if not getattr(TARGETS[n], "serves_tokens", lambda o: False)(o)]
+    for reg in registries:
+        if reg.auth.type == VM_IDENTITY and static:
+            where = ", ".join(f"targets.{n}" for n in static)
+            c.add(
+                _registry_path(raw, reg.host) + ("auth", "type"),
+                f"gcp-vm-identity gets a ~1-hour access token at pull time, but {where} write{'s' if len(static) == 1 else ''} credentials into a config file once, "
+                "where the token would expire (and containerd's registry.configs are deprecated anyway)",
+                "serve this registry through kubelet's credential provider only: targets: {kubelet: {credential_provider: {type: regauth}}} "
+                f"and remove {where} (or use a gcp-service-account key for them)",
+            )
     if raw in (None, []) and (not targets or any(getattr(TARGETS[n], "needs_registries", lambda o: True)(o) for n, o in targets.items())):
         c.add(("registries",) if raw is not None else (), "no registries" if raw is not None else "missing required key 'registries'", "add at least one registry, e.g.\nregistries:\n  - host: europe-docker.pkg.dev\n    auth: {type: gcp-service-account, secret: gar-key}")
+
+
+def _registry_path(raw: Any, host: str) -> tuple:
+    """The YAML path of the registry entry for ``host`` (for messages after parsing)."""
+    for i, item in enumerate(raw if isinstance(raw, list) else []):
+        if isinstance(item, dict) and item.get("host") == host:
+            return ("registries", i)
+    return ("registries",)
 
 
 def _check_registries(c: Checker, value: Any, secrets: dict[str, SecretSpec], declared: set[str], base: Path = Path(".")) -> tuple[list[Registry], list[Registry]]:
@@ -258,6 +301,8 @@ def _check_registries(c: Checker, value: Any, secrets: dict[str, SecretSpec], de
                 seen[host] = i
         auth = _check_auth(c, m.get("auth"), p + ("auth",), secrets, declared) if "auth" in m else None
         mirror_for, route_path, tls = check_route(c, m, p, base)
+        if auth is not None and auth.type == VM_IDENTITY:
+            _check_vm_identity_host(c, host, mirror_for, p)
         if auth is not None:
             registry = Registry(host=host if isinstance(host, str) else "", auth=auth, at=c.at(p), mirror_for=mirror_for, path=route_path, tls=tls)
             keyed.append(registry)
@@ -266,10 +311,24 @@ def _check_registries(c: Checker, value: Any, secrets: dict[str, SecretSpec], de
     return out, keyed
 
 
+def _check_vm_identity_host(c: Checker, host: Any, mirror_for: str | None, p: tuple) -> None:
+    """Warn (not refuse) when a VM-identity token goes to a registry that is not Google's:
+    the token is only accepted by Google registries, but a test registry or a proxy in
+    front of Artifact Registry may accept it too, and the profile cannot know."""
+    if mirror_for is not None:
+        c.add(p + ("mirror_for",), "a gcp-vm-identity registry cannot be a mirror: kubelet asks the credential provider for the image's own host, never the mirror's",
+              "pull from the Artifact Registry host directly (or give the mirror a basic / gcp-service-account auth)")  # fmt: skip
+    elif isinstance(host, str) and host_problem(host) is None and not is_google_registry(host):
+        c.add(p + ("host",), f"'{host}' is not an Artifact Registry or Container Registry host; gcp-vm-identity sends a Google access token, which other registries refuse",
+              "use it for *-docker.pkg.dev / gcr.io hosts; ignore this warning only if this registry really accepts oauth2accesstoken + a Google token", severity="warning")  # fmt: skip
+
+
 def _check_auth(c: Checker, value: Any, p: tuple, secrets: dict[str, SecretSpec], declared: set[str]) -> AuthSpec | None:
     m = c.mapping(value, p, "auth", "auth:\n  type: gcp-service-account\n  secret: gar-key")
     if m is None:
         return None
+    if m.get("type") == VM_IDENTITY:
+        return _check_vm_identity_auth(c, m, p)
     c.keys(m, AUTH_KEYS, p, required=("type", "secret"))
     kind = c.choice(m, "type", p, AUTH_TYPES, "") if "type" in m else ""
     secret = c.string(m, "secret", p)
@@ -300,6 +359,20 @@ def _check_auth(c: Checker, value: Any, p: tuple, secrets: dict[str, SecretSpec]
     if not kind or secret is None or secret not in secrets or not isinstance(username, str):
         return None
     return AuthSpec(type=kind, secret=secret, username=username, at=c.at(p))
+
+
+def _check_vm_identity_auth(c: Checker, m: dict, p: tuple) -> AuthSpec | None:
+    """``{type: gcp-vm-identity}``: keyless; the username is fixed and no secret exists."""
+    c.keys(m, AUTH_KEYS, p, required=("type",))
+    if "secret" in m:
+        c.add(p + ("secret",), "gcp-vm-identity uses no secret: the node gets an access token for the VM's service account from the metadata server",
+              "remove secret: (or use type: gcp-service-account to send a key)")  # fmt: skip
+    if m.get("username", VM_IDENTITY_USERNAME) != VM_IDENTITY_USERNAME:
+        c.add(p + ("username",), f"Artifact Registry takes an access token only with the username {VM_IDENTITY_USERNAME}",
+              f"remove username: (it defaults to {VM_IDENTITY_USERNAME})")  # fmt: skip
+    # Returned even after a problem (which fails the profile anyway), so that the checks
+    # that need the registry (host, targets) report in the same run.
+    return AuthSpec(type=VM_IDENTITY, secret=None, username=VM_IDENTITY_USERNAME, at=c.at(p))
 
 
 def _unprintable(text: str) -> str:

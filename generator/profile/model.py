@@ -8,7 +8,12 @@ from typing import Any
 
 PROFILE_VERSION = 1
 
-AUTH_TYPES = ("gcp-service-account", "basic")
+AUTH_TYPES = ("gcp-service-account", "basic", "gcp-vm-identity")
+# gcp-vm-identity: no secret at all; the node asks its metadata server for the VM's
+# service-account access token (about 1 hour) and Artifact Registry accepts it as
+# this username.  Only a credential provider can serve it (fetched per pull).
+VM_IDENTITY = "gcp-vm-identity"
+VM_IDENTITY_USERNAME = "oauth2accesstoken"
 GCP_USERNAMES = ("_json_key_base64", "_json_key")
 SECRET_SOURCES = ("file", "env", "gcp-secret-manager")
 FETCH_MODES = ("build", "boot")
@@ -54,7 +59,7 @@ class SecretSpec:
 @dataclass(frozen=True)
 class AuthSpec:
     type: str
-    secret: str
+    secret: str | None  # None only for gcp-vm-identity (no secret exists)
     username: str
     at: Located
 
@@ -112,3 +117,4 @@ class Profile:
     output: OutputOptions = field(default_factory=OutputOptions)
     description: str = ""
     extra: dict[str, object] = field(default_factory=dict)
+    refresh: int | None = None  # seconds between re-fetch + re-apply on the node (systemd timer)

@@ -10,7 +10,7 @@ from typing import Any
 
 from generator.profile import load
 from generator.profile.routes import route_properties
-from generator.profile.model import AUTH_TYPES, CLOUDS, COMPRESS_MODES, DEFAULT_PACKER_SOURCES, FETCH_MODES, GCP_USERNAMES
+from generator.profile.model import AUTH_TYPES, CLOUDS, COMPRESS_MODES, DEFAULT_PACKER_SOURCES, FETCH_MODES, GCP_USERNAMES, VM_IDENTITY, VM_IDENTITY_USERNAME
 from generator.targets import TARGETS
 
 SCHEMA_ID = "https://regauth.dev/schema/profile-v1.json"
@@ -52,14 +52,22 @@ def profile_schema() -> dict[str, Any]:
     )
     auth = _obj(
         {
-            "type": {"enum": list(AUTH_TYPES)},
-            "secret": {"type": "string", "description": "Name of an entry under secrets:."},
+            "type": {
+                "enum": list(AUTH_TYPES),
+                "description": f"{VM_IDENTITY}: no secret; the node's metadata server gives the VM's access token (username {VM_IDENTITY_USERNAME}), served only by kubelet's credential provider (type: regauth).",
+            },
+            "secret": {"type": "string", "description": f"Name of an entry under secrets: (none for {VM_IDENTITY})."},
             "username": {
                 "type": "string",
-                "description": f"gcp-service-account: one of {', '.join(GCP_USERNAMES)} (default _json_key_base64); basic: the user name.",
+                "description": f"gcp-service-account: one of {', '.join(GCP_USERNAMES)} (default _json_key_base64); basic: the user name; {VM_IDENTITY}: {VM_IDENTITY_USERNAME} only.",
             },
         },
-        ("type", "secret"),
+        ("type",),
+        **{
+            "if": {"properties": {"type": {"const": VM_IDENTITY}}},
+            "then": {"not": {"required": ["secret"]}, "properties": {"username": {"const": VM_IDENTITY_USERNAME}}},
+            "else": {"required": ["secret"]},
+        },
     )
     schema = _obj(
         {
@@ -93,6 +101,11 @@ def profile_schema() -> dict[str, Any]:
                     ),
                 }
             ),
+            "refresh": {
+                "type": "string",
+                "pattern": load.REFRESH_RE.pattern,
+                "description": "Re-fetch fetch: boot secrets and re-apply every INTERVAL (30m, 1h, 1d; at least 5m): a systemd timer with jitter on the node. Files change and runtimes restart only when content changed.",
+            },
             "registries": {"type": "array", "minItems": 1, "items": _obj({"host": host, "auth": auth, **route_properties()}, ("host", "auth"))},
         },
         ("version", "targets"),

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from generator.errors import InvalidInput, Problem, RuntimeFailure
 from generator.node.bootfetch import password_from_payload  # the node's rule, at render time too
 from generator.node.errors import FetchFailure
-from generator.profile.model import Profile, Registry, SecretSpec
+from generator.profile.model import VM_IDENTITY, Profile, Registry, SecretSpec
 from generator.profile.sakey import check_service_account_key
 from generator.secrets.env import read_env_secret
 from generator.secrets.file import read_file_secret
@@ -48,6 +48,7 @@ class Credential:
     mirror_for: str | None = None  # see Registry: this host serves that registry's images
     path: str | None = None  # the mirror's path prefix (override_path)
     tls: TlsMaterial | None = None  # CA / client certificate contents for the node
+    identity: str | None = None  # "gcp-vm": the node's metadata server gives the password (a token)
 
     @property
     def holds_secret(self) -> bool:
@@ -88,6 +89,8 @@ class SecretResolver:
         gsm_specs: dict[tuple, SecretSpec] = {}
         for profile in profiles:
             for reg in profile.registries:
+                if reg.auth.secret is None:
+                    continue  # gcp-vm-identity: nothing to read
                 spec = profile.secrets[reg.auth.secret]
                 key = self._identity(spec)
                 if key in self._values:
@@ -112,6 +115,10 @@ class SecretResolver:
         problems: list[Problem] = []
         creds: list[Credential] = []
         for reg in profile.registries:
+            if reg.auth.type == VM_IDENTITY:
+                creds.append(Credential(reg.host, reg.auth.username, "", identity="gcp-vm"))
+                continue
+            assert reg.auth.secret is not None
             spec = profile.secrets[reg.auth.secret]
             transform = _transform_for(reg)
             if spec.source == "gcp-secret-manager" and spec.fetch == "boot":

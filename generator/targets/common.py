@@ -60,6 +60,8 @@ def registry_entries(creds: list[Credential], keys: Any = None) -> list[dict[str
             entry["keys"] = list(keys(cred.host))
         if cred.password is not None:
             entry["password"] = cred.password.text()
+        elif cred.identity is not None:
+            entry["identity"] = cred.identity  # no password anywhere: the node's metadata server mints one
         else:
             assert cred.boot is not None
             entry["password_from"] = cred.boot.plan_entry()

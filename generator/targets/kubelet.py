@@ -12,6 +12,16 @@ target, because only kubelet understands it::
 
 Registry hosts stay exact (every other target needs them so).
 
+credential_provider (``type: regauth``): regauth's own provider,
+``/usr/local/sbin/regauth-credential-provider`` (shipped with the plan), answers
+kubelet for every registry of the profile (``matchImages``: each host, port
+included) from credentials kept in a root-only file (``/etc/regauth/credential-provider.json``,
+0600), from Secret Manager at request time (``fetch: boot`` secrets, cached), or
+keyless (``gcp-vm-identity``: the metadata server's token).  Nothing goes into the
+runtime's config; kubelet hands the credentials to CRI ``PullImage``.  The apply
+step also writes kubelet's two flags where the node's distribution reads them
+(``kubelet_flags``: auto, kubeadm, microk8s, k3s, rke2 or none).
+
 credential_provider (``type: gcp``): a kubelet.config.k8s.io/v1
 CredentialProviderConfig for Google's ``auth-provider-gcp`` (cloud-provider-gcp),
 the config GKE nodes use.  It stores no key at all: the plugin gets a token for the
@@ -38,8 +48,15 @@ OPTION_KEYS = ("config_json", "match", "credential_provider", "restart", "if_mis
 REQUIRED_KEYS: tuple[str, ...] = ()
 EXAMPLE = 'kubelet:\n  match: {"*-docker.pkg.dev": europe-docker.pkg.dev}'
 CONFIG_JSON = "/var/lib/kubelet/config.json"
-PROVIDER_KEYS = ("type", "config", "bin_dir", "match_images", "cache_duration")
-PROVIDER_TYPES = ("gcp",)
+PROVIDER_KEYS = ("type", "config", "bin_dir", "match_images", "cache_duration", "kubelet_flags")
+PROVIDER_TYPES = ("gcp", "regauth")
+REGAUTH_PROVIDER = "regauth-credential-provider"
+REGAUTH_BIN_DIR = "/usr/local/sbin"
+# Root-only (0600) file the provider answers from; written by the kubelet step.
+PROVIDER_STORE = "/etc/regauth/credential-provider.json"
+REGAUTH_CACHE_DURATION = "5m"
+# Where kubelet's flags go; auto: the apply step looks at the node (MicroK8s, k3s, RKE2, else kubeadm).
+KUBELET_FLAGS = ("auto", "kubeadm", "microk8s", "k3s", "rke2", "none")
 PROVIDER_CONFIG = "/etc/kubernetes/credential-provider-config.yaml"
 PROVIDER_BIN_DIR = "/usr/local/bin"
 GCP_PROVIDER = "auth-provider-gcp"
@@ -59,17 +76,30 @@ class Provider:
     type: str = "gcp"
     config: str = PROVIDER_CONFIG
     bin_dir: str = PROVIDER_BIN_DIR
-    match_images: tuple[str, ...] = GCP_MATCH_IMAGES
+    match_images: tuple[str, ...] | None = GCP_MATCH_IMAGES  # None (regauth): the registry hosts
     cache_duration: str = "1m"
+    kubelet_flags: str = "none"
 
-    def entry(self) -> dict[str, Any]:
-        return {
-            "name": GCP_PROVIDER,
+    @property
+    def name(self) -> str:
+        return REGAUTH_PROVIDER if self.type == "regauth" else GCP_PROVIDER
+
+    def entry(self, hosts: list[str] | None = None) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "name": self.name,
             "apiVersion": "credentialprovider.kubelet.k8s.io/v1",
-            "matchImages": list(self.match_images),
+            "matchImages": list(self.match_images if self.match_images is not None else hosts or []),
             "defaultCacheDuration": self.cache_duration,
-            "args": list(GCP_ARGS),
         }
+        if self.type == "gcp":
+            entry["args"] = list(GCP_ARGS)
+        return entry
+
+
+def serves_tokens(target: "KubeletTarget") -> bool:
+    """Only regauth's provider (without a static config.json) can hand out a
+    short-lived token: it is asked at each pull, config.json is written once."""
+    return target.provider is not None and target.provider.type == "regauth" and target.config_json is None
 
 
 @dataclass(frozen=True)
@@ -92,7 +122,9 @@ def _match_problem(pattern: object) -> str | None:
 
 
 def parse(c: Checker, m: dict, p: tuple) -> KubeletTarget | None:
-    config_json: str | None = CONFIG_JSON
+    # With regauth's own provider, credentials stay out of config.json unless asked for.
+    regauth = isinstance(m.get("credential_provider"), dict) and m["credential_provider"].get("type") == "regauth"
+    config_json: str | None = None if regauth else CONFIG_JSON
     if "config_json" in m:
         if m["config_json"] is False:
             config_json = None
@@ -110,7 +142,8 @@ def parse(c: Checker, m: dict, p: tuple) -> KubeletTarget | None:
             else:
                 match[pattern] = host
     provider = _parse_provider(c, m["credential_provider"], p + ("credential_provider",)) if "credential_provider" in m else None
-    restart = c.choice(m, "restart", p, common.RESTART_MODES, "never")
+    # kubelet reads its flags and provider config only at start; config.json needs no restart.
+    restart = c.choice(m, "restart", p, common.RESTART_MODES, "if-running" if regauth else "never")
     if_missing = common.if_missing_option(c, m, p)
     if config_json is None and provider is None:
         c.add(p, "config_json is off and there is no credential_provider: this target would do nothing", "remove config_json: false, or add credential_provider: {type: gcp}")
@@ -124,8 +157,11 @@ def _parse_provider(c: Checker, value: Any, p: tuple) -> Provider | None:
     c.keys(m, PROVIDER_KEYS, p, required=("type",))
     kind = c.choice(m, "type", p, PROVIDER_TYPES, "gcp")
     config = common.path_option(c, m, p, "config", PROVIDER_CONFIG)
-    bin_dir = common.path_option(c, m, p, "bin_dir", PROVIDER_BIN_DIR)
-    images = GCP_MATCH_IMAGES
+    bin_dir = common.path_option(c, m, p, "bin_dir", REGAUTH_BIN_DIR if kind == "regauth" else PROVIDER_BIN_DIR)
+    flags = c.choice(m, "kubelet_flags", p, KUBELET_FLAGS, "auto" if kind == "regauth" else "none")
+    if kind == "gcp" and flags != "none":
+        c.add(p + ("kubelet_flags",), "kubelet_flags is written only for type: regauth (auth-provider-gcp is installed and wired by its own tooling)", "remove kubelet_flags, or use type: regauth")
+    images: tuple[str, ...] | None = None if kind == "regauth" else GCP_MATCH_IMAGES
     if "match_images" in m:
         raw = m["match_images"]
         if not isinstance(raw, list) or not raw:
@@ -136,16 +172,21 @@ def _parse_provider(c: Checker, value: Any, p: tuple) -> Provider | None:
                 if problem:
                     c.add(p + ("match_images", i), problem, 'write e.g. "*.pkg.dev"')
             images = tuple(str(x) for x in raw)
-    duration = m.get("cache_duration", "1m")
+    default_duration = REGAUTH_CACHE_DURATION if kind == "regauth" else "1m"
+    duration = m.get("cache_duration", default_duration)
     if not isinstance(duration, str) or not _DURATION_RE.match(duration):
         c.add(p + ("cache_duration",), f"'{duration}' is not a duration kubelet reads", "write cache_duration: 1m (Go duration: 30s, 1m, 1h)")
-        duration = "1m"
-    return Provider(type=kind, config=config, bin_dir=bin_dir, match_images=images, cache_duration=duration)
+        duration = default_duration
+    elif kind == "regauth" and not re.match(r"^[0-9]+[smh]$", duration):
+        c.add(p + ("cache_duration",), f"'{duration}' is a Go duration, but regauth's provider also uses it for its own cache and reads one number and unit", "write cache_duration: 5m (a whole number of s, m or h)")
+        duration = default_duration
+    return Provider(type=kind, config=config, bin_dir=bin_dir, match_images=images, cache_duration=duration, kubelet_flags=flags)
 
 
 def needs_registries(target: KubeletTarget) -> bool:
-    """A credential provider alone stores no credentials, so it needs no registries."""
-    return target.provider is None
+    """A gcp credential provider alone stores no credentials, so it needs no registries
+    (regauth's provider serves the profile's registries, so it needs them)."""
+    return target.provider is None or target.provider.type == "regauth"
 
 
 def check(c: Checker, target: KubeletTarget, registries: list[Registry], p: tuple) -> None:
@@ -155,6 +196,14 @@ def check(c: Checker, target: KubeletTarget, registries: list[Registry], p: tupl
             c.add(p + ("match", pattern), f"'{host}' is not a host under registries:", "name one of: " + (", ".join(sorted(hosts)) or "(no registries yet)"))
     if target.match and target.config_json is None:
         c.add(p + ("match",), "match needs config_json (the globs are keys of that file)", "remove config_json: false, or remove match")
+    if target.provider is not None and target.provider.type == "regauth":
+        for reg in registries:
+            if reg.mirror_for is not None:
+                c.add(p + ("credential_provider",), f"regauth's provider does not serve the mirror {reg.host}: kubelet asks for the image's own host ({reg.mirror_for}), never the mirror's",
+                      "let a runtime target (containerd, k3s, ...) carry the mirror's credentials, or pull from the mirror host directly", severity="warning")  # fmt: skip
+            elif reg.host == DOCKER_HUB_HOST:
+                c.add(p + ("credential_provider",), f"regauth's provider is not proven for Docker Hub: kubelet matches matchImages against the image name (docker.io/..., or none at all), not {DOCKER_HUB_HOST}",
+                      "give Docker Hub credentials to a runtime target (containerd, k3s, docker, ...) or to config_json", severity="warning")  # fmt: skip
 
 
 def schema() -> dict[str, Any]:
@@ -179,14 +228,21 @@ def schema() -> dict[str, Any]:
                 "additionalProperties": False,
                 "required": ["type"],
                 "properties": {
-                    "type": {"enum": list(PROVIDER_TYPES), "description": "gcp: Google's auth-provider-gcp (no stored key)."},
+                    "type": {
+                        "enum": list(PROVIDER_TYPES),
+                        "description": "gcp: Google's auth-provider-gcp (no stored key). regauth: regauth-credential-provider, shipped with the plan, serving every registry of the profile (stored credentials, Secret Manager at pull time, gcp-vm-identity).",
+                    },
                     "config": {"type": "string", "default": PROVIDER_CONFIG},
-                    "bin_dir": {"type": "string", "default": PROVIDER_BIN_DIR},
-                    "match_images": {"type": "array", "minItems": 1, "items": pattern, "default": list(GCP_MATCH_IMAGES)},
-                    "cache_duration": {"type": "string", "pattern": _DURATION_RE.pattern, "default": "1m"},
+                    "bin_dir": {"type": "string", "description": f"Default {PROVIDER_BIN_DIR} (gcp) or {REGAUTH_BIN_DIR} (regauth)."},
+                    "match_images": {"type": "array", "minItems": 1, "items": pattern, "description": f"Default: {', '.join(GCP_MATCH_IMAGES)} (gcp); every registry host, port included (regauth)."},
+                    "cache_duration": {"type": "string", "pattern": _DURATION_RE.pattern, "description": f"kubelet's defaultCacheDuration. Default 1m (gcp) or {REGAUTH_CACHE_DURATION} (regauth, which also caches Secret Manager answers that long)."},
+                    "kubelet_flags": {
+                        "enum": list(KUBELET_FLAGS),
+                        "description": "regauth only: where the apply step writes --image-credential-provider-config/-bin-dir: kubeadm (/etc/default/kubelet KUBELET_EXTRA_ARGS), microk8s (args/kubelet), k3s / rke2 (kubelet-arg in config.yaml), auto (by what the node has; default), none.",
+                    },
                 },
             },
-            "restart": common.restart_schema("never"),
+            "restart": {**common.restart_schema("never"), "description": "Restart kubelet after a change, only if it is running; or never. Default never (config.json is re-read), if-running with credential_provider type regauth (flags are read at start)."},
             "if_missing": common.if_missing_schema(),
         },
     }
@@ -212,19 +268,56 @@ def plan_step(target: KubeletTarget, creds: list[Credential]) -> Step:
     parts = []
     if target.config_json and creds:
         parts.append(f"auth for {common.hosts_summary(creds)} in {target.config_json}")
-    if target.provider is not None:
+    if target.provider is not None and target.provider.type == "regauth":
+        served = [c for c in creds if c.mirror_for is None]
+        spec["provider"] = _regauth_provider(target.provider, served)
+        spec["detect"] = {"binaries": ["kubelet", "kubelite", "k3s", "rke2"]}
+        parts.append(
+            f"{REGAUTH_PROVIDER} for {common.hosts_summary(served)} (CredentialProviderConfig in {target.provider.config}, "
+            f"credentials in {PROVIDER_STORE} 0600, kubelet flags: {target.provider.kubelet_flags})"
+        )
+    elif target.provider is not None:
         spec["provider"] = {"config": target.provider.config, "bin_dir": target.provider.bin_dir, "entry": target.provider.entry()}
         parts.append(
             f"{GCP_PROVIDER} CredentialProviderConfig in {target.provider.config} (needs {target.provider.bin_dir}/{GCP_PROVIDER} and kubelet flags "
             f"--image-credential-provider-config={target.provider.config} --image-credential-provider-bin-dir={target.provider.bin_dir})"
         )
+    provider_secret = target.provider is not None and target.provider.type == "regauth" and common.holds_secret(creds)
     return Step(
         kind="kubelet",
         spec=spec,
         summary="kubelet: " + "; ".join(parts),
-        holds_secret=common.holds_secret(creds) and bool(target.config_json),
+        holds_secret=(common.holds_secret(creds) and bool(target.config_json)) or provider_secret,
     )
 
 
+def cache_seconds(duration: str) -> int:
+    """``5m`` -> 300 (regauth's cache_duration is one number and one unit: s, m or h)."""
+    return int(duration[:-1]) * {"s": 1, "m": 60, "h": 3600}[duration[-1]]
+
+
+def _regauth_provider(provider: Provider, creds: list[Credential]) -> dict[str, Any]:
+    """The plan's provider part: kubelet's config entry plus what the node stores for the
+    provider (static passwords, Secret Manager names to fetch per request, VM identity)."""
+    return {
+        "type": "regauth",
+        "config": provider.config,
+        "bin_dir": provider.bin_dir,
+        "entry": provider.entry(sorted(c.host for c in creds)),
+        "store": PROVIDER_STORE,
+        "cache_seconds": cache_seconds(provider.cache_duration),
+        "kubelet_flags": provider.kubelet_flags,
+        "registries": common.registry_entries(creds),
+    }
+
+
 def preview(step: Step) -> list[NodeFile]:
-    return common.preview_files(step, "written by regauth-apply on the node (shown as on a node with none of these files)")
+    files = common.preview_files(step, "written by regauth-apply on the node (shown as on a node with none of these files)")
+    provider = step.spec.get("provider") or {}
+    if provider.get("type") == "regauth":
+        from generator import applyscript
+
+        # Delivered like regauth-apply (user-data / image): kubelet runs it from bin_dir.
+        path = f"{provider['bin_dir'].rstrip('/')}/{REGAUTH_PROVIDER}"
+        files.append(NodeFile(path, applyscript.provider_program(), 0o755, secret=False, note="kubelet's image credential provider (answers from the store)"))
+    return files

@@ -406,9 +406,11 @@ class RunningContainerd:
             self._log_cache = path.read_text(errors="replace")
         return self._log_cache
 
-    def pull(self, image: str, timeout: float = 60) -> str:
-        """CRI PullImage, the path kubelet uses; returns the image ref or raises PullError."""
-        return cri.pull_image(self.socket, image, timeout=timeout)
+    def pull(self, image: str, timeout: float = 60, auth: tuple[str, str] | None = None) -> str:
+        """CRI PullImage, the path kubelet uses; returns the image ref or raises PullError.
+        ``auth`` (username, password) travels in the request, as kubelet sends a
+        credential provider's answer."""
+        return cri.pull_image(self.socket, image, timeout=timeout, auth=auth)
 
 
 @contextmanager

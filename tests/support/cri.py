@@ -39,9 +39,17 @@ def _field(number: int, payload: bytes) -> bytes:
     return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
 
-def encode_pull_request(image: str) -> bytes:
-    """PullImageRequest{image: ImageSpec{image: image}}; no auth: containerd's config must supply it."""
-    return _field(1, _field(1, image.encode()))
+def encode_pull_request(image: str, auth: tuple[str, str] | None = None) -> bytes:
+    """PullImageRequest{image: ImageSpec{image}, auth: AuthConfig{username, password}}.
+
+    Without ``auth`` containerd's config must supply credentials; with it the pull
+    carries them as kubelet does with a credential provider's answer (field 2;
+    AuthConfig fields 1 username, 2 password).
+    """
+    request = _field(1, _field(1, image.encode()))
+    if auth is not None:
+        request += _field(2, _field(1, auth[0].encode()) + _field(2, auth[1].encode()))
+    return request
 
 
 def decode_pull_response(data: bytes) -> str:
@@ -79,13 +87,13 @@ def wait_ready(socket_path: Path, timeout: float = 10) -> None:
         grpc.channel_ready_future(channel).result(timeout=timeout)
 
 
-def pull_image(socket_path: Path, image: str, timeout: float = 60) -> str:
+def pull_image(socket_path: Path, image: str, timeout: float = 60, auth: tuple[str, str] | None = None) -> str:
     """Pull ``image`` through containerd's CRI; return the image ref (image id).
 
     Tries ``runtime.v1`` then ``runtime.v1alpha2``.  Raises :class:`PullError`
     with containerd's message (e.g. ``failed to fetch oauth token ... 401``).
     """
-    request = encode_pull_request(image)
+    request = encode_pull_request(image, auth)
     unimplemented = []
     with grpc.insecure_channel(f"unix://{socket_path}", options=_OPTIONS) as channel:
         for service in SERVICES:

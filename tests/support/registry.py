@@ -34,7 +34,7 @@ import tarfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -184,9 +184,18 @@ class TokenRequest:
     scope: str
 
 
-def check_credentials(username: str, password: str, key_file: bytes) -> str:
-    """"" if Artifact Registry would accept these for ``key_file``, else why not."""
+def check_credentials(username: str, password: str, key_file: bytes, access_token_ok: Callable[[str], bool] | None = None) -> str:
+    """"" if Artifact Registry would accept these for ``key_file``, else why not.
+
+    ``oauth2accesstoken`` (a Google access token as password, what keyless nodes send)
+    is accepted only when ``access_token_ok`` says the token is one it issued, e.g. a
+    fake metadata server's ``MetadataState.token_is_valid``.
+    """
     expected = json.loads(key_file)
+    if username == "oauth2accesstoken":
+        if access_token_ok is None:
+            return "oauth2accesstoken: this registry trusts no token issuer"
+        return "" if access_token_ok(password) else "oauth2accesstoken password is not a token the metadata server issued"
     if username == "_json_key":
         try:
             given = json.loads(password)
@@ -209,6 +218,7 @@ class TokenServer:
 
     def __init__(self, pki: Pki, key_file: bytes, listener: socket.socket):
         self.pki, self.key_file = pki, key_file
+        self.access_token_ok: Callable[[str], bool] | None = None  # set to accept oauth2accesstoken
         self.requests: list[TokenRequest] = []
         self._lock = threading.Lock()
         self.port = listener.getsockname()[1]
@@ -294,7 +304,7 @@ def _handler(server: TokenServer) -> type[BaseHTTPRequestHandler]:
             if urllib.parse.urlsplit(self.path).path != "/v2/token":
                 self._send(404, {"errors": [{"code": "NOT_FOUND"}]})
                 return
-            reason = check_credentials(username, password, server.key_file)
+            reason = check_credentials(username, password, server.key_file, server.access_token_ok)
             server.record(TokenRequest(method, grant, username, 401 if reason else 200, reason, scope))
             if reason:
                 self._send(401, {"errors": [{"code": "UNAUTHORIZED", "message": "authentication failed"}]})

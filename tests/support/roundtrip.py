@@ -22,6 +22,7 @@ import contextlib
 import email
 import gzip
 import hashlib
+import importlib
 import io
 import json
 import os
@@ -144,7 +145,8 @@ def apply_module(script: bytes) -> types.ModuleType:
         sys.modules[mod.__name__] = mod  # dataclasses and friends look modules up by name
         exec(compile(script, mod.__file__, "exec"), mod.__dict__)
         for name, _source in mod._S:  # the delivered file's modules, their names in one namespace
-            for key, value in vars(sys.modules[f"{mod._P}.{name}"]).items():
+            # The file loads its modules on first import: import each one (its own loader runs).
+            for key, value in vars(importlib.import_module(f"{mod._P}.{name}")).items():
                 if not key.startswith("__"):
                     mod.__dict__.setdefault(key, value)
         _MODULES[digest] = mod

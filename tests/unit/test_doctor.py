@@ -94,6 +94,7 @@ def test_corpus_exercises_every_finding_code() -> None:
     used = {e.code for p in CORPUS.rglob("*") if p.suffix in (".toml", ".yaml") for e in markers(p)}
     used |= {e.code for es in BROKEN_NODE_JSON.values() for e in es}
     used.add("image-host")  # asserted with --image below
+    used |= {"provider-flags", "provider-binary"}  # on applied nodes: tests/unit/test_credential_provider.py
     assert used == set(CODES), set(CODES) ^ used
 
 

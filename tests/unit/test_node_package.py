@@ -95,8 +95,14 @@ def test_every_node_module_compiles_and_imports_on_node_pythons(python: Path, tm
 def test_lazy_imports_are_the_modules_a_plan_adds() -> None:
     """An import inside a function ships only when plan.modules adds it: check that every
     such import is one plan.modules knows how to add, and that it does add it."""
-    lazy = {name: nodebuild.lazy_imports_of(name) for name in MODULES}
-    assert set().union(*lazy.values()) <= {"hoststoml", "bootfetch"}, lazy
+    lazy = {name: nodebuild.lazy_imports_of(name) for name in MODULES if name != "credprovider"}
+    assert set().union(*lazy.values()) <= {"hoststoml", "bootfetch", "kubeletprovider"}, lazy
+    regauth = {"kind": "kubelet", "registries": [], "provider": {"type": "regauth"}}
+    assert "kubeletprovider" in node_plan.modules([regauth])
+    assert "kubeletprovider" not in node_plan.modules([{"kind": "kubelet", "registries": [], "provider": {"type": "gcp"}}])
+    # regauth-credential-provider is its own program: it ships its lazy imports itself.
+    provider = applyscript.provider_program().decode()
+    assert all(f"({name!r}, " in provider for name in nodebuild.lazy_imports_of("credprovider")), nodebuild.lazy_imports_of("credprovider")
     tls = {"host": "r.example", "password": "p", "tls": {"ca": "x"}}
     boot = {"host": "r.example", "password_from": {"gcp_secret_manager": "projects/p/secrets/s/versions/1", "transform": "none"}}
     for kind in ("containerd", "microk8s"):

@@ -387,3 +387,41 @@ def test_every_dataclass_field_that_can_hold_a_secret_is_kept_out_of_repr() -> N
             if f.name in SENSITIVE_FIELDS and f.repr and not custom_repr and (cls.__name__, f.name) not in NOT_SECRET:
                 offenders.append(f"{cls.__module__}.{cls.__name__}.{f.name}")
     assert not offenders, "add field(repr=False) (or a redacting __repr__): " + ", ".join(offenders)
+
+
+# The same secrets and registries, served by regauth's kubelet credential provider, with rotation.
+PROVIDER_PROFILE = PROFILE.replace("version: 1\n", "version: 1\nrefresh: 1h\n", 1).replace(
+    '  containerd: {version: "1.7"}\n', "  kubelet:\n    credential_provider: {type: regauth, kubelet_flags: kubeadm}\n"
+)
+
+
+def test_credential_provider_and_timer_keep_the_canaries_in(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Issue 16: the provider's store, its answers' only channel (stdout), its errors, and the
+    refresh units.  The answer itself carries the password to kubelet: nothing else may."""
+    result = run_cli("render", str(write_profile(folder, PROVIDER_PROFILE, "canary")), "-o", str(folder / "out"), env=ENV)
+    assert result.code == 0, result.err
+    names = canaries()
+    assert not leaks(result.out + result.err, names)
+    rootfs = folder / "out/canary/rootfs"
+    check_outputs(folder / "out", names)
+    for unit in ("regauth-refresh.service", "regauth-refresh.timer"):
+        assert not leaks((rootfs / "etc/systemd/system" / unit).read_bytes(), names)
+    node = tmp_path_factory.mktemp("node")
+    applied = subprocess.run([sys.executable, str(rootfs / "usr/local/sbin/regauth-apply"), "--root", str(node), "--plan",
+                              str(rootfs / "etc/regauth/plan.json"), "--no-restart"], capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert applied.returncode == 0 and not leaks(applied.stderr, names), applied.stderr
+    for path in node.rglob("*"):
+        if path.is_file() and stat.S_IMODE(path.stat().st_mode) & 0o077:
+            assert not leaks(path.read_bytes(), names), f"{path} is readable by others and holds a canary"
+    assert stat.S_IMODE((node / "etc/regauth/credential-provider.json").stat().st_mode) == 0o600
+    provider = [sys.executable, str(rootfs / "usr/local/sbin/regauth-credential-provider"), "--root", str(node)]
+    request = {"apiVersion": "credentialprovider.kubelet.k8s.io/v1", "kind": "CredentialProviderRequest", "image": f"{HOST_BASIC}/a/b:1"}
+    ok = subprocess.run(provider, input=json.dumps(request), capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and json.loads(ok.stdout)["auth"][HOST_BASIC]["password"] == ENV_PASSWORD
+    assert not leaks(ok.stderr, names)
+    # Failing: a store that is not JSON any more, and a request that is not one.
+    store = node / "etc/regauth/credential-provider.json"
+    store.write_text(store.read_text()[:-40])
+    for data in (json.dumps(request), "{" + ENV_PASSWORD):
+        failed = subprocess.run(provider, input=data, capture_output=True, text=True, timeout=60)
+        assert failed.returncode in (1, 2) and failed.stdout == "" and not leaks(failed.stderr, names), failed.stderr
