@@ -139,5 +139,5 @@ def _check_flags(src: Source, root: Path, providers: list[dict[str, Any]], repor
             report.findings.append(
                 Finding("provider-binary", src.shown, f"{binary} {what} (provider {provider['name']})",
                         "kubelet runs BIN_DIR/NAME for every matching image; the pull fails with 'exec: ... no such file or permission denied'",
-                        f"install it there with mode 0755 (regauth ships regauth-credential-provider with regauth-apply)", line=1, path=f"providers.{provider['name']}")
+                        "install it there with mode 0755 (regauth ships regauth-credential-provider with regauth-apply)", line=1, path=f"providers.{provider['name']}")
             )

@@ -3,7 +3,7 @@ table headers and keys (with their offsets) without a full parser."""
 
 import json
 import re
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
 from .errors import ApplyError
 
