@@ -6,7 +6,6 @@ import json
 import os
 import stat
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from generator import applyscript
+from tests.support.nodepython import interpreter, on_every_node_python
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "containerd"
 apply = applyscript.module()
@@ -39,9 +39,10 @@ def write_plan(tmp: Path, creds: list[dict], *, version: int = 2, path: str = "/
 
 def run_apply(root: Path, plan: Path) -> subprocess.CompletedProcess:
     script = Path(apply.__file__)
-    return subprocess.run([sys.executable, str(script), "--root", str(root), "--plan", str(plan), "--no-restart"], capture_output=True, text=True)
+    return subprocess.run([str(interpreter()), str(script), "--root", str(root), "--plan", str(plan), "--no-restart"], capture_output=True, text=True)
 
 
+@on_every_node_python
 @pytest.mark.parametrize("fixture", ["debian12-1.6.20-shipped.toml", "1.6.20-default.toml", None])
 def test_merge_keeps_everything_and_is_idempotent(tmp_path: Path, fixture: str | None) -> None:
     root = tmp_path / "root"
@@ -101,6 +102,7 @@ def test_brackets_inside_strings_and_arrays_are_not_headers() -> None:
     assert headers == [("real", "a.b")]
 
 
+@on_every_node_python
 def test_unmergeable_config_fails_and_is_left_untouched(tmp_path: Path) -> None:
     root = tmp_path / "root"
     config = root / "etc/containerd/config.toml"
@@ -115,6 +117,7 @@ def test_unmergeable_config_fails_and_is_left_untouched(tmp_path: Path) -> None:
     assert sorted(os.listdir(config.parent)) == ["config.toml"]
 
 
+@on_every_node_python
 def test_bad_plan_exits_2(tmp_path: Path) -> None:
     plan = tmp_path / "plan.json"
     plan.write_text('{"format": 99, "steps": []}')
