@@ -112,7 +112,9 @@ def bare_serialization(paths: list[Path], dest: Path) -> float:
     import tomlkit
     import yaml
 
-    script = (ROOT / "templates" / "regauth-apply.py").read_bytes()
+    from generator.applyscript import full_script
+
+    script = full_script()
     started = time.perf_counter()
     for path in paths:
         doc = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))

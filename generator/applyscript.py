@@ -1,22 +1,23 @@
-"""Access to ``regauth-apply``, the stdlib-only script that runs on the VM.
+"""``regauth-apply``, the program that runs on the VM: built per plan from ``generator/node``.
 
-The same file is shipped to nodes and imported here, so the rootfs preview and the
-tests exercise exactly the code a node runs.
+The node program is the package ``generator.node`` (standard library only, Python 3.6
+syntax).  regauth ships one file per plan holding exactly the modules the plan needs
+(``generator/nodebuild.py``); the generator imports the same modules for the rootfs
+preview, doctor and verify, so previews and tests run the code a node runs.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
 
+from generator import nodebuild
 from generator.errors import RuntimeFailure
 
-SCRIPT_NAME = "regauth-apply.py"
 VM_PATH = "/usr/local/sbin/regauth-apply"
 PLAN_PATH = "/etc/regauth/plan.json"
+PACKAGE = "generator.node"
 
 
 @lru_cache(maxsize=1)
@@ -33,7 +34,7 @@ def templates_dir() -> Path:
         import generator.templates as shipped
     except ImportError:
         beside = Path(__file__).resolve().parent.parent / "templates"
-        if (beside / SCRIPT_NAME).is_file():
+        if (beside / "cloud-config.yaml.j2").is_file():
             return beside
         raise RuntimeFailure(
             f"regauth's templates are missing: neither the package generator.templates nor {beside} exists",
@@ -42,46 +43,37 @@ def templates_dir() -> Path:
     return Path(shipped.__file__).parent
 
 
-@lru_cache(maxsize=1)
-def script_bytes() -> bytes:
-    return (templates_dir() / SCRIPT_NAME).read_bytes()
+def script_for(roots: frozenset[str]) -> bytes:
+    """The file a node gets when its plan needs the node modules ``roots`` (``plan.modules``)."""
+    return nodebuild.build(frozenset(roots))
 
 
-SECTION = "# --- regauth-apply section: "
-SECTION_END = "# --- regauth-apply section end ---"
+def script_for_plan(steps: list[dict]) -> bytes:
+    """The file a node gets for a plan with these steps (as plan.json holds them)."""
+    from generator.node.plan import modules
+
+    return script_for(frozenset(modules(steps)))
 
 
-@lru_cache(maxsize=64)
-def script_for(kinds: frozenset[str]) -> bytes:
-    """The script a node gets: core plus only the runtime sections the plan's step kinds use.
-
-    Why: every runtime adds code, and user-data is small (AWS: 16 KB); a containerd
-    node needs none of the YAML/JSON mergers.  Sections are marked in the one source
-    file, so previews and tests still exercise the same code (``module()`` loads it all).
-    """
-    return prune(script_bytes(), kinds)
-
-
-def prune(script: bytes, kinds: frozenset[str]) -> bytes:
-    """Drop the marked sections none of ``kinds`` uses (pure: same input, same bytes)."""
-    out: list[str] = []
-    keep = True
-    for line in script.decode("utf-8").splitlines(keepends=True):
-        if line.startswith(SECTION):
-            keep = bool(kinds & set(line[len(SECTION):].strip().rstrip("-").split()))
-        elif line.startswith(SECTION_END):
-            keep = True
-        elif keep:
-            out.append(line)
-    return "".join(out).encode("utf-8")
+def full_script() -> bytes:
+    """The file with every node module (tests, bench)."""
+    return script_for(frozenset(nodebuild.all_modules()))
 
 
 @lru_cache(maxsize=1)
 def module() -> ModuleType:
-    """The apply script imported as a module (for previews and tests)."""
-    spec = importlib.util.spec_from_file_location("regauth_apply", templates_dir() / SCRIPT_NAME)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("regauth_apply", mod)
-    spec.loader.exec_module(mod)
-    return mod
+    """Every node module's names in one namespace (for previews and tests), plus ``STEPS``
+    (step kind -> prepare function).  The functions are the package's own."""
+    import importlib
+
+    facade = ModuleType("regauth_apply")
+    for name in nodebuild.modules_for(frozenset(nodebuild.all_modules())):
+        mod = importlib.import_module(f"{PACKAGE}.{name}")
+        for key, value in vars(mod).items():
+            if not key.startswith("__"):
+                facade.__dict__.setdefault(key, value)
+    from generator.node.main import steps
+    from generator.node.plan import STEP_KINDS
+
+    facade.STEPS = steps(sorted(STEP_KINDS))
+    return facade

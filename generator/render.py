@@ -12,6 +12,7 @@ from pathlib import Path
 
 from generator import applyscript
 from generator.errors import InvalidInput, Problem, RuntimeFailure
+from generator.node.plan import PLAN_FORMAT
 from generator.outputs.cloudinit import cloud_config
 from generator.outputs.userdata import multipart, package
 from generator.outputs.manifest import OutputFile, manifest
@@ -41,17 +42,12 @@ def plan_steps(profile: Profile, creds: list[Credential]) -> list[Step]:
     return [TARGETS[name].plan_step(options, creds) for name, options in profile.targets.items()]
 
 
-def script_sections(steps: list[Step]) -> frozenset[str]:
-    """Which parts of regauth-apply this plan needs: its step kinds, plus hosts.toml code for mirrors/TLS."""
-    return frozenset(s.kind for s in steps) | ({"hosts"} if any("hosts" in s.spec for s in steps) else frozenset())
-
-
 def node_files(profile: Profile, steps: list[Step]) -> list[NodeFile]:
     holds_secret = any(s.holds_secret for s in steps)
-    plan = {"format": 1, "profile": profile.name, "steps": [s.spec for s in steps]}
+    plan = {"format": PLAN_FORMAT, "profile": profile.name, "steps": [s.spec for s in steps]}
     plan_bytes = (json.dumps(plan, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
     files = [
-        NodeFile(applyscript.VM_PATH, applyscript.script_for(script_sections(steps)), 0o755, secret=False, note="applies the plan at first boot"),
+        NodeFile(applyscript.VM_PATH, applyscript.script_for_plan([s.spec for s in steps]), 0o755, secret=False, note="applies the plan at first boot"),
         NodeFile(applyscript.PLAN_PATH, plan_bytes, 0o600 if holds_secret else 0o644, secret=holds_secret, note="what regauth-apply writes"),
     ]
     previews: dict[str, NodeFile] = {}

@@ -2,8 +2,8 @@
 
 ``tomllib`` and ``json`` give values but forget where they came from, and tomlkit
 keeps positions poorly, so doctor parses values with the standard parsers and finds
-lines by scanning the text.  The TOML scanner reuses the apply script's key parser
-(``regauth-apply`` ships stdlib-only TOML header scanning that tracks all four string
+lines by scanning the text.  The TOML scanner reuses the node program's key parser
+(``generator/node/tomltext.py``: stdlib-only TOML header scanning that tracks all four string
 kinds, comments and brackets), so ``[`` inside strings or arrays is never taken for
 a header.  Scanning runs only on text the real parser already accepted.
 """
@@ -14,7 +14,8 @@ import bisect
 import json
 from dataclasses import dataclass, field
 
-from generator import applyscript
+from generator.node.errors import ApplyError
+from generator.node.tomltext import scan_toml, toml_key
 
 KeyPath = tuple[str, ...]
 
@@ -50,12 +51,11 @@ class _Lines:
 def toml_positions(text: str) -> Positions:
     """Lines of every ``[table]`` header and every ``key = value`` line (dotted keys
     expanded), as full key paths.  Keys inside inline tables fall back to their parent."""
-    apply = applyscript.module()
     lines = _Lines(text)
     out = Positions()
     current: KeyPath = ()
     try:
-        for kind, offset, path in apply.scan_toml(text, keys=True):
+        for kind, offset, path in scan_toml(text, keys=True):
             if kind == "table":
                 current = path
                 for k in range(1, len(path) + 1):  # implicit parents start here too
@@ -63,7 +63,7 @@ def toml_positions(text: str) -> Positions:
             else:
                 for k in range(1, len(path) + 1):
                     out.lines.setdefault(current + path[:k], lines.of(offset))
-    except (apply.ApplyError, IndexError, ValueError):
+    except (ApplyError, IndexError, ValueError):
         pass  # positions are best effort; what was found so far still helps
     return out
 
@@ -121,5 +121,4 @@ def json_positions(text: str) -> Positions:
 
 def toml_path_text(path: KeyPath) -> str:
     """A key path spelled as TOML, e.g. ``plugins."io.containerd.grpc.v1.cri".registry``."""
-    apply = applyscript.module()
-    return ".".join(apply.toml_key(k) for k in path)
+    return ".".join(toml_key(k) for k in path)

@@ -4,13 +4,14 @@ A target module provides ``OPTION_KEYS``, ``REQUIRED_KEYS``, ``EXAMPLE``,
 ``parse(checker, mapping, path) -> options | None``, ``schema() -> dict``,
 ``plan_step(options, creds) -> Step``, ``preview(step) -> list[NodeFile]`` and
 ``UNITS`` (the systemd units of the runtime, e.g. ``("containerd.service",)``: the
-image's ``regauth-apply.service`` runs ``Before=`` them); the VM-side half lives in
-``templates/regauth-apply.py`` under the same step kind.  Optional: ``check(checker,
+image's ``regauth-apply.service`` runs ``Before=`` them); the VM-side half is a module
+of ``generator/node/`` (``generator/node/plan.py`` maps each step kind to it).  Optional: ``check(checker,
 options, registries, path)`` for rules that need the registries too, and
 ``needs_registries(options) -> bool`` (default True).
 Runtimes that share their rules (Docker/Podman/CRI-O, k3s/RKE2) export a
 :class:`~generator.targets.base.SharedKind` as ``TARGET`` instead of functions.
-Adding a runtime = one module here + one entry below + its apply function.
+Adding a runtime = one module here + one entry below + its node module (and its entry in
+``generator/node/plan.py``).
 """
 
 from __future__ import annotations

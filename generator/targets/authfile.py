@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from generator import applyscript
+from generator.node.tomltext import toml_string
 from generator.profile.checker import Checker
 from generator.profile.model import Registry
 from generator.secrets.resolve import Credential
@@ -95,7 +95,6 @@ def schema(flavor: Flavor) -> dict[str, Any]:
 
 def registries_conf(creds: list[Credential]) -> str | None:
     """containers-registries.conf(5) drop-in: one [[registry]] per mirrored namespace."""
-    toml_string = applyscript.module().toml_string
     by_ns: dict[str, list[str]] = {}
     for cred in creds:
         if cred.mirror_for:

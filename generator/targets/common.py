@@ -121,15 +121,15 @@ def preview_files(step: Any, note: str) -> list[Any]:
     """
     import tempfile
 
-    from generator import applyscript
+    from generator.node.files import Context
+    from generator.node.main import steps
     from generator.targets.base import NodeFile
 
-    apply = applyscript.module()
     spec = dict(step.spec)
     spec["if_missing"] = "write"
     spec["registries"] = [mask_boot(e) for e in spec["registries"]]
     with tempfile.TemporaryDirectory(prefix="regauth-preview-") as root:
-        outcome = apply.STEPS[spec["kind"]](spec, apply.Context(root, None, False))
+        outcome = steps([spec["kind"]])[spec["kind"]](spec, Context(root, None, False))
     return [
         NodeFile(path=e.path, data=e.data, mode=e.mode, secret=e.mode == 0o600 and step.holds_secret, delivered=False, note=note)
         for e in outcome.edits

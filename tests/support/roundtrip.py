@@ -143,6 +143,10 @@ def apply_module(script: bytes) -> types.ModuleType:
         mod.__file__ = f"<delivered {digest[:12]}>"
         sys.modules[mod.__name__] = mod  # dataclasses and friends look modules up by name
         exec(compile(script, mod.__file__, "exec"), mod.__dict__)
+        for name, _source in mod._S:  # the delivered file's modules, their names in one namespace
+            for key, value in vars(sys.modules[f"{mod._P}.{name}"]).items():
+                if not key.startswith("__"):
+                    mod.__dict__.setdefault(key, value)
         _MODULES[digest] = mod
     return _MODULES[digest]
 

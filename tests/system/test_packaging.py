@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -24,7 +25,7 @@ def test_wheel_install_renders_from_elsewhere(tmp_path: Path, profile_dir: Path)
     )
     assert build.returncode == 0, build.stderr
     installed = target / "generator" / "templates"
-    assert (installed / "regauth-apply.py").is_file()
+    assert (target / "generator" / "node" / "containerd.py").is_file()
     assert (installed / "cloud-config.yaml.j2").is_file()
     profile = gar_profile(profile_dir)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -47,7 +48,8 @@ def test_wheel_install_renders_from_elsewhere(tmp_path: Path, profile_dir: Path)
     import generator
 
     assert (tmp_path / "out/node/user-data").read_bytes().startswith(b"#cloud-config\n")
-    from generator.applyscript import prune  # a containerd plan ships only the sections it needs
+    from generator.applyscript import script_for_plan  # a containerd plan ships only the modules it needs
 
-    assert (tmp_path / "out/node/rootfs/usr/local/sbin/regauth-apply").read_bytes() == prune((installed / "regauth-apply.py").read_bytes(), frozenset({"containerd"}))
+    plan = json.loads((tmp_path / "out/node/rootfs/etc/regauth/plan.json").read_text())
+    assert (tmp_path / "out/node/rootfs/usr/local/sbin/regauth-apply").read_bytes() == script_for_plan(plan["steps"])
     assert Path(generator.__file__).resolve().is_relative_to(ROOT)  # the test process itself still uses the repo

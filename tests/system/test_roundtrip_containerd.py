@@ -53,7 +53,7 @@ def test_containerd_config_dump_reads_the_exact_password(containerd_binary: Cont
         creds = SecretResolver().credentials(profile)
         options = replace(profile.targets["containerd"], version=containerd_binary.minor_series)
         spec = json.loads(json.dumps(TARGETS["containerd"].plan_step(options, creds).spec))
-        apply = rt.apply_module(applyscript.script_bytes())
+        apply = rt.apply_module(applyscript.full_script())
         node_creds = apply.credentials(spec["registries"])
         expected = case.expected()
         for label, existing in (("stock", default_config(containerd_binary)), ("none", None)):

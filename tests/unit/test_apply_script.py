@@ -38,7 +38,8 @@ def write_plan(tmp: Path, creds: list[dict], *, version: int = 2, path: str = "/
 
 
 def run_apply(root: Path, plan: Path) -> subprocess.CompletedProcess:
-    script = Path(apply.__file__)
+    script = root.parent / "regauth-apply"  # the file a node gets for this plan
+    script.write_bytes(applyscript.script_for_plan(json.loads(plan.read_text())["steps"]))
     return subprocess.run([str(interpreter()), str(script), "--root", str(root), "--plan", str(plan), "--no-restart"], capture_output=True, text=True)
 
 

@@ -510,20 +510,20 @@ def test_docker_mirror_is_a_warning(folder: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", sorted(TARGETS))
-def test_pruned_script_has_what_its_kind_needs(kind: str) -> None:
-    script = applyscript.script_for(frozenset({kind, "hosts"}))
-    namespace: dict = {"__name__": "regauth_apply_pruned"}
+def test_shipped_script_has_what_its_kind_needs(kind: str) -> None:
+    script = applyscript.script_for_plan([{"kind": kind, "registries": []}])
+    namespace: dict = {"__name__": "regauth_apply_shipped"}
     exec(compile(script, "regauth-apply", "exec"), namespace)
-    assert kind in namespace["STEPS"]
-    assert len(script) < len(applyscript.script_bytes())
-    assert applyscript.SECTION not in script.decode()
+    shipped = namespace["_P"]
+    assert sys.modules[f"{shipped}.main"].steps([kind])[kind].__module__.startswith(shipped)
+    assert len(script) < len(applyscript.full_script())
 
 
 def test_containerd_only_script_stays_small() -> None:
     """AWS allows 16 KB of user-data: a containerd node must not carry the other runtimes."""
-    small = applyscript.script_for(frozenset({"containerd"}))
-    assert b"def auths_merge" not in small and b"def registries_yaml_merge" not in small and b"def hosts_toml" not in small
-    assert len(gzip.compress(small, 9)) < len(gzip.compress(applyscript.script_bytes(), 9)) * 3 // 4
+    small = applyscript.script_for_plan([{"kind": "containerd", "registries": [{"host": "h", "password": "p"}]}])
+    assert b"def auths_merge" not in small and b"def registries_yaml_merge" not in small and b"def load_document" not in small
+    assert len(gzip.compress(small, 9)) < len(gzip.compress(applyscript.full_script(), 9)) * 2 // 3
 
 
 @settings(max_examples=300, deadline=None)

@@ -1,0 +1,87 @@
+"""regauth-apply's command line: read the plan, prepare every step, then commit them all.
+
+Usage: regauth-apply [--plan /etc/regauth/plan.json] [--root DIR] [--no-restart] [--fetch-timeout S]
+Exit codes: 0 applied (or already up to date), 1 failed (config untouched), 2 bad plan.
+"""
+
+import json
+import time
+from typing import Callable, Dict, Iterable, List, Optional
+
+from .errors import ApplyError, log
+from .files import Context, commit, lock
+from .plan import PLAN_FORMAT, STEP_KINDS, fetches_at_boot
+
+# Not __doc__: what regauth ships drops docstrings.
+DESCRIPTION = "regauth-apply: merge registry credentials into a node's runtime config at first boot."
+
+
+def steps(kinds: Iterable[str]) -> Dict[str, Callable]:
+    """Step kind -> prepare function, importing only the modules these kinds need (a
+    shipped program holds only its plan's modules).  KeyError: a kind no module handles."""
+    import importlib
+
+    found = {}
+    for kind in kinds:
+        module, function = STEP_KINDS[kind]
+        found[kind] = getattr(importlib.import_module("." + module, __package__), function)
+    return found
+
+
+def failed(exc: Exception, after: str) -> int:
+    """Log one line for a failure (an OSError as its reason and file) and return exit code 1."""
+    cause = str(exc) if isinstance(exc, ApplyError) else "%s on %s" % (getattr(exc, "strerror", exc), getattr(exc, "filename", "?"))
+    log("FAILED: " + cause + after)
+    return 1
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="regauth-apply", description=DESCRIPTION)
+    parser.add_argument("--plan", default=None, help="plan file (default: ROOT/etc/regauth/plan.json)")
+    parser.add_argument("--root", default="", help="apply under this directory instead of / (tests, chroots)")
+    parser.add_argument("--no-restart", action="store_true", help="never restart services")
+    parser.add_argument("--fetch-timeout", type=float, default=120.0, metavar="S", help="give up boot-time fetches after S seconds (default 120)")
+    args = parser.parse_args(argv)
+    root = args.root.rstrip("/")
+    plan_path = args.plan or root + "/etc/regauth/plan.json"
+    started = time.monotonic()
+    try:
+        with open(plan_path, encoding="utf-8") as handle:
+            plan = json.load(handle)
+    except (OSError, ValueError) as exc:
+        log("cannot read plan %s: %s" % (plan_path, type(exc).__name__))
+        return 2
+    if plan.get("format") != PLAN_FORMAT:
+        log("plan format %r is not %d; re-render with a matching regauth" % (plan.get("format"), PLAN_FORMAT))
+        return 2
+    with lock(root, plan_path):  # cloud-init and the boot unit may race
+        fetcher = None
+        if fetches_at_boot(plan["steps"]):
+            from .bootfetch import BootFetcher  # shipped only to nodes whose plan fetches at boot (plan.modules)
+
+            fetcher = BootFetcher(time.monotonic() + args.fetch_timeout)
+        ctx = Context(root, fetcher, not args.no_restart)
+        kinds = [step.get("kind") for step in plan["steps"]]
+        unknown = [kind for kind in kinds if kind not in STEP_KINDS]
+        if unknown:
+            log("unknown step kind %r; re-render with a matching regauth" % unknown[0])
+            return 2
+        try:
+            prepare = steps(kinds)
+        except ImportError as exc:
+            log("this regauth-apply was built for another plan (it lacks %s); re-render and ship both files together" % exc.name)
+            return 2
+        try:
+            outcomes = [prepare[step["kind"]](step, ctx) for step in plan["steps"]]
+        except (ApplyError, OSError) as exc:
+            return failed(exc, "; the runtime config was left unchanged")
+        try:
+            for outcome in outcomes:
+                commit(outcome, ctx.do_restart, ctx.pending)
+        except (ApplyError, OSError) as exc:
+            return failed(exc, "" if isinstance(exc, ApplyError) else " while writing")
+    log("done in %d ms (profile %s)" % ((time.monotonic() - started) * 1000, plan.get("profile", "?")))
+    return 0
+

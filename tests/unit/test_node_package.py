@@ -1,0 +1,253 @@
+"""The node program as a package (generator/node) and the one file regauth ships per plan.
+
+- every node module imports only the standard library and its siblings, and compiles
+  and imports on the oldest node Python (3.6);
+- what is shipped is the same code (same syntax tree once docstrings, comments and
+  annotations are gone), byte-identical for the same plan, and refuses Python < 3.6
+  in one line;
+- for every combination of step kinds the shipped file RUNS on 3.6 and 3.13 against a
+  fake root and writes exactly what the package writes on this interpreter.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import io
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from generator import applyscript, nodebuild
+from generator.node import main as node_main
+from generator.node import plan as node_plan
+from tests.conftest import run_cli, write_profile
+
+PYENV = Path("/root/.pyenv/versions")
+OLDEST = PYENV / "3.6.15/bin/python3"
+NEWEST = PYENV / "3.13.0/bin/python3"
+MODULES = nodebuild.all_modules()
+
+
+def interpreter(path: Path) -> str:
+    if not path.is_file():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{path} is missing: CI must run the node program on every node Python")
+        pytest.skip(f"{path} is not installed")
+    return str(path)
+
+
+# ------------------------------------------------------------------ the package itself
+@pytest.mark.parametrize("name", MODULES)
+def test_node_module_imports_only_the_standard_library(name: str) -> None:
+    tree = ast.parse(nodebuild.source(name))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names = [node.module or ""]
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 1, f"{name}.py: only `from .sibling import` inside the package"
+            assert all((node.module or a.name).split(".")[0] in MODULES for a in node.names), f"{name}.py line {node.lineno}"
+            continue
+        else:
+            continue
+        for full in names:
+            top = full.split(".")[0]
+            # PyYAML is optional on the node (imported inside a try, ImportError handled).
+            assert top in sys.stdlib_module_names or top == "yaml", f"{name}.py line {node.lineno} imports {full}, which is not in the standard library"
+    assert "from __future__ import annotations" not in nodebuild.source(name)
+
+
+def test_yaml_is_optional_where_it_is_imported() -> None:
+    tree = ast.parse(nodebuild.source("documents"))
+    [guard] = [n for n in ast.walk(tree) if isinstance(n, ast.Try) and any(isinstance(s, ast.Import) and s.names[0].name == "yaml" for s in n.body)]
+    assert any(isinstance(h.type, ast.Name) and h.type.id == "ImportError" for h in guard.handlers)
+
+
+@pytest.mark.parametrize("python", [OLDEST, NEWEST], ids=["3.6", "3.13"])
+def test_every_node_module_compiles_and_imports_on_node_pythons(python: Path, tmp_path: Path) -> None:
+    # A copy as a top-level package: importing it there evaluates every annotation and
+    # default the way a node does, without the generator (or this repo) on sys.path.
+    shutil.copytree(nodebuild.NODE_DIR, tmp_path / "regauth_node", ignore=shutil.ignore_patterns("__pycache__"))
+    check = (
+        "import importlib, sys\n"
+        "sys.path.insert(0, '.')\n"
+        "for name in sys.argv[1:]:\n"
+        "    compile(open('regauth_node/%s.py' % name, encoding='utf-8').read(), name, 'exec')\n"
+        "    importlib.import_module('regauth_node.' + name)\n"
+        "print('ok', len(sys.argv) - 1)\n"
+    )
+    proc = subprocess.run([interpreter(python), "-I", "-B", "-c", check, *MODULES], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"ok {len(MODULES)}", proc.stderr
+
+
+def test_lazy_imports_are_the_modules_a_plan_adds() -> None:
+    """An import inside a function ships only when plan.modules adds it: check that every
+    such import is one plan.modules knows how to add, and that it does add it."""
+    lazy = {name: nodebuild.lazy_imports_of(name) for name in MODULES}
+    assert set().union(*lazy.values()) <= {"hoststoml", "bootfetch"}, lazy
+    tls = {"host": "r.example", "password": "p", "tls": {"ca": "x"}}
+    boot = {"host": "r.example", "password_from": {"gcp_secret_manager": "projects/p/secrets/s/versions/1", "transform": "none"}}
+    for kind in ("containerd", "microk8s"):
+        assert "hoststoml" in node_plan.modules([{"kind": kind, "registries": [tls]}])
+        assert "hoststoml" not in node_plan.modules([{"kind": kind, "registries": [{"host": "r", "password": "p"}]}])
+    assert "bootfetch" in node_plan.modules([{"kind": "docker", "registries": [boot]}])
+    assert "bootfetch" not in node_plan.modules([{"kind": "docker", "registries": [tls]}])
+
+
+# ------------------------------------------------------------------ what is shipped
+class _Bare(ast.NodeTransformer):
+    """The syntax tree without docstrings, annotations and unused typing imports (an
+    independent statement of what nodebuild.shrink may remove)."""
+
+    def _body(self, node: ast.AST) -> ast.AST:
+        self.generic_visit(node)
+        body = node.body  # type: ignore[attr-defined]
+        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]  # type: ignore[attr-defined]
+        return node
+
+    visit_Module = visit_ClassDef = _body
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
+        node.returns = None
+        for arg in node.args.posonlyargs + node.args.args + node.args.kwonlyargs + [a for a in (node.args.vararg, node.args.kwarg) if a]:
+            arg.annotation = None
+        return self._body(node)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> ast.AST:
+        return ast.Assign(targets=[node.target], value=node.value) if node.value is not None else ast.Pass()
+
+
+def _normal(tree: ast.Module) -> str:
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    tree.body = [s for s in tree.body if not (isinstance(s, ast.ImportFrom) and s.module == "typing" and not any(a.name in used for a in s.names))]
+    return ast.dump(tree)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_shipped_module_is_the_same_code(name: str) -> None:
+    shipped = nodebuild.shrink(name)
+    assert _normal(ast.parse(shipped)) == _normal(_Bare().visit(ast.parse(nodebuild.source(name))))
+    assert "#" not in "".join(line for line in shipped.splitlines() if line.lstrip().startswith("#"))
+    assert len(shipped) < len(nodebuild.source(name))
+
+
+def test_shipped_file_is_byte_identical_for_the_same_plan() -> None:
+    steps = [{"kind": "containerd", "registries": [{"host": "h", "password": "p", "tls": {"ca": "c"}}]}]
+    first = applyscript.script_for_plan(steps)
+    nodebuild.build.cache_clear()
+    nodebuild.shrink.cache_clear()
+    nodebuild.source.cache_clear()
+    assert applyscript.script_for_plan(json.loads(json.dumps(steps))) == first
+    assert applyscript.script_for_plan([{"kind": "docker", "registries": []}]) != first
+
+
+def test_python_older_than_3_6_gets_one_line_and_nothing_changes(tmp_path: Path) -> None:
+    script = tmp_path / "regauth-apply"
+    script.write_bytes(applyscript.full_script())
+    root = tmp_path / "root"
+    root.mkdir()
+    # The oldest interpreter here, told it is 3.5: the entry's own check must stop it.
+    fake = "import sys; sys.version_info = (3, 5, 9, 'final', 0); sys.version = '3.5.9 (fake)'; sys.argv = sys.argv[1:]; exec(compile(open(sys.argv[0]).read(), sys.argv[0], 'exec'), {'__name__': '__main__'})"
+    proc = subprocess.run([interpreter(OLDEST), "-I", "-c", fake, str(script), "--root", str(root), "--plan", str(tmp_path / "plan.json")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr == "regauth-apply: needs Python 3.6 or newer, this is 3.5.9; nothing was changed\n"
+    assert list(root.iterdir()) == []
+    head = script.read_text().split("\n_P = ")[0]
+    ast.parse(head, feature_version=(3, 7))  # the oldest grammar ast can check; the head is plain Python 3
+
+
+# ------------------------------------------------------------------ every combination runs
+ALL_KINDS = sorted(node_plan.STEP_KINDS)
+PROFILE = """
+version: 1
+targets:
+  containerd: {version: "1.7"}
+  microk8s: {wait_for_template: 0}
+  k3s: {}
+  rke2: {}
+  docker: {}
+  podman: {}
+  crio: {}
+  kubelet: {}
+secrets:
+  pw: {source: env, var: REGAUTH_NODE_PW}
+  ca: {source: file, path: ca.pem}
+registries:
+  - host: registry.example.com:5000
+    auth: {type: basic, username: robot, secret: pw}
+    tls: {ca_file: ca.pem}
+  - host: europe-docker.pkg.dev
+    auth: {type: basic, username: _json_key, secret: pw}
+    mirror_for: docker.io
+    path: /v2/p/r
+"""
+
+
+@pytest.fixture(scope="module")
+def full_plan(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    from tests.unit.test_targets import _ca_pem
+
+    folder = tmp_path_factory.mktemp("plan")
+    (folder / "ca.pem").write_bytes(_ca_pem())
+    profile = write_profile(folder, PROFILE)
+    result = run_cli("render", str(profile), "-o", str(folder / "out"), env={"REGAUTH_NODE_PW": 'pw "q" $x \u00e9'})
+    assert result.code == 0, result.err
+    plan = json.loads((folder / "out/node/rootfs/etc/regauth/plan.json").read_text())
+    assert sorted(s["kind"] for s in plan["steps"]) == ALL_KINDS
+    return plan
+
+
+def _tree(root: Path) -> dict[str, tuple[bytes, int]]:
+    return {str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mode & 0o7777) for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _fake_root(base: Path, plan: dict) -> Path:
+    root = Path(tempfile.mkdtemp(dir=base))
+    (root / "run/lock").mkdir(parents=True)
+    for step in plan["steps"]:
+        if step["kind"] == "microk8s":  # the snap's template, which MicroK8s installs
+            template = root / step["path"].lstrip("/")
+            template.parent.mkdir(parents=True, exist_ok=True)
+            template.write_text('version = 2\n[plugins."io.containerd.grpc.v1.cri"]\n  sandbox_image = "${SANDBOX_IMAGE}"\n')
+    return root
+
+
+@pytest.mark.parametrize("python", [OLDEST, NEWEST], ids=["3.6", "3.13"])
+def test_every_combination_of_step_kinds_runs_on_node_pythons(python: Path, full_plan: dict, tmp_path: Path) -> None:
+    exe = interpreter(python)
+    base = Path(tempfile.mkdtemp(prefix="regauth-combo-", dir="/dev/shm" if os.access("/dev/shm", os.W_OK) else None))
+    try:
+        combos = [c for n in range(1, len(ALL_KINDS) + 1) for c in itertools.combinations(ALL_KINDS, n)]
+        assert len(combos) == 2 ** len(ALL_KINDS) - 1
+        shipped_sets = set()
+        for combo in combos:
+            plan = dict(full_plan, steps=[s for s in full_plan["steps"] if s["kind"] in combo])
+            plan_file = base / "plan.json"
+            plan_file.write_text(json.dumps(plan))
+            script = base / "regauth-apply"
+            script.write_bytes(applyscript.script_for_plan(plan["steps"]))
+            shipped_sets.add(nodebuild.modules_for(frozenset(node_plan.modules(plan["steps"]))))
+            node, here = _fake_root(base, plan), _fake_root(base, plan)
+            proc = subprocess.run([exe, "-I", str(script), "--root", str(node), "--plan", str(plan_file), "--no-restart"], capture_output=True, text=True, timeout=120)
+            assert proc.returncode == 0, (combo, proc.stderr)
+            with contextlib.redirect_stderr(io.StringIO()) as log:
+                code = node_main.main(["--root", str(here), "--plan", str(plan_file), "--no-restart"])
+            assert code == 0, (combo, log.getvalue())
+            got, want = _tree(node), _tree(here)
+            assert got == want, (combo, sorted(set(got) ^ set(want)) or [k for k in got if got[k] != want[k]])
+            assert len(want) > 1, combo
+            shutil.rmtree(node)
+            shutil.rmtree(here)
+        assert len(shipped_sets) > 10  # the combinations really ship different files
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
