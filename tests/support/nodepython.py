@@ -112,7 +112,7 @@ def require(node: NodePython) -> Path:
 # Node-program cases known to fail under some interpreters until issue 14 lands.
 # Each becomes xfail(strict=True): when the fix lands they XPASS, which fails the run
 # and forces the entry's removal.  (test function name, interpreter names) -> cause.
-_PRE_311 = frozenset({"py3.7", "py3.8", "py3.9", "py3.10"})
+_PRE_311 = frozenset({"py3.6", "py3.7", "py3.8", "py3.9", "py3.10"})
 KNOWN_FAILURES: dict[tuple[str, frozenset[str]], str] = {
     ("test_unmergeable_config_fails_and_is_left_untouched", _PRE_311): (
         "issue 14: without tomllib (< 3.11) the self-check is skipped, so an inline-table auth is merged "
@@ -123,12 +123,9 @@ KNOWN_FAILURES: dict[tuple[str, frozenset[str]], str] = {
         "(its other mirror is dropped)"
     ),
 }
-ALL_36 = "issue 14: regauth-apply does not start on Python 3.6 (SyntaxError at `from __future__ import annotations`)"
 
 
 def known_failure(test: str, node: NodePython) -> str | None:
-    if node.name == "py3.6":
-        return ALL_36
     for (name, nodes), cause in KNOWN_FAILURES.items():
         if name == test and node.name in nodes:
             return cause

@@ -132,10 +132,9 @@ XFAIL["stale-escaped-key@1.7"] = XFAIL["stale-escaped-key@1.6"]
 
 # Whole interpreters whose results differ from the reference until issue 14 lands.
 PYTHON_XFAIL = {
-    "py3.6": "issue 14: regauth-apply does not start on Python 3.6 (SyntaxError at `from __future__ import annotations`)",
     **{name: "issue 14: without tomllib (< 3.11) regauth-apply skips its self-check (and says so on stderr), so its "
              "results differ from 3.11+: it merges configs that 3.11+ refuses"
-       for name in ("py3.7", "py3.8", "py3.9", "py3.10")},
+       for name in ("py3.6", "py3.7", "py3.8", "py3.9", "py3.10")},
 }
 
 
