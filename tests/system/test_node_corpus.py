@@ -211,6 +211,8 @@ def tree(root: Path) -> dict[str, tuple]:
     for path in sorted(root.rglob("*")):
         st = path.lstat()
         rel = str(path.relative_to(root))
+        if rel == "run" or rel.startswith("run/"):
+            continue  # the run's lock directory (/run is a tmpfs on a node), not the node's files
         if path.is_symlink():
             out[rel] = ("link", os.readlink(path))
         elif path.is_dir():
