@@ -353,10 +353,12 @@ def prune(value: Any) -> Any:
 
 def other_settings(binary: Containerd, before: dict[str, Any], after: dict[str, Any], kind: str) -> tuple[Any, Any]:
     """Both dumps minus what the apply may change: the host's auth, config_path where the
-    profile needs one and the original had none, and imports regauth added after the originals."""
+    profile needs one and the original had none, and imports regauth added (the original
+    ones must all stay, in their order; a drop-in of regauth's may sit among them)."""
     before, after = copy.deepcopy(before), copy.deepcopy(after)
     old_imports, new_imports = before.pop("imports", []) or [], after.pop("imports", []) or []
-    assert new_imports[: len(old_imports)] == old_imports, f"imports changed: {old_imports} -> {new_imports}"
+    kept = iter(new_imports)
+    assert all(item in kept for item in old_imports), f"imports lost or reordered: {old_imports} -> {new_imports}"
     for tree_ in (before, after):
         registry = tree_.get("plugins", {}).get(binary.images_plugin, {}).get("registry", {})
         host = (registry.get("configs") or {}).get(HOST)
