@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.keys import key_file_bytes, service_account_key
+from tests.support.nodepython import node_python  # noqa: F401  (the fixture, for every test module)
 import tests.hypothesis_profiles  # noqa: F401,E402  (registers and loads the dev/ci/long profiles)
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,26 +3,43 @@ atomically (keeping the original once) and restart what reads them."""
 
 import contextlib
 import os
-from typing import Dict, Iterator, List, Optional
+import time
+from typing import Dict, Iterator, List, Optional, Tuple
 
 from .errors import ApplyError, log
 
 
-def write_atomic(path: str, data: bytes, mode: int) -> None:
+def make_parents(directory: str) -> List[str]:
+    """Create ``directory`` and its missing parents (0755); the ones created, outermost first
+    (a rollback removes exactly those)."""
+    missing = []
+    while directory and not os.path.isdir(directory):
+        missing.append(directory)
+        directory = os.path.dirname(directory)
+    for folder in reversed(missing):
+        os.mkdir(folder, 0o755)
+    return list(reversed(missing))
+
+
+def write_atomic(path: str, data: bytes, mode: int, owner: Optional[Tuple[int, int]] = None) -> List[str]:
+    """Write beside, fsync, rename over ``path``; ``owner`` (uid, gid) is kept on the new
+    inode.  Returns the folders it had to create."""
     directory = os.path.dirname(path) or "."
-    os.makedirs(directory, mode=0o755, exist_ok=True)
+    created = make_parents(directory)
     tmp = os.path.join(directory, ".%s.regauth-tmp" % os.path.basename(path))
     try:
         os.unlink(tmp)
     except FileNotFoundError:
         pass
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
+            if owner is not None:
+                os.fchown(handle.fileno(), owner[0], owner[1])
+            os.fchmod(handle.fileno(), mode)  # after fchown, which clears set-id bits
             os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -35,13 +52,17 @@ def write_atomic(path: str, data: bytes, mode: int) -> None:
         os.fsync(dfd)
     finally:
         os.close(dfd)
+    return created
 
 
-def keep_original(path: str) -> None:
+def keep_original(path: str) -> bool:
+    """Keep the file once as FILE.regauth.orig (0600: it may hold an old secret); True when made now."""
     backup = path + ".regauth.orig"
     if os.path.exists(path) and not os.path.exists(backup):
         with open(path, "rb") as handle:
             write_atomic(backup, handle.read(), 0o600)
+        return True
+    return False
 
 
 def restart(unit: str, policy: str, enabled: bool) -> str:
@@ -74,14 +95,60 @@ def read_text(full: str, shown: str) -> Optional[str]:
         raise ApplyError("cannot read %s: it is not UTF-8 text" % shown)
 
 
+def node_path(root: str, path: str) -> str:
+    """``path`` with every symlink resolved the way the node sees it (an absolute link
+    target is taken under ``root``), so a symlinked config is written through to its
+    target and the link itself stays."""
+    parts = [p for p in path.split("/") if p]
+    done = ""
+    hops = 0
+    while parts:
+        name = parts.pop(0)
+        if name == ".":
+            continue
+        if name == "..":
+            done = os.path.dirname(done).rstrip("/")  # "" is the root
+            continue
+        candidate = done + "/" + name
+        if os.path.islink(root + candidate):
+            hops += 1
+            if hops > 40:
+                raise ApplyError("%s: too many levels of symbolic links; fix the links" % path)
+            target = os.readlink(root + candidate)
+            if target.startswith("/"):
+                done = ""
+            parts = [p for p in target.split("/") if p] + parts
+            continue
+        done = candidate
+    return done or "/"
+
+
+def kept_mode(before: Optional[int], wanted: int) -> Tuple[int, bool]:
+    """The mode to write: a new file gets ``wanted``; an existing one keeps its own, tightened
+    (group/other bits dropped) only when it now holds a secret (``wanted`` is owner-only)."""
+    if before is None:
+        return wanted, False
+    if wanted & 0o077 == 0 and before & 0o077:
+        return before & ~0o077, True
+    return before, False
+
+
 class Edit:
     """One file a step wants, compared with what is on disk now."""
 
     def __init__(self, root: str, path: str, data: bytes, mode: int, restart: bool = True, backup: bool = True):
-        self.path, self.full, self.data, self.mode = path, root + path, data, mode
+        self.path, self.data = path, data
+        self.target = node_path(root, path)  # differs from path when a symlink is written through
+        self.full = root + self.target
         self.restart, self.backup = restart, backup  # restart: the runtime reads it only at start
+        link = root + node_path(root, os.path.dirname(path)) + "/" + os.path.basename(path)
+        if os.path.islink(link) and not os.path.exists(self.full):
+            raise ApplyError("%s is a symlink to %s, which does not exist; fix or remove the link" % (path, self.target))
         self.before = read_bytes(self.full)
-        self.before_mode = os.stat(self.full).st_mode & 0o7777 if self.before is not None else None
+        st = os.stat(self.full) if self.before is not None else None
+        self.before_mode = st.st_mode & 0o7777 if st is not None else None
+        self.owner = (st.st_uid, st.st_gid) if st is not None else None
+        self.mode, self.tightened = kept_mode(self.before_mode, mode)
 
     @property
     def changed(self) -> bool:
@@ -115,34 +182,99 @@ class Context:
         self.pending: Dict[str, Edit] = {}
 
     def read(self, path: str) -> Optional[str]:
-        edit = self.pending.get(self.root + path)
+        full = self.root + node_path(self.root, path)
+        edit = self.pending.get(full)
         if edit is not None:
             return edit.data.decode("utf-8")
-        return read_text(self.root + path, path)
+        return read_text(full, path)
 
 
-def commit(outcome: Outcome, do_restart: bool, final: Optional[dict] = None) -> None:
-    """Write what changed, then restart; ``final`` (path -> Edit) drops edits a later
-    step superseded by merging into the same file."""
-    if outcome.skipped:
-        log("%s: skipped: %s" % (outcome.label, outcome.skipped))
-        return
-    changed = [e for e in outcome.edits if e.changed and (final is None or final.get(e.full) is e)]
-    if not changed:
-        log("%s: %s already up to date (%s)" % (outcome.label, ", ".join(e.path for e in outcome.edits), outcome.summary))
+class Undo:
+    """How to put one file back as it was before this run."""
+
+    def __init__(self, edit: Edit):
+        self.edit = edit
+        self.created_dirs: List[str] = []
+        self.backup_made = False
+
+
+def _write(edit: Edit, undo: Undo) -> None:
+    if edit.before is not None and edit.backup:
+        undo.backup_made = keep_original(edit.full)
+    if edit.before == edit.data:
+        os.chmod(edit.full, edit.mode)  # content right, mode wrong (e.g. a 0644 secret file)
     else:
+        undo.created_dirs = write_atomic(edit.full, edit.data, edit.mode, edit.owner)
+
+
+def _restore(undo: Undo) -> None:
+    edit = undo.edit
+    if edit.before is None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(edit.full)
+    elif read_bytes(edit.full) != edit.before or os.stat(edit.full).st_mode & 0o7777 != edit.before_mode:
+        write_atomic(edit.full, edit.before, edit.before_mode, edit.owner)  # type: ignore[arg-type]
+    if undo.backup_made:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(edit.full + ".regauth.orig")
+    for folder in reversed(undo.created_dirs):
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)
+
+
+def write_all(edits: List[Edit]) -> None:
+    """Write every edit or none: files the runtime reads only at start (the main config)
+    go last, so hosts.toml, CA files and drop-ins are in place before it; a failure at
+    any file puts back every file already written (content, mode, owner) and removes
+    the backups and folders this run made."""
+    order = sorted(range(len(edits)), key=lambda i: (edits[i].restart, i))
+    done: List[Undo] = []
+    try:
+        for index in order:
+            undo = Undo(edits[index])
+            done.append(undo)
+            _write(edits[index], undo)
+    except (OSError, ApplyError) as exc:
+        cause = str(exc) if isinstance(exc, ApplyError) else "%s on %s" % (exc.strerror, exc.filename)
+        broken = []
+        for undo in reversed(done):
+            try:
+                _restore(undo)
+            except OSError as again:
+                broken.append("%s (%s)" % (undo.edit.path, again.strerror))
+        if broken:
+            raise ApplyError("%s while writing; restoring FAILED for %s: restore them from FILE.regauth.orig" % (cause, ", ".join(broken)))
+        raise ApplyError("%s while writing; every file written before it was restored, nothing was changed" % cause)
+
+
+def commit_all(outcomes: List["Outcome"], do_restart: bool, final: Optional[dict] = None) -> None:
+    """Write what changed in every outcome (all or nothing, :func:`write_all`), then
+    restart; ``final`` (path -> Edit) drops edits a later step superseded by merging
+    into the same file."""
+    changes = []
+    for outcome in outcomes:
+        if outcome.skipped:
+            changes.append((outcome, []))
+            continue
+        changes.append((outcome, [e for e in outcome.edits if e.changed and (final is None or final.get(e.full) is e)]))
+    write_all([edit for _, changed in changes for edit in changed])
+    for outcome, changed in changes:
+        if outcome.skipped:
+            log("%s: skipped: %s" % (outcome.label, outcome.skipped))
+            continue
         for edit in changed:
-            if edit.before is not None and edit.backup:
-                keep_original(edit.full)
-            if edit.before == edit.data:
-                os.chmod(edit.full, edit.mode)  # content right, mode wrong (e.g. a 0644 secret file)
-            else:
-                write_atomic(edit.full, edit.data, edit.mode)
-        reread = any(e.restart and e.before != e.data for e in changed)
-        what = restart_units(outcome.restart, do_restart) if outcome.restart and reread else "no restart needed"
-        log("%s: %s updated (%s); %s" % (outcome.label, ", ".join(e.path for e in changed), outcome.summary, what))
-    for note in outcome.notes:
-        log("%s: %s" % (outcome.label, note))
+            if edit.target != edit.path:
+                log("%s: %s is a symlink; wrote through to %s (the link is kept)" % (outcome.label, edit.path, edit.target))
+            if edit.tightened:
+                log("%s: %s now holds a secret: mode %04o tightened to %04o" % (outcome.label, edit.path, edit.before_mode, edit.mode))
+        if not changed:
+            log("%s: %s already up to date (%s)" % (outcome.label, ", ".join(e.path for e in outcome.edits), outcome.summary))
+        else:
+            reread = any(e.restart and e.before != e.data for e in changed)
+            what = restart_units(outcome.restart, do_restart) if outcome.restart and reread else "no restart needed"
+            log("%s: %s updated (%s); %s" % (outcome.label, ", ".join(e.path for e in changed), outcome.summary, what))
+        for note in outcome.notes:
+            log("%s: %s" % (outcome.label, note))
 
 
 def restart_units(spec: dict, enabled: bool) -> str:
@@ -210,12 +342,44 @@ def cred_summary(creds: List[dict]) -> str:
     return ", ".join(sorted(c["host"] for c in creds)) or "no registries"
 
 
+LOCK_DIR = "/run/regauth"
+
+
 @contextlib.contextmanager
-def lock(root: str, plan_path: str) -> Iterator[None]:
-    """Hold the run's lock: cloud-init and the boot unit may start regauth-apply together."""
+def lock(root: str, wait: float) -> Iterator[None]:
+    """Hold the run's lock: cloud-init and the boot unit may start regauth-apply together.
+
+    The lock is the directory ROOT/run/regauth itself (flock on it: no lock file to
+    leave behind), root-only (0700, owned by us) so no other user can hold it or plant
+    a symlink there, opened with O_NOFOLLOW, and waited for at most ``wait`` seconds."""
     import fcntl
 
-    lock_dir = root + "/run/lock" if os.path.isdir(root + "/run/lock") else os.path.dirname(os.path.abspath(plan_path))
-    with open(os.path.join(lock_dir, "regauth-apply.lock"), "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    path = root + LOCK_DIR
+    make_parents(os.path.dirname(path))
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o700)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise ApplyError("cannot open the lock directory %s (%s): it must be a directory, not a symlink; remove it and run again" % (path, exc.strerror))
+    try:
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid() or st.st_mode & 0o077:
+            raise ApplyError(
+                "the lock directory %s is not private (owner uid %d, mode %04o); it must belong to uid %d with mode 0700: "
+                "remove it and run again" % (path, st.st_uid, st.st_mode & 0o7777, os.geteuid())
+            )
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise ApplyError(
+                        "another regauth-apply has held %s for %gs; let it finish (ps -C regauth-apply) or raise --lock-timeout" % (path, wait)
+                    )
+                time.sleep(0.1)
         yield
+    finally:
+        os.close(fd)

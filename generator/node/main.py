@@ -9,7 +9,7 @@ import time
 from typing import Callable, Dict, Iterable, List, Optional
 
 from .errors import ApplyError, log
-from .files import Context, commit, lock
+from .files import Context, commit_all, lock
 from .plan import STEP_KINDS, PlanError, check_plan, fetches_at_boot
 
 # Not __doc__: what regauth ships drops docstrings.
@@ -35,6 +35,31 @@ def failed(exc: Exception, after: str) -> int:
     return 1
 
 
+def _run(plan: dict, root: str, args) -> int:
+    """Prepare every step, then commit them all; the exit code (0: go on and say done)."""
+    fetcher = None
+    if fetches_at_boot(plan["steps"]):
+        from .bootfetch import BootFetcher  # shipped only to nodes whose plan fetches at boot (plan.modules)
+
+        fetcher = BootFetcher(time.monotonic() + args.fetch_timeout)
+    ctx = Context(root, fetcher, not args.no_restart)
+    kinds = [step["kind"] for step in plan["steps"]]  # each one known: check_plan said so
+    try:
+        prepare = steps(kinds)
+    except ImportError as exc:
+        log("this regauth-apply was built for another plan (it lacks %s); re-render and ship both files together" % exc.name)
+        return 2
+    try:
+        outcomes = [prepare[step["kind"]](step, ctx) for step in plan["steps"]]
+    except (ApplyError, OSError) as exc:
+        return failed(exc, "; the runtime config was left unchanged")
+    try:
+        commit_all(outcomes, ctx.do_restart, ctx.pending)
+    except (ApplyError, OSError) as exc:
+        return failed(exc, "" if isinstance(exc, ApplyError) else " while writing")
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     import argparse
 
@@ -43,6 +68,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--root", default="", help="apply under this directory instead of / (tests, chroots)")
     parser.add_argument("--no-restart", action="store_true", help="never restart services")
     parser.add_argument("--fetch-timeout", type=float, default=120.0, metavar="S", help="give up boot-time fetches after S seconds (default 120)")
+    parser.add_argument("--lock-timeout", type=float, default=300.0, metavar="S", help="wait at most S seconds for another run to finish (default 300)")
     args = parser.parse_args(argv)
     root = args.root.rstrip("/")
     plan_path = args.plan or root + "/etc/regauth/plan.json"
@@ -58,27 +84,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     except PlanError as exc:
         log("%s: %s; re-render with a matching regauth" % (plan_path, exc))
         return 2
-    with lock(root, plan_path):  # cloud-init and the boot unit may race
-        fetcher = None
-        if fetches_at_boot(plan["steps"]):
-            from .bootfetch import BootFetcher  # shipped only to nodes whose plan fetches at boot (plan.modules)
-
-            fetcher = BootFetcher(time.monotonic() + args.fetch_timeout)
-        ctx = Context(root, fetcher, not args.no_restart)
-        try:
-            prepare = steps([step["kind"] for step in plan["steps"]])
-        except ImportError as exc:
-            log("this regauth-apply was built for another plan (it lacks %s); re-render and ship both files together" % exc.name)
-            return 2
-        try:
-            outcomes = [prepare[step["kind"]](step, ctx) for step in plan["steps"]]
-        except (ApplyError, OSError) as exc:
-            return failed(exc, "; the runtime config was left unchanged")
-        try:
-            for outcome in outcomes:
-                commit(outcome, ctx.do_restart, ctx.pending)
-        except (ApplyError, OSError) as exc:
-            return failed(exc, "" if isinstance(exc, ApplyError) else " while writing")
+    try:
+        with lock(root, args.lock_timeout):  # cloud-init and the boot unit may race
+            code = _run(plan, root, args)
+    except ApplyError as exc:
+        return failed(exc, "; nothing was changed")
+    if code:
+        return code
     log("done in %d ms (profile %s)" % ((time.monotonic() - started) * 1000, plan.get("profile", "?")))
     return 0
 

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from generator import applyscript
+from tests.support.nodepython import interpreter, on_every_node_python
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "containerd"
 apply = applyscript.module()
@@ -40,9 +41,10 @@ def write_plan(tmp: Path, creds: list[dict], *, version: str = "1.7", path: str 
 def run_apply(root: Path, plan: Path) -> subprocess.CompletedProcess:
     script = root.parent / "regauth-apply"  # the file a node gets for this plan
     script.write_bytes(applyscript.script_for_plan(json.loads(plan.read_text())["steps"]))
-    return subprocess.run([sys.executable, str(script), "--root", str(root), "--plan", str(plan), "--no-restart"], capture_output=True, text=True)
+    return subprocess.run([str(interpreter()), str(script), "--root", str(root), "--plan", str(plan), "--no-restart"], capture_output=True, text=True)
 
 
+@on_every_node_python
 @pytest.mark.parametrize("fixture", ["debian12-1.6.20-shipped.toml", "1.6.20-default.toml", None])
 def test_merge_keeps_everything_and_is_idempotent(tmp_path: Path, fixture: str | None) -> None:
     root = tmp_path / "root"
@@ -102,7 +104,7 @@ def test_brackets_inside_strings_and_arrays_are_not_headers() -> None:
     assert headers == [("real", "a.b")]
 
 
-@pytest.mark.xfail(sys.version_info < (3, 11), strict=True, reason="regauth-apply proves a merge with tomllib, which Python 3.10 lacks: there it merges without that check (README: Limitations); this test runs the node program with the suite's interpreter")
+@on_every_node_python
 def test_unmergeable_config_fails_and_is_left_untouched(tmp_path: Path) -> None:
     root = tmp_path / "root"
     config = root / "etc/containerd/config.toml"
@@ -120,6 +122,7 @@ def test_unmergeable_config_fails_and_is_left_untouched(tmp_path: Path) -> None:
     assert sorted(os.listdir(config.parent)) == ["config.toml"]
 
 
+@on_every_node_python
 def test_bad_plan_exits_2(tmp_path: Path) -> None:
     plan = tmp_path / "plan.json"
     plan.write_text('{"format": 99, "steps": []}')

@@ -267,7 +267,7 @@ def test_every_combination_of_step_kinds_runs_on_node_pythons(python: Path, full
             assert code == 0, (combo, log.getvalue())
             got, want = _tree(node), _tree(here)
             assert got == want, (combo, sorted(set(got) ^ set(want)) or [k for k in got if got[k] != want[k]])
-            assert len(want) > 1, combo
+            assert want, combo  # something was written (the lock is the directory run/regauth, not a file)
             shutil.rmtree(node)
             shutil.rmtree(here)
         assert len(shipped_sets) > 10  # the combinations really ship different files

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -31,6 +33,7 @@ from generator import applyscript
 from generator.targets import TARGETS
 from tests.conftest import ROOT, run_cli, write_profile
 from tests.support.keys import key_file_bytes
+from tests.support.nodepython import interpreter, on_every_node_python
 
 apply = applyscript.module()
 SCHEMAS = ROOT / "tests" / "fixtures" / "schemas"
@@ -61,15 +64,30 @@ def profile(folder: Path, targets: str, registries: str | None = None, name: str
     return write_profile(folder, body, name)
 
 
+_RENDERED: dict[str, Path] = {}
+
+
 def render(path: Path) -> Path:
-    result = run_cli("render", str(path), "-o", str(path.parent / "out"))
-    assert result.code == 0, result.err
-    return path.parent / "out" / path.stem / "rootfs"
+    """Render like a user; the same profile and inputs render once per session (the
+    node-program tests run once per node Python, the render is the same each time)."""
+    inputs = hashlib.sha256(path.name.encode())
+    for item in sorted(path.parent.iterdir()):
+        if item.is_file():
+            inputs.update(item.name.encode() + b"\0" + item.read_bytes() + b"\0")
+    out = path.parent / "out"
+    cached = _RENDERED.get(inputs.hexdigest())
+    if cached is not None and cached.is_dir():
+        shutil.copytree(cached, out / path.stem, symlinks=True)
+    else:
+        result = run_cli("render", str(path), "-o", str(out))
+        assert result.code == 0, result.err
+        _RENDERED[inputs.hexdigest()] = out / path.stem
+    return out / path.stem / "rootfs"
 
 
 def run_apply(rootfs: Path, root: Path, *extra: str) -> subprocess.CompletedProcess:
     script, plan = rootfs / "usr/local/sbin/regauth-apply", rootfs / "etc/regauth/plan.json"
-    return subprocess.run([sys.executable, str(script), "--root", str(root), "--plan", str(plan), "--no-restart", *extra], capture_output=True, text=True, timeout=60)
+    return subprocess.run([str(interpreter()), str(script), "--root", str(root), "--plan", str(plan), "--no-restart", *extra], capture_output=True, text=True, timeout=60)
 
 
 def node_with(root: Path, files: dict[str, str]) -> None:
@@ -115,6 +133,7 @@ AUTH_CASES = {
 }
 
 
+@on_every_node_python
 @pytest.mark.parametrize("target", sorted(AUTH_CASES))
 def test_auth_file_merge_keeps_unrelated_and_is_idempotent(target: str, folder: Path, sa_key: dict) -> None:
     path, _ = AUTH_CASES[target]
@@ -145,6 +164,7 @@ def test_docker_hub_keys_per_runtime(folder: Path) -> None:
     assert list(json.loads((rootfs / "var/lib/kubelet/config.json").read_text())["auths"]) == ["https://index.docker.io/v1/"]
 
 
+@on_every_node_python
 @pytest.mark.parametrize(
     "target, existing, words",
     [
@@ -164,6 +184,7 @@ def test_credential_helper_conflicts_fail_clearly_and_touch_nothing(target: str,
     assert tree(root) == {path.lstrip("/"): json.dumps(existing).encode()}
 
 
+@on_every_node_python
 def test_kubelet_globs_and_credential_provider(folder: Path) -> None:
     targets = '  kubelet:\n    match: {"*-docker.pkg.dev": europe-docker.pkg.dev}\n    credential_provider: {type: gcp}\n'
     root = folder / "root"
@@ -213,6 +234,7 @@ configs:
 """
 
 
+@on_every_node_python
 @pytest.mark.parametrize("distro", ["k3s", "rke2"])
 def test_registries_yaml_merge_mirrors_tls_and_schema(distro: str, folder: Path, sa_key: dict) -> None:
     (folder / "ca.pem").write_bytes(_ca_pem())
@@ -248,6 +270,7 @@ def test_k3s_refuses_two_mirrors_with_different_paths(folder: Path) -> None:
     assert result.code == 2 and "k3s applies a mirror's rewrite to every endpoint of docker.io" in result.err
 
 
+@on_every_node_python
 def test_yaml_errors_never_quote_the_file(folder: Path) -> None:
     root = folder / "root"
     node_with(root, {"/etc/rancher/k3s/registries.yaml": "configs:\n  x:\n    auth: {password: hunter2-secret\n"})
@@ -259,7 +282,7 @@ def test_yaml_errors_never_quote_the_file(folder: Path) -> None:
 # ------------------------------------------------------------------ containerd hosts.toml
 
 
-@pytest.mark.xfail(sys.version_info < (3, 11), strict=True, reason="on Python 3.10 (no tomllib) regauth-apply replaces a foreign hosts.toml's mirrors instead of merging them (node program bug, reported in issue 17's notes); this test runs the node program with the suite's interpreter")
+@on_every_node_python
 def test_containerd_hosts_toml_merges_with_a_foreign_one(folder: Path) -> None:
     (folder / "ca.pem").write_bytes(_ca_pem())
     registries = (
@@ -283,6 +306,7 @@ def test_containerd_hosts_toml_merges_with_a_foreign_one(folder: Path) -> None:
     assert robot == {"server": f"https://{ROBOT}", "ca": "ca.crt"}
 
 
+@on_every_node_python
 def test_containerd_mirrors_next_to_registry_mirrors_refused(folder: Path) -> None:
     registries = f"registries:\n  - {{host: {HOST}, auth: {{type: gcp-service-account, secret: gar-key}}, mirror_for: docker.io}}\n"
     root = folder / "root"
@@ -308,6 +332,7 @@ def test_containerd_12_writes_a_version_1_config(folder: Path) -> None:
 # ------------------------------------------------------------------ MicroK8s
 
 
+@on_every_node_python
 @pytest.mark.parametrize("fixture, table", [
     ("containerd-template-08a8c4a.toml", ("plugins", "io.containerd.grpc.v1.cri")),
     ("containerd-template-c9099aa-legacy.toml", ("plugins", "cri")),
@@ -329,6 +354,7 @@ def test_microk8s_template_merge_keeps_placeholders_and_escapes_dollars(fixture:
     assert auth["registry"]["configs"][ROBOT]["auth"] == {"username": "robot", "password": PASSWORD}
 
 
+@on_every_node_python
 def test_microk8s_current_style_template_gets_hosts_toml_in_snap_data(folder: Path) -> None:
     # Derived from the 08a8c4a template the way current MicroK8s ships it: config_path,
     # no registry.mirrors (FIELD_NOTES section 7).
@@ -343,6 +369,7 @@ def test_microk8s_current_style_template_gets_hosts_toml_in_snap_data(folder: Pa
     assert 'config_path = "${SNAP_DATA}/args/certs.d"' in (root / TEMPLATE.lstrip("/")).read_text()
 
 
+@on_every_node_python
 def test_microk8s_waits_for_the_template_then_applies(folder: Path) -> None:
     root = folder / "root"
     rootfs = render(profile(folder, "  microk8s: {wait_for_template: 30}\n"))
@@ -358,6 +385,7 @@ def test_microk8s_waits_for_the_template_then_applies(folder: Path) -> None:
     assert "waiting up to 30s" in result.stderr and "microk8s: " in result.stderr
 
 
+@on_every_node_python
 @pytest.mark.parametrize("policy", ["fail", "skip"])
 def test_microk8s_without_template_fails_or_skips(policy: str, folder: Path) -> None:
     root = folder / "root"
@@ -384,6 +412,7 @@ ALL_TARGETS = {
 }
 
 
+@on_every_node_python
 @pytest.mark.parametrize("target", sorted(ALL_TARGETS))
 @pytest.mark.parametrize("policy", ["fail", "skip", "write"])
 def test_node_without_the_runtime(target: str, policy: str, folder: Path) -> None:
@@ -402,6 +431,7 @@ def test_node_without_the_runtime(target: str, policy: str, folder: Path) -> Non
         assert secret_files and all(mode(p) == 0o600 for p in secret_files)
 
 
+@on_every_node_python
 def test_runtime_found_on_path_is_detected(folder: Path) -> None:
     root = folder / "root"
     (root / "usr/bin").mkdir(parents=True)
@@ -558,6 +588,7 @@ def _fake_tools(folder: Path, active: set[str]) -> tuple[dict[str, str], Path]:
     return {"PATH": f"{bin_dir}:{os.environ['PATH']}"}, calls
 
 
+@on_every_node_python
 @pytest.mark.parametrize(
     "targets, node, active, expected",
     [
@@ -577,7 +608,7 @@ def test_restart_only_running_units_and_only_on_change(targets: str, node: dict,
     rootfs = render(profile(folder, targets))
     script, plan = rootfs / "usr/local/sbin/regauth-apply", rootfs / "etc/regauth/plan.json"
     for _ in range(2):  # the second run changes nothing and must restart nothing
-        result = subprocess.run([sys.executable, str(script), "--root", str(root), "--plan", str(plan)], capture_output=True, text=True, timeout=60, env={**os.environ, **env})
+        result = subprocess.run([str(interpreter()), str(script), "--root", str(root), "--plan", str(plan)], capture_output=True, text=True, timeout=60, env={**os.environ, **env})
         assert result.returncode == 0, result.stderr
     made = [line for line in (calls.read_text().splitlines() if calls.exists() else []) if "is-active" not in line]
     assert made == expected
