@@ -32,6 +32,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from tests.support import node_pythons
 from tests.support.containerd import (  # noqa: F401 - fixtures
     REPO,
     Containerd,
@@ -50,7 +51,7 @@ from tests.support.registry import RegistryEnv, TokenRequest, registry_env, toke
 
 pytestmark = pytest.mark.system
 
-PY36 = "/root/.pyenv/versions/3.6.15/bin/python3"
+PY36 = node_pythons.OLDEST  # the one list: tests/support/nodepython.py
 SCHEMA = json.loads((REPO / "tests/fixtures/schemas/kubelet-credentialprovider-plugin-v1.schema.json").read_text())
 PROVIDER = "usr/local/sbin/regauth-credential-provider"
 CASES = ("stored-json-key", "keyless", "secret-manager")

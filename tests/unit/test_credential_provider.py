@@ -21,13 +21,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from generator.node import jsontext, kubeletflags
+from tests.support import node_pythons
 from tests.conftest import ROOT, run_cli, write_profile
 from tests.support.fake_gsm import running_fake_gsm
 from tests.support.fake_metadata import DOWN, running_fake_metadata
 
 SCHEMA = json.loads((ROOT / "tests/fixtures/schemas/kubelet-credentialprovider-plugin-v1.schema.json").read_text())
 CONFIG_SCHEMA = json.loads((ROOT / "tests/fixtures/schemas/kubelet-credentialprovider-v1.schema.json").read_text())
-PYTHONS = ("/root/.pyenv/versions/3.6.15/bin/python3", "/root/.pyenv/versions/3.13.0/bin/python3")
+PYTHONS = (node_pythons.OLDEST, node_pythons.NEWEST)  # the one list: tests/support/nodepython.py
 PROVIDER = "usr/local/sbin/regauth-credential-provider"
 STORED = "registry.example.com:5000"
 KEYLESS = "europe-docker.pkg.dev"

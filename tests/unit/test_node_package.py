@@ -29,22 +29,18 @@ from generator import applyscript, nodebuild
 from generator.node import main as node_main
 from generator.node import plan as node_plan
 from tests.conftest import run_cli, write_profile
+from tests.support import node_pythons
 
-PYENV = Path("/root/.pyenv/versions")
-OLDEST = PYENV / "3.6.15/bin/python3"
-NEWEST = PYENV / "3.13.0/bin/python3"
-# Every python3 a supported cloud image ships (README: node requirements), plus Debian's own.
-NODE_PYTHONS = [PYENV / f"{v}/bin/python3" for v in ("3.6.15", "3.7.16", "3.8.18", "3.9.18", "3.10.13", "3.11.7", "3.12.1", "3.13.0")] + [Path("/usr/bin/python3")]
-NODE_IDS = [p.parts[-3] if p.parts[1] == "root" else "debian" for p in NODE_PYTHONS]
+# Every python3 a supported cloud image ships (README: node requirements), plus Debian's own:
+# the one list is tests/support/nodepython.py.
+OLDEST, NEWEST = Path(node_pythons.OLDEST), Path(node_pythons.NEWEST)
+NODE_PYTHONS = [Path(p) for p in node_pythons.NODE_PYTHONS]
+NODE_IDS = [node_pythons.python_id(str(p)) for p in NODE_PYTHONS]
 MODULES = nodebuild.all_modules()
 
 
 def interpreter(path: Path) -> str:
-    if not path.is_file():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{path} is missing: CI must run the node program on every node Python")
-        pytest.skip(f"{path} is not installed")
-    return str(path)
+    return node_pythons.require_python(str(path))  # skips locally, fails under CI=true
 
 
 # ------------------------------------------------------------------ the package itself
