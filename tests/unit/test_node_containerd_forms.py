@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-import tomllib
+from generator.tomlcompat import tomllib
 from pathlib import Path
 
 import pytest

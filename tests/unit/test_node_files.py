@@ -13,7 +13,7 @@ import fcntl
 import json
 import os
 import subprocess
-import tomllib
+from generator.tomlcompat import tomllib
 from pathlib import Path
 
 import pytest

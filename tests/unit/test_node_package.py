@@ -335,7 +335,7 @@ def test_boot_fetch_plan_runs_on_node_pythons(python: Path, tmp_path: Path, sa_k
     """The one module only boot-fetch plans ship (bootfetch: metadata token, Secret
     Manager REST, CRC32C) against the loopback fakes, on the oldest and newest node Python."""
     import base64
-    import tomllib
+    from generator.tomlcompat import tomllib
 
     from tests.support.fake_gsm import running_fake_gsm
     from tests.support.fake_metadata import running_fake_metadata

@@ -16,7 +16,7 @@ import os
 import re
 import subprocess
 import sys
-import tomllib
+from generator.tomlcompat import tomllib
 from pathlib import Path
 
 import pytest

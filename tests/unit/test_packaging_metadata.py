@@ -10,10 +10,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-try:
-    import tomllib
-except ImportError:  # Python 3.10: the declared tomli backport
-    import tomli as tomllib
+from generator.tomlcompat import tomllib
 
 from tests.conftest import ROOT
 

@@ -14,7 +14,7 @@ import json
 import os
 import subprocess
 import sys
-import tomllib
+from generator.tomlcompat import tomllib
 from pathlib import Path
 
 import yaml
