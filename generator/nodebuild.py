@@ -17,8 +17,12 @@ pure function of the module sources: identical plans give byte-identical files.
 from __future__ import annotations
 
 import ast
+import builtins
 import hashlib
 import io
+import itertools
+import keyword
+import string
 import tokenize
 from functools import lru_cache
 from pathlib import Path
@@ -187,10 +191,135 @@ def _lines(text: str) -> str:
     return "".join(out)
 
 
+# ------------------------------------------------------------------ short local names
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+_OPAQUE = {"locals", "vars", "eval", "exec", "dir", "globals"}  # calls that see names as strings
+
+
+def _identifiers(tree: ast.AST) -> set[str]:
+    """Every identifier the module spells anywhere: names, attributes, arguments,
+    definitions, imports, keywords passed, and strings that look like names."""
+    found = set(keyword.kwlist) | set(dir(builtins))
+    for node in ast.walk(tree):
+        for field in ("id", "attr", "arg", "name", "asname"):
+            value = getattr(node, field, None)
+            if isinstance(value, str):
+                found.add(value)
+        if isinstance(node, (ast.Global, ast.Nonlocal)):
+            found.update(node.names)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.isidentifier():
+            found.add(node.value)
+    return found
+
+
+def _short_names(taken: set[str]):
+    letters = string.ascii_lowercase + string.ascii_uppercase
+    for size in range(1, 4):
+        for combo in itertools.product(letters, repeat=size):
+            name = "".join(combo)
+            if name not in taken:
+                yield name
+
+
+def _inner(node: ast.AST):
+    """The nodes of ``node``'s body, not descending into nested scopes."""
+    for child in ast.iter_child_nodes(node):
+        yield child
+        if not isinstance(child, _SCOPES):
+            yield from _inner(child)
+
+
+def local_renames(tree: ast.Module) -> dict[int, dict[str, str]]:
+    """For each function (by its index among the functions ``ast.walk`` yields): which of
+    its local variables get which short name.  Only the plain case is touched, so the
+    renaming cannot change what runs: a function with no nested function, lambda or
+    class (no closures), no ``global``/``nonlocal``, no call that reads names as strings
+    (``locals()``, ``eval`` ...); of its names only those it binds itself (assignment,
+    ``for``/``with``/``except`` targets, comprehension variables that never meet an
+    outer name), never a parameter (callers may pass it by keyword), never an import,
+    never one used inside an f-string.  A short name is one the module never spells."""
+    taken = _identifiers(tree)
+    out: dict[int, dict[str, str]] = {}
+    functions = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    for index, func in enumerate(functions):
+        body = [n for stmt in func.body for n in itertools.chain([stmt], _inner(stmt))]
+        if any(isinstance(n, _SCOPES + (ast.Global, ast.Nonlocal)) for n in body):
+            continue
+        if any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in _OPAQUE for n in body):
+            continue
+        a = func.args
+        params = {x.arg for x in a.posonlyargs + a.args + a.kwonlyargs + [v for v in (a.vararg, a.kwarg) if v]}
+        in_comprehension: set[int] = set()  # ids of Name nodes bound by a comprehension around them
+        comprehension_bound: set[str] = set()
+        for n in body:
+            if isinstance(n, _COMPREHENSIONS):
+                bound = {t.id for g in n.generators for t in ast.walk(g.target) if isinstance(t, ast.Name)}
+                comprehension_bound |= bound
+                in_comprehension |= {id(t) for t in ast.walk(n) if isinstance(t, ast.Name) and t.id in bound}
+        names = [n for n in body if isinstance(n, ast.Name)]
+        bound_here = {n.id for n in names if isinstance(n.ctx, (ast.Store, ast.Del)) and id(n) not in in_comprehension}
+        bound_here |= {n.name for n in body if isinstance(n, ast.ExceptHandler) and n.name}
+        only_comprehension = {c for c in comprehension_bound - bound_here if all(id(n) in in_comprehension for n in names if n.id == c)}
+        imported = {al.asname or al.name.split(".")[0] for n in body if isinstance(n, (ast.Import, ast.ImportFrom)) for al in n.names}
+        in_fstrings = {t.id for n in body if isinstance(n, ast.JoinedStr) for t in ast.walk(n) if isinstance(t, ast.Name)}
+        candidates = (bound_here | only_comprehension) - params - imported - in_fstrings
+        if not candidates:
+            continue
+        order: list[str] = []
+        for n in sorted(names, key=lambda n: (n.lineno, n.col_offset)):
+            if n.id in candidates and n.id not in order:
+                order.append(n.id)
+        order += sorted(candidates - set(order))  # except-handler names never read
+        fresh = _short_names(taken)
+        mapping = {}
+        for old in order:
+            new = next(fresh)
+            if len(new) < len(old):
+                mapping[old] = new
+        if mapping:
+            out[index] = mapping
+    return out
+
+
+def _rename_locals(text: str) -> str:
+    tree = ast.parse(text)
+    renames = local_renames(tree)
+    if not renames:
+        return text
+    at = _Offsets(text)
+    tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    cuts: list[tuple[int, int, str]] = []
+    functions = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    for index, mapping in renames.items():
+        for n in ast.walk(functions[index]):
+            if isinstance(n, ast.Name) and n.id in mapping:
+                start = at(n.lineno, n.col_offset)
+                assert text[start:start + len(n.id)] == n.id
+                cuts.append((start, start + len(n.id), mapping[n.id]))
+            elif isinstance(n, ast.ExceptHandler) and n.name in mapping:
+                # the name has no position of its own: it is the NAME after ``as``
+                begin = (n.lineno, n.col_offset)
+                [tok] = [t for i, t in enumerate(tokens) if t.type == tokenize.NAME and t.string == n.name and tokens[i - 1].string == "as" and t.start >= begin and t.start < (n.body[0].lineno, n.body[0].col_offset)][:1]
+                start = at(*tok.start)
+                cuts.append((start, start + len(n.name), mapping[n.name]))
+    return _cut(text, cuts)
+
+
+def _bare(name: str) -> str:
+    return _unused_typing(_docstrings_and_annotations(source(name)))
+
+
+def renames_of(name: str) -> dict[int, dict[str, str]]:
+    """The local renaming ``shrink`` applies to module ``name`` (see ``local_renames``)."""
+    return local_renames(ast.parse(_bare(name)))
+
+
 @lru_cache(maxsize=None)
 def shrink(name: str) -> str:
-    """Module ``name`` as shipped (docstrings, comments and annotations dropped)."""
-    return _lines(_unused_typing(_docstrings_and_annotations(source(name))))
+    """Module ``name`` as shipped (docstrings, comments and annotations dropped, local
+    variables shortened)."""
+    return _lines(_rename_locals(_bare(name)))
 
 
 # ------------------------------------------------------------------ dropping what no shipped code uses
