@@ -230,15 +230,24 @@ def _inner(node: ast.AST):
             yield from _inner(child)
 
 
-def local_renames(tree: ast.Module) -> dict[int, dict[str, str]]:
+@lru_cache(maxsize=1)
+def keywords_passed() -> frozenset[str]:
+    """Every keyword any call in the node package passes (``f(key=...)``): a parameter
+    with one of these names keeps it, whoever the callee is."""
+    return frozenset(k.arg for name in all_modules() for n in ast.walk(ast.parse(source(name))) if isinstance(n, ast.Call) for k in n.keywords if k.arg)
+
+
+def local_renames(tree: ast.Module, keywords: frozenset[str]) -> dict[int, dict[str, str]]:
     """For each function (by its index among the functions ``ast.walk`` yields): which of
     its local variables get which short name.  Only the plain case is touched, so the
     renaming cannot change what runs: a function with no nested function, lambda or
     class (no closures), no ``global``/``nonlocal``, no call that reads names as strings
     (``locals()``, ``eval`` ...); of its names only those it binds itself (assignment,
     ``for``/``with``/``except`` targets, comprehension variables that never meet an
-    outer name), never a parameter (callers may pass it by keyword), never an import,
-    never one used inside an f-string.  A short name is one the module never spells."""
+    outer name) and its parameters unless some call passes that name as a keyword
+    (``keywords``); never an import, never one used inside an f-string.  A short name
+    is one the module never spells.  The shipped file is called only through ``main()``,
+    so only the node package's own calls can pass keywords."""
     taken = _identifiers(tree)
     out: dict[int, dict[str, str]] = {}
     functions = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
@@ -263,10 +272,10 @@ def local_renames(tree: ast.Module) -> dict[int, dict[str, str]]:
         only_comprehension = {c for c in comprehension_bound - bound_here if all(id(n) in in_comprehension for n in names if n.id == c)}
         imported = {al.asname or al.name.split(".")[0] for n in body if isinstance(n, (ast.Import, ast.ImportFrom)) for al in n.names}
         in_fstrings = {t.id for n in body if isinstance(n, ast.JoinedStr) for t in ast.walk(n) if isinstance(t, ast.Name)}
-        candidates = (bound_here | only_comprehension) - params - imported - in_fstrings
+        candidates = (bound_here | only_comprehension | params) - keywords - imported - in_fstrings
         if not candidates:
             continue
-        order: list[str] = []
+        order = [x.arg for x in a.posonlyargs + a.args + a.kwonlyargs + [v for v in (a.vararg, a.kwarg) if v] if x.arg in candidates]
         for n in sorted(names, key=lambda n: (n.lineno, n.col_offset)):
             if n.id in candidates and n.id not in order:
                 order.append(n.id)
@@ -284,7 +293,7 @@ def local_renames(tree: ast.Module) -> dict[int, dict[str, str]]:
 
 def _rename_locals(text: str) -> str:
     tree = ast.parse(text)
-    renames = local_renames(tree)
+    renames = local_renames(tree, keywords_passed())
     if not renames:
         return text
     at = _Offsets(text)
@@ -292,8 +301,14 @@ def _rename_locals(text: str) -> str:
     cuts: list[tuple[int, int, str]] = []
     functions = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
     for index, mapping in renames.items():
-        for n in ast.walk(functions[index]):
-            if isinstance(n, ast.Name) and n.id in mapping:
+        func = functions[index]
+        params = [x for x in func.args.posonlyargs + func.args.args + func.args.kwonlyargs + [func.args.vararg, func.args.kwarg] if x is not None and x.arg in mapping]
+        for n in itertools.chain(params, *(ast.walk(stmt) for stmt in func.body)):
+            if isinstance(n, ast.arg):
+                start = at(n.lineno, n.col_offset)
+                assert text[start:start + len(n.arg)] == n.arg
+                cuts.append((start, start + len(n.arg), mapping[n.arg]))
+            elif isinstance(n, ast.Name) and n.id in mapping:
                 start = at(n.lineno, n.col_offset)
                 assert text[start:start + len(n.id)] == n.id
                 cuts.append((start, start + len(n.id), mapping[n.id]))
@@ -343,7 +358,7 @@ def _bare(name: str) -> str:
 
 def renames_of(name: str) -> dict[int, dict[str, str]]:
     """The local renaming ``shrink`` applies to module ``name`` (see ``local_renames``)."""
-    return local_renames(ast.parse(_bare(name)))
+    return local_renames(ast.parse(_bare(name)), keywords_passed())
 
 
 @lru_cache(maxsize=None)

@@ -131,11 +131,15 @@ class _Bare(ast.NodeTransformer):
         return ast.Assign(targets=[node.target], value=node.value) if node.value is not None else ast.Pass()
 
 
-class _Renamed(ast.NodeTransformer):
+_KEYWORDS_PASSED = {k.arg for name in MODULES for c in ast.walk(ast.parse(nodebuild.source(name))) if isinstance(c, ast.Call) for k in c.keywords}
+
+
+class _Renamed:
     """The syntax tree with each function's locals renamed as ``nodebuild.local_renames``
     says, after checking (independently of nodebuild) that the renaming is safe: the
     function has no nested scope, no global/nonlocal and no locals()/eval; an old name is
-    bound in it and is not a parameter; a new name appears nowhere in the module."""
+    bound in it, or is a parameter no call in the node package passes as a keyword; a new
+    name appears nowhere in the module."""
 
     def __init__(self, renames: dict, module: ast.Module) -> None:
         self.renames = renames
@@ -151,10 +155,12 @@ class _Renamed(ast.NodeTransformer):
             assert not any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("locals", "vars", "eval", "exec", "dir", "globals") for n in inner)
             params = {a.arg for a in ast.walk(func.args) if isinstance(a, ast.arg)}
             bound = {n.id for n in inner if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)} | {n.name for n in inner if isinstance(n, ast.ExceptHandler)}
-            assert not set(mapping) & params and set(mapping) <= bound
+            assert set(mapping) <= bound | params and not set(mapping) & _KEYWORDS_PASSED
             assert not set(mapping.values()) & self.spelled and len(set(mapping.values())) == len(mapping)
-            for n in inner:
-                if isinstance(n, ast.Name) and n.id in mapping:
+            for n in inner + [a for a in ast.walk(func.args) if isinstance(a, ast.arg)]:
+                if isinstance(n, ast.arg) and n.arg in mapping:
+                    n.arg = mapping[n.arg]
+                elif isinstance(n, ast.Name) and n.id in mapping:
                     n.id = mapping[n.id]
                 elif isinstance(n, ast.ExceptHandler) and n.name in mapping:
                     n.name = mapping[n.name]

@@ -81,6 +81,23 @@ def test_corpus_under_every_node_python(python, corpus):
     assert result["python"] == version
 
 
+@pytest.mark.parametrize("python", [OLDEST, NEWEST], ids=python_id)
+def test_corpus_with_the_shipped_reader(python, corpus, tmp_path):
+    # What a node runs is nodebuild's shrunk text (locals renamed, spaces dropped), not this file.
+    from generator import nodebuild
+
+    require_python(python)
+    shipped = tmp_path / "tomlparse.py"
+    shipped.write_text(nodebuild.shrink("tomlparse"), encoding="utf-8")
+    assert shipped.read_text(encoding="utf-8") != READER.read_text(encoding="utf-8")
+    run = subprocess.run([python, str(DRIVER), str(shipped), corpus], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, universal_newlines=True, cwd="/", env={"PATH": "/usr/bin:/bin"})
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["failures"] == [], result["failures"]
+    assert result["valid"] >= 100 and result["invalid"] >= 234
+
+
 # ---- deep nesting ----------------------------------------------------------------------------
 
 DEEP = {
