@@ -393,17 +393,30 @@ def _defined(node: ast.stmt) -> str | None:
     return None
 
 
+def _methods(node: ast.stmt) -> list[ast.FunctionDef]:
+    """The methods of a top-level class that go if nothing names them: plain methods
+    (no decorator, not ``__dunder__``) of a class with no base but ``object``, so no
+    library base class calls them by a name the shipped code never spells."""
+    if not isinstance(node, ast.ClassDef) or node.decorator_list or node.keywords:
+        return []
+    if any(not (isinstance(b, ast.Name) and b.id == "object") for b in node.bases):
+        return []
+    return [m for m in node.body if isinstance(m, ast.FunctionDef) and not m.decorator_list and not m.name.startswith("__")]
+
+
 def tree_shake(modules: dict[str, str]) -> dict[str, str]:
     """``modules`` (name -> shipped text) without the top-level functions, classes,
-    constants and relative imports that no kept code of any of them can reach.  Names are
-    matched across modules by name alone, so a name used anywhere keeps every definition
-    of it: the result may keep too much, never too little."""
+    constants, relative imports and plain methods (``_methods``) that no kept code of any
+    of them can reach.  Names are matched across modules by name alone, so a name used
+    anywhere keeps every definition of it: the result may keep too much, never too little."""
     trees = {name: ast.parse(text) for name, text in modules.items()}
     definitions: dict[str, list[ast.AST]] = {}  # name -> statements (or import aliases) defining it
     alive: set[str] = {"main"}  # the loader calls main.main
     for tree in trees.values():
         for node in tree.body:
             name = _defined(node)
+            for method in _methods(node):
+                definitions.setdefault(method.name, []).append(method)
             if name is not None and not name.startswith("__"):
                 definitions.setdefault(name, []).append(node)
             elif isinstance(node, ast.ImportFrom) and node.level:
@@ -414,7 +427,14 @@ def tree_shake(modules: dict[str, str]) -> dict[str, str]:
     todo = list(alive)
     while todo:
         for node in definitions.get(todo.pop(), []):
-            new = (_referenced([node]) if not isinstance(node, ast.alias) else {node.name}) - alive
+            if isinstance(node, ast.alias):
+                new = {node.name}
+            elif isinstance(node, ast.ClassDef):  # its methods count once their names are alive
+                methods = _methods(node)
+                new = _referenced([s for s in node.body if s not in methods] + node.bases)
+            else:
+                new = _referenced([node])
+            new -= alive
             alive |= new
             todo.extend(new)
     out = {}
@@ -425,6 +445,10 @@ def tree_shake(modules: dict[str, str]) -> dict[str, str]:
             start, end = at(node.lineno, node.col_offset), at(node.end_lineno, node.end_col_offset)
             if _defined(node) is not None and _defined(node) not in alive and not _defined(node).startswith("__"):
                 cuts.append((start, end, ""))
+            elif isinstance(node, ast.ClassDef):
+                dead = [m for m in _methods(node) if m.name not in alive]
+                dead = dead if len(dead) < len(node.body) else []  # a class body is never empty
+                cuts.extend((at(m.lineno, m.col_offset), at(m.end_lineno, m.end_col_offset), "") for m in dead)
             elif isinstance(node, ast.ImportFrom) and node.level:
                 kept = [a for a in node.names if (a.asname or a.name) in alive]
                 if len(kept) != len(node.names):

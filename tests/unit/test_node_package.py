@@ -201,6 +201,14 @@ def test_tree_shake_drops_only_what_nothing_reaches() -> None:
     assert out["main"] == "from .a import used\ndef main():\n return used()\n"
     assert "def dead" not in out["a"] and "X = 1" not in out["a"]
     assert "def helper" in out["a"] and "def used" in out["a"] and "import sys" in out["a"]
+    classes = {
+        "main": "from .a import A, B\ndef main():\n return A().used() + B().kept()\n",
+        "a": "class A(object):\n def __init__(self):\n  pass\n def used(self):\n  return self.helper()\n def helper(self):\n  return 1\n def dead(self):\n  return 2\n"
+        "class B(dict):\n def kept(self):\n  return 1\n def keys(self):\n  return []\n",
+    }
+    out = nodebuild.tree_shake(classes)["a"]
+    assert "def dead" not in out and "def used" in out and "def helper" in out and "def __init__" in out
+    assert "def keys" in out  # dict may call it by a name the code never spells
     containerd = applyscript.script_for_plan([{"kind": "containerd", "registries": []}])
     assert b"def toml_value(" not in containerd and b"def toml_value(" in applyscript.full_script()
 
