@@ -458,6 +458,86 @@ def tree_shake(modules: dict[str, str]) -> dict[str, str]:
     return out
 
 
+# ------------------------------------------------------------------ short private names
+def private_renames(modules: dict[str, str]) -> dict[str, str]:
+    """Short names for the module-private top-level names (``_x``) of the shipped file.
+    A name qualifies when exactly one module defines it at top level and, in every
+    shipped module, it is only ever a plain name or an imported name: never an
+    attribute (``mod._x``), a string (``getattr``), a parameter, a name bound inside a
+    function or class, a ``global``, or a name inside an f-string.  Every reference is
+    then inside the shipped file (the loader reaches only ``main.main``), so renaming
+    them all together changes nothing that runs.  A short name is one no shipped module
+    spells."""
+    trees = {name: ast.parse(text) for name, text in modules.items()}
+    defined: dict[str, int] = {}
+    unsafe: set[str] = set()
+    taken: set[str] = set()
+    for tree in trees.values():
+        taken |= _identifiers(tree)
+        top = set()
+        for node in tree.body:
+            targets = node.targets if isinstance(node, ast.Assign) else []
+            names = [node.name] if isinstance(node, (ast.FunctionDef, ast.ClassDef)) else [t.id for t in targets if isinstance(t, ast.Name)]
+            top.update(id(t) for t in targets)
+            for name in names:
+                defined[name] = defined.get(name, 0) + 1
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute):
+                unsafe.add(node.attr)
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                unsafe.add(node.value)
+            elif isinstance(node, ast.arg):
+                unsafe.add(node.arg)
+            elif isinstance(node, (ast.Global, ast.Nonlocal)):
+                unsafe.update(node.names)
+            elif isinstance(node, ast.JoinedStr):
+                unsafe.update(n.id for n in ast.walk(node) if isinstance(n, ast.Name))
+            elif isinstance(node, ast.alias) and node.asname:
+                unsafe.update((node.name, node.asname))
+            elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                for inner in itertools.chain.from_iterable(ast.walk(s) for s in node.body):
+                    if isinstance(inner, ast.Name) and isinstance(inner.ctx, (ast.Store, ast.Del)):
+                        unsafe.add(inner.id)
+                    elif isinstance(inner, (ast.FunctionDef, ast.ClassDef)):
+                        unsafe.add(inner.name)
+                    elif isinstance(inner, ast.ExceptHandler) and inner.name:
+                        unsafe.add(inner.name)
+                    elif isinstance(inner, (ast.Import, ast.ImportFrom)):
+                        unsafe.update((a.asname or a.name).split(".")[0] for a in inner.names)
+        for node in tree.body:
+            if isinstance(node, (ast.For, ast.With, ast.Try, ast.If, ast.While, ast.AugAssign, ast.AnnAssign, ast.Import)):
+                unsafe.update(n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del)))
+                unsafe.update((a.asname or a.name).split(".")[0] for a in getattr(node, "names", []))
+    private = sorted(n for n, count in defined.items() if count == 1 and n.startswith("_") and not n.startswith("__") and n not in unsafe)
+    fresh = _short_names(taken)
+    mapping = {}
+    for old in private:
+        new = next(fresh)
+        if len(new) < len(old):
+            mapping[old] = new
+    return mapping
+
+
+def _rename_private(text: str, mapping: dict[str, str]) -> str:
+    tree = ast.parse(text)
+    at = _Offsets(text)
+    cuts: list[tuple[int, int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in mapping:
+            start, old = at(node.lineno, node.col_offset), node.id
+        elif isinstance(node, ast.alias) and node.name in mapping:
+            start, old = at(node.lineno, node.col_offset), node.name
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in mapping:
+            line = node.lineno + len(node.decorator_list)
+            start = at(line, node.col_offset) + len("class " if isinstance(node, ast.ClassDef) else "def ")
+            old = node.name
+        else:
+            continue
+        assert text[start:start + len(old)] == old, (old, text[start:start + 40])
+        cuts.append((start, start + len(old), mapping[old]))
+    return _cut(text, cuts)
+
+
 # ------------------------------------------------------------------ the file
 # Every Python 3 parses this head, so an interpreter older than the node modules'
 # syntax (3.6) gets one clear line instead of a SyntaxError.
@@ -509,7 +589,8 @@ def build(roots: frozenset[str]) -> bytes:
     """The shipped file for the modules ``roots`` (and what they import)."""
     names = modules_for(roots)
     kept = tree_shake({name: shrink(name) for name in names})
-    shipped = tuple((name, kept[name]) for name in names)
+    short = private_renames(kept)
+    shipped = tuple((name, _rename_private(kept[name], short)) for name in names)
     package = "_regauth_node_" + hashlib.sha256(repr(shipped).encode("utf-8")).hexdigest()[:12]
     parts = [_HEAD.format(modules=", ".join(names)), f"_P = {package!r}\n_S = (\n"]
     parts.extend(f"({name!r}, {_literal(text)}),\n" for name, text in shipped)

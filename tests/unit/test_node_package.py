@@ -213,6 +213,34 @@ def test_tree_shake_drops_only_what_nothing_reaches() -> None:
     assert b"def toml_value(" not in containerd and b"def toml_value(" in applyscript.full_script()
 
 
+@pytest.mark.parametrize("roots", [("containerd",), MODULES], ids=["containerd", "all"])
+def test_shipped_file_renames_private_names_only_where_every_use_is_shipped(roots: tuple) -> None:
+    names = nodebuild.modules_for(frozenset(roots))
+    kept = nodebuild.tree_shake({name: nodebuild.shrink(name) for name in names})
+    mapping = nodebuild.private_renames(kept)
+    assert mapping and all(old.startswith("_") and not old.startswith("__") for old in mapping)
+    trees = {name: ast.parse(text) for name, text in kept.items()}
+    spelled = {v for t in trees.values() for n in ast.walk(t) for f in ("id", "attr", "arg", "name", "asname") for v in [getattr(n, f, None)] if isinstance(v, str)}
+    strings = {n.value for t in trees.values() for n in ast.walk(t) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+    attributes_or_args = {getattr(n, "attr", None) or getattr(n, "arg", None) for t in trees.values() for n in ast.walk(t) if isinstance(n, (ast.Attribute, ast.arg))}
+    assert not set(mapping) & (strings | attributes_or_args)
+    assert not set(mapping.values()) & spelled and len(set(mapping.values())) == len(mapping)
+    for tree in trees.values():  # a private name is bound only at top level (never shadowed)
+        for scope in (n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Lambda))):
+            inner = [n for s in (scope.body if isinstance(scope.body, list) else [scope.body]) for n in ast.walk(s)]
+            assert not {n.id for n in inner if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)} & set(mapping)
+            assert not {getattr(n, "name", None) for n in inner if isinstance(n, (ast.FunctionDef, ast.ClassDef))} & set(mapping)
+    built = ast.parse(nodebuild.build(frozenset(roots)).decode("utf-8"))
+    [shipped] = [ast.literal_eval(n.value) for n in built.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "_S"]
+    for name, text in shipped:
+        expected = trees[name]
+        for n in ast.walk(expected):
+            for field in ("id", "name"):
+                if isinstance(getattr(n, field, None), str) and getattr(n, field) in mapping and not isinstance(n, ast.ExceptHandler):
+                    setattr(n, field, mapping[getattr(n, field)])
+        assert ast.dump(ast.parse(text)) == ast.dump(expected)
+
+
 def test_python_older_than_3_6_gets_one_line_and_nothing_changes(tmp_path: Path) -> None:
     script = tmp_path / "regauth-apply"
     script.write_bytes(applyscript.full_script())
