@@ -222,6 +222,13 @@ def _short_names(taken: set[str]):
                 yield name
 
 
+def _shorter(names: list[str], taken: set[str]) -> dict[str, str]:
+    """``names`` -> the short names not in ``taken``, in order (a name already as short stays)."""
+    fresh = _short_names(taken)
+    pairs = ((old, next(fresh)) for old in names)
+    return {old: new for old, new in pairs if len(new) < len(old)}
+
+
 def _inner(node: ast.AST):
     """The nodes of ``node``'s body, not descending into nested scopes."""
     for child in ast.iter_child_nodes(node):
@@ -280,12 +287,7 @@ def local_renames(tree: ast.Module, keywords: frozenset[str]) -> dict[int, dict[
             if n.id in candidates and n.id not in order:
                 order.append(n.id)
         order += sorted(candidates - set(order))  # except-handler names never read
-        fresh = _short_names(taken)
-        mapping = {}
-        for old in order:
-            new = next(fresh)
-            if len(new) < len(old):
-                mapping[old] = new
+        mapping = _shorter(order, taken)
         if mapping:
             out[index] = mapping
     return out
@@ -509,13 +511,7 @@ def private_renames(modules: dict[str, str]) -> dict[str, str]:
                 unsafe.update(n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del)))
                 unsafe.update((a.asname or a.name).split(".")[0] for a in getattr(node, "names", []))
     private = sorted(n for n, count in defined.items() if count == 1 and n.startswith("_") and not n.startswith("__") and n not in unsafe)
-    fresh = _short_names(taken)
-    mapping = {}
-    for old in private:
-        new = next(fresh)
-        if len(new) < len(old):
-            mapping[old] = new
-    return mapping
+    return _shorter(private, taken)
 
 
 def _rename_private(text: str, mapping: dict[str, str]) -> str:
