@@ -408,15 +408,19 @@ def _methods(node: ast.stmt) -> list[ast.FunctionDef]:
 
 def tree_shake(modules: dict[str, str]) -> dict[str, str]:
     """``modules`` (name -> shipped text) without the top-level functions, classes,
-    constants, relative imports and plain methods (``_methods``) that no kept code of any
-    of them can reach.  Names are matched across modules by name alone, so a name used
+    constants, imports and plain methods (``_methods``) that no kept code of any of them
+    can reach, and without ``__all__`` when nothing imports ``*``.  Names are matched across modules by name alone, so a name used
     anywhere keeps every definition of it: the result may keep too much, never too little."""
     trees = {name: ast.parse(text) for name, text in modules.items()}
     definitions: dict[str, list[ast.AST]] = {}  # name -> statements (or import aliases) defining it
     alive: set[str] = {"main"}  # the loader calls main.main
+    # ``__all__`` only steers ``from m import *``; a plain import binds one name
+    star = any(isinstance(n, ast.ImportFrom) and n.names[0].name == "*" for t in trees.values() for n in ast.walk(t))
     for tree in trees.values():
         for node in tree.body:
             name = _defined(node)
+            if name == "__all__" and not star:
+                continue
             for method in _methods(node):
                 definitions.setdefault(method.name, []).append(method)
             if name is not None and not name.startswith("__"):
@@ -446,6 +450,8 @@ def tree_shake(modules: dict[str, str]) -> dict[str, str]:
         for node in trees[name].body:
             start, end = at(node.lineno, node.col_offset), at(node.end_lineno, node.end_col_offset)
             if _defined(node) is not None and _defined(node) not in alive and not _defined(node).startswith("__"):
+                cuts.append((start, end, ""))
+            elif (_defined(node) == "__all__" and not star) or (isinstance(node, ast.Import) and not {a.asname or a.name.split(".")[0] for a in node.names} & alive):
                 cuts.append((start, end, ""))
             elif isinstance(node, ast.ClassDef):
                 dead = [m for m in _methods(node) if m.name not in alive]

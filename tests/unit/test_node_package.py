@@ -209,6 +209,10 @@ def test_tree_shake_drops_only_what_nothing_reaches() -> None:
     out = nodebuild.tree_shake(classes)["a"]
     assert "def dead" not in out and "def used" in out and "def helper" in out and "def __init__" in out
     assert "def keys" in out  # dict may call it by a name the code never spells
+    plain = nodebuild.tree_shake({"main": "import json\nimport os\n__all__ = ['main']\ndef main():\n return os.sep\n"})["main"]
+    assert plain == "import os\ndef main():\n return os.sep\n"
+    starred = nodebuild.tree_shake({"main": "from .a import *\ndef main():\n return f()\n", "a": "__all__ = ['f']\ndef f():\n pass\n"})["a"]
+    assert starred.startswith("__all__")
     containerd = applyscript.script_for_plan([{"kind": "containerd", "registries": []}])
     assert b"def toml_value(" not in containerd and b"def toml_value(" in applyscript.full_script()
 
