@@ -247,8 +247,9 @@ def keywords_passed() -> frozenset[str]:
 def local_renames(tree: ast.Module, keywords: frozenset[str]) -> dict[int, dict[str, str]]:
     """For each function (by its index among the functions ``ast.walk`` yields): which of
     its local variables get which short name.  Only the plain case is touched, so the
-    renaming cannot change what runs: a function with no nested function, lambda or
-    class (no closures), no ``global``/``nonlocal``, no call that reads names as strings
+    renaming cannot change what runs: a function with no nested function or class (a
+    lambda may read its names, renamed with them, but binds none of the renamed ones), no
+    ``global``/``nonlocal``, no call that reads names as strings
     (``locals()``, ``eval`` ...); of its names only those it binds itself (assignment,
     ``for``/``with``/``except`` targets, comprehension variables that never meet an
     outer name) and its parameters unless some call passes that name as a keyword
@@ -260,8 +261,12 @@ def local_renames(tree: ast.Module, keywords: frozenset[str]) -> dict[int, dict[
     functions = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
     for index, func in enumerate(functions):
         body = [n for stmt in func.body for n in itertools.chain([stmt], _inner(stmt))]
-        if any(isinstance(n, _SCOPES + (ast.Global, ast.Nonlocal)) for n in body):
+        lambdas = [n for n in body if isinstance(n, ast.Lambda)]
+        if any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Global, ast.Nonlocal)) for n in body):
             continue
+        # a lambda may read the function's names (renamed with them), never bind one
+        in_lambdas = [n for lam in lambdas for n in ast.walk(lam)]
+        bound_in_lambdas = {n.arg for n in in_lambdas if isinstance(n, ast.arg)} | {n.id for n in in_lambdas if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
         if any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in _OPAQUE for n in body):
             continue
         a = func.args
@@ -278,8 +283,8 @@ def local_renames(tree: ast.Module, keywords: frozenset[str]) -> dict[int, dict[
         bound_here |= {n.name for n in body if isinstance(n, ast.ExceptHandler) and n.name}
         only_comprehension = {c for c in comprehension_bound - bound_here if all(id(n) in in_comprehension for n in names if n.id == c)}
         imported = {al.asname or al.name.split(".")[0] for n in body if isinstance(n, (ast.Import, ast.ImportFrom)) for al in n.names}
-        in_fstrings = {t.id for n in body if isinstance(n, ast.JoinedStr) for t in ast.walk(n) if isinstance(t, ast.Name)}
-        candidates = (bound_here | only_comprehension | params) - keywords - imported - in_fstrings
+        in_fstrings = {t.id for n in body + in_lambdas if isinstance(n, ast.JoinedStr) for t in ast.walk(n) if isinstance(t, ast.Name)}
+        candidates = (bound_here | only_comprehension | params) - keywords - imported - in_fstrings - bound_in_lambdas
         if not candidates:
             continue
         order = [x.arg for x in a.posonlyargs + a.args + a.kwonlyargs + [v for v in (a.vararg, a.kwarg) if v] if x.arg in candidates]
@@ -306,7 +311,7 @@ def _rename_locals(text: str) -> str:
         func = functions[index]
         params = [x for x in func.args.posonlyargs + func.args.args + func.args.kwonlyargs + [func.args.vararg, func.args.kwarg] if x is not None and x.arg in mapping]
         for n in itertools.chain(params, *(ast.walk(stmt) for stmt in func.body)):
-            if isinstance(n, ast.arg):
+            if isinstance(n, ast.arg) and n.arg in mapping:
                 start = at(n.lineno, n.col_offset)
                 assert text[start:start + len(n.arg)] == n.arg
                 cuts.append((start, start + len(n.arg), mapping[n.arg]))

@@ -137,7 +137,8 @@ _KEYWORDS_PASSED = {k.arg for name in MODULES for c in ast.walk(ast.parse(nodebu
 class _Renamed:
     """The syntax tree with each function's locals renamed as ``nodebuild.local_renames``
     says, after checking (independently of nodebuild) that the renaming is safe: the
-    function has no nested scope, no global/nonlocal and no locals()/eval; an old name is
+    function has no nested function or class (lambdas that bind none of the renamed
+    names), no global/nonlocal and no locals()/eval; an old name is
     bound in it, or is a parameter no call in the node package passes as a keyword; a new
     name appears nowhere in the module."""
 
@@ -151,13 +152,16 @@ class _Renamed:
         for index, mapping in self.renames.items():
             func = self.functions[index]
             inner = [n for stmt in func.body for n in ast.walk(stmt)]
-            assert not any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.Global, ast.Nonlocal)) for n in inner)
+            assert not any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Global, ast.Nonlocal)) for n in inner)
+            in_lambdas = [n for lam in inner if isinstance(lam, ast.Lambda) for n in ast.walk(lam)]  # they only read renamed names
+            assert not {n.arg for n in in_lambdas if isinstance(n, ast.arg)} & set(mapping)
+            assert not {n.id for n in in_lambdas if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)} & set(mapping)
             assert not any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("locals", "vars", "eval", "exec", "dir", "globals") for n in inner)
             params = {a.arg for a in ast.walk(func.args) if isinstance(a, ast.arg)}
             bound = {n.id for n in inner if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)} | {n.name for n in inner if isinstance(n, ast.ExceptHandler)}
             assert set(mapping) <= bound | params and not set(mapping) & _KEYWORDS_PASSED
             assert not set(mapping.values()) & self.spelled and len(set(mapping.values())) == len(mapping)
-            for n in inner + [a for a in ast.walk(func.args) if isinstance(a, ast.arg)]:
+            for n in inner + [a for a in ast.walk(func.args) if isinstance(a, ast.arg) and a not in in_lambdas]:
                 if isinstance(n, ast.arg) and n.arg in mapping:
                     n.arg = mapping[n.arg]
                 elif isinstance(n, ast.Name) and n.id in mapping:
