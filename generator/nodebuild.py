@@ -152,8 +152,9 @@ def _unused_typing(text: str) -> str:
 
 
 def _lines(text: str) -> str:
-    """Drop blank lines and trailing spaces; indent one space per block level.  Lines
-    that start or end inside a multi-line string are left exactly as they are."""
+    """Drop blank lines and trailing spaces; indent one space per block level; a line
+    that continues a bracketed expression joins the line before.  Lines that start or
+    end inside a multi-line string are left exactly as they are."""
     keep_start: set[int] = set()  # rows that begin inside a string
     keep_end: set[int] = set()  # rows whose end is inside a string
     fstring_start, fstring_end = getattr(tokenize, "FSTRING_START", -1), getattr(tokenize, "FSTRING_END", -1)  # 3.12+
@@ -168,8 +169,17 @@ def _lines(text: str) -> str:
                 keep_start.update(range(first + 1, tok.end[0] + 1))
                 keep_end.update(range(first, tok.end[0]))
     depth_of: dict[int, int] = {}  # row -> block depth, for rows that begin a statement
-    depth, at_start = 0, True
+    continued: set[int] = set()  # rows that begin inside brackets: joined to the row before
+    depth, at_start, brackets, row_start = 0, True, 0, 0
     for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+        if tok.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT) and tok.start[0] != row_start:
+            row_start = tok.start[0]
+            if brackets and row_start not in keep_start:
+                continued.add(row_start)
+        if tok.type == tokenize.OP and tok.string in "([{":
+            brackets += 1
+        elif tok.type == tokenize.OP and tok.string in ")]}":
+            brackets -= 1
         if tok.type == tokenize.INDENT:
             depth += 1
         elif tok.type == tokenize.DEDENT:
@@ -186,6 +196,12 @@ def _lines(text: str) -> str:
             continue
         body = line.strip(" \t\n") if row not in keep_end else line.lstrip(" \t")
         if not body:
+            continue
+        if row in continued and out and out[-1].endswith("\n"):
+            before = out[-1][-2]
+            words = (before.isalnum() or before == "_") and (body[0].isalnum() or body[0] in "_'\"")
+            out[-1] = out[-1][:-1] + (" " if words or (before.isdigit() and body[0] == ".") else "")
+            out.append(body + ("" if row in keep_end else "\n"))
             continue
         out.append(" " * depth_of.get(row, 0) + body + ("" if row in keep_end else "\n"))
     return "".join(out)
