@@ -213,10 +213,13 @@ _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 _OPAQUE = {"locals", "vars", "eval", "exec", "dir", "globals"}  # calls that see names as strings
 
 
+_RESERVED = frozenset(keyword.kwlist) | frozenset(dir(builtins))
+
+
 def _identifiers(tree: ast.AST) -> set[str]:
     """Every identifier the module spells anywhere: names, attributes, arguments,
     definitions, imports, keywords passed, and strings that look like names."""
-    found = set(keyword.kwlist) | set(dir(builtins))
+    found = set(_RESERVED)
     for node in ast.walk(tree):
         for field in ("id", "attr", "arg", "name", "asname"):
             value = getattr(node, field, None)
@@ -238,11 +241,12 @@ def _short_names(taken: set[str]):
                 yield name
 
 
-def _shorter(names: list[str], taken: set[str]) -> dict[str, str]:
-    """``names`` -> the short names not in ``taken``, in order (a name already as short stays)."""
+def _shorter(names: list[str], taken: set[str], every: bool = False) -> dict[str, str]:
+    """``names`` -> the short names not in ``taken``, in order.  A name already as short
+    stays unless ``every`` (then one of ``names`` may not stay: it could meet a new name)."""
     fresh = _short_names(taken)
     pairs = ((old, next(fresh)) for old in names)
-    return {old: new for old, new in pairs if len(new) < len(old)}
+    return {old: new for old, new in pairs if every or len(new) < len(old)}
 
 
 def _inner(node: ast.AST):
@@ -270,9 +274,9 @@ def local_renames(tree: ast.Module, keywords: frozenset[str]) -> dict[int, dict[
     ``for``/``with``/``except`` targets, comprehension variables that never meet an
     outer name) and its parameters unless some call passes that name as a keyword
     (``keywords``); never an import, never one used inside an f-string.  A short name
-    is one the module never spells.  The shipped file is called only through ``main()``,
+    is none of the names the function uses and keeps (globals, builtins, imports, its
+    other locals), so it cannot hide one.  The shipped file is called only through ``main()``,
     so only the node package's own calls can pass keywords."""
-    taken = _identifiers(tree)
     out: dict[int, dict[str, str]] = {}
     functions = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
     for index, func in enumerate(functions):
@@ -308,7 +312,11 @@ def local_renames(tree: ast.Module, keywords: frozenset[str]) -> dict[int, dict[
             if n.id in candidates and n.id not in order:
                 order.append(n.id)
         order += sorted(candidates - set(order))  # except-handler names never read
-        mapping = _shorter(order, taken)
+        # a short name must not hide any other name the function uses (globals, builtins,
+        # names it keeps); attributes, keywords and strings cannot meet a local
+        used = {n.id for n in body + in_lambdas if isinstance(n, ast.Name)} | {x.arg for x in ast.walk(a) if isinstance(x, ast.arg)}
+        used |= bound_in_lambdas | imported | {n.name for n in body if isinstance(n, ast.ExceptHandler) and n.name}
+        mapping = _shorter(order, _RESERVED | (used - candidates), every=True)
         if mapping:
             out[index] = mapping
     return out

@@ -13,10 +13,12 @@
 from __future__ import annotations
 
 import ast
+import builtins
 import contextlib
 import io
 import itertools
 import json
+import keyword
 import os
 import shutil
 import subprocess
@@ -139,13 +141,12 @@ class _Renamed:
     says, after checking (independently of nodebuild) that the renaming is safe: the
     function has no nested function or class (lambdas that bind none of the renamed
     names), no global/nonlocal and no locals()/eval; an old name is
-    bound in it, or is a parameter no call in the node package passes as a keyword; a new
-    name appears nowhere in the module."""
+    bound in it, or is a parameter no call in the node package passes as a keyword; new
+    names are distinct and none is a builtin or a name the function uses and keeps
+    (a global, an import, a name it does not rename), so none hides another."""
 
     def __init__(self, renames: dict, module: ast.Module) -> None:
         self.renames = renames
-        self.spelled = {v for n in ast.walk(module) for f in ("id", "attr", "arg", "name", "asname") for v in [getattr(n, f, None)] if isinstance(v, str)}
-        self.spelled |= {n.value for n in ast.walk(module) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
         self.functions = [n for n in ast.walk(module) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
 
     def rename(self) -> None:
@@ -160,7 +161,11 @@ class _Renamed:
             params = {a.arg for a in ast.walk(func.args) if isinstance(a, ast.arg)}
             bound = {n.id for n in inner if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)} | {n.name for n in inner if isinstance(n, ast.ExceptHandler)}
             assert set(mapping) <= bound | params and not set(mapping) & _KEYWORDS_PASSED
-            assert not set(mapping.values()) & self.spelled and len(set(mapping.values())) == len(mapping)
+            uses = {n.id for n in inner if isinstance(n, ast.Name)} | params | {n.arg for n in in_lambdas if isinstance(n, ast.arg)}
+            uses |= {n.name for n in inner if isinstance(n, ast.ExceptHandler) and n.name}
+            uses |= {(a.asname or a.name).split(".")[0] for n in inner if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
+            assert not set(mapping.values()) & ((uses - set(mapping)) | set(dir(builtins)) | set(keyword.kwlist))
+            assert len(set(mapping.values())) == len(mapping)
             for n in inner + [a for a in ast.walk(func.args) if isinstance(a, ast.arg) and a not in in_lambdas]:
                 if isinstance(n, ast.arg) and n.arg in mapping:
                     n.arg = mapping[n.arg]
