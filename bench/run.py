@@ -16,7 +16,8 @@ Targets (issue 9):
   4. first boot: regauth-apply adds <= 200 ms (restart excluded)
 
 Sizes (issue 15): user-data of profiles/demo.yaml (GCE, uncompressed) <= 10 KiB, and of
-profiles/all-runtimes-aws.yaml (eight runtimes, three registries, gzip for AWS) <= 12 KiB.
+profiles/all-runtimes-aws.yaml (eight runtimes, three registries, gzip for AWS) <= 12 KiB;
+the demo with output.cloud: aws within AWS's 16 KiB (gzip).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import argparse
 import json
 import math
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -93,19 +95,35 @@ def row(target: str, measured: float, baseline_name: str, baseline: float, limit
     rows.append((target, f"{measured * 1000:9.1f} ms", f"{baseline_name} {baseline * 1000:.1f} ms", ratio, f"{limit} {'OK' if ok else 'MISSED'}"))
 
 
-# profile -> (limit in bytes, size before issue 15 as measured in the issue)
-SIZE_GOALS = {"demo": (10 * 1024, 18_559), "all-runtimes-aws": (12 * 1024, 16_207)}
+# profile -> (limit in bytes, baseline, its size): issue 15's own measurements, and for
+# "demo-aws" (profiles/demo.yaml with output.cloud: aws, which has to fit AWS's 16 KB) the
+# size on main before the TOML reader shipped (3cecf49)
+SIZE_GOALS = {
+    "demo": (10 * 1024, "before issue 15", 18_559),
+    "demo-aws": (16 * 1024, "before the TOML reader", 15_259),
+    "all-runtimes-aws": (12 * 1024, "before issue 15", 16_207),
+}
 
 
 def user_data_sizes(tmp: Path) -> None:
-    """Bytes of each size-budget profile's user-data, as a VM receives it."""
+    """Bytes of each size-budget profile's user-data, as a VM receives it.  A profile
+    render refuses (over the cloud's limit) is reported with the size render names."""
     subprocess.run([PY, "scripts/demo-key.py", "profiles/keys/demo-gar-key.json"], check=True, cwd=ROOT, capture_output=True)
     out = tmp / "sizes"
-    subprocess.run([PY, "-m", "generator", "render", *(f"profiles/{name}.yaml" for name in SIZE_GOALS), "-o", str(out)], check=True, cwd=ROOT, env=ENV, capture_output=True)
-    for name, (limit, before) in SIZE_GOALS.items():
-        size = (out / name / "user-data").stat().st_size
+    profiles = tmp / "size-profiles"
+    profiles.mkdir()
+    demo = (ROOT / "profiles/demo.yaml").read_text().replace("path: keys/", f"path: {ROOT}/profiles/keys/")
+    (profiles / "demo-aws.yaml").write_text(demo.replace("output:\n", "output:\n  cloud: aws\n"))
+    for name, (limit, baseline, before) in SIZE_GOALS.items():
+        path = profiles / f"{name}.yaml" if name == "demo-aws" else ROOT / "profiles" / f"{name}.yaml"
+        run = subprocess.run([PY, "-m", "generator", "render", str(path), "-o", str(out)], cwd=ROOT, env=ENV, capture_output=True, text=True)
         form = "gzip, AWS" if name.endswith("aws") else "uncompressed, GCE"
-        rows.append((f"user-data size: {name} ({form})", f"{size:,} bytes", f"before issue 15 {before:,} bytes", f"{size / before:6.2f}x", f"<= {limit:,} {'OK' if size <= limit else 'MISSED'}"))
+        if run.returncode == 0:
+            size, verdict = (out / name / "user-data").stat().st_size, ""
+        else:  # "user-data is N bytes gzip-compressed; AWS allows ..."
+            size, verdict = int(re.search(r"user-data is (\d+) bytes", run.stderr).group(1)), " (render REFUSES it)"
+        ok = "OK" if size <= limit and not verdict else "MISSED"
+        rows.append((f"user-data size: {name} ({form})", f"{size:,} bytes{verdict}", f"{baseline} {before:,} bytes", f"{size / before:6.2f}x", f"<= {limit:,} {ok}"))
 
 
 def cold_start(repeats: int, tmp: Path) -> None:

@@ -415,9 +415,7 @@ class _Parser(object):
         child = table.children.get(key.name)
         if aot:
             if child is None:
-                child = ArrayOfTables(path, table)
-                table.children[key.name] = child
-                table.value[key.name] = child.value
+                child = _attach(table, key.name, ArrayOfTables(path, table))
             elif not isinstance(child, ArrayOfTables):
                 self.fail(key.start, "%s is already defined as %s, not an array of tables"
                           % (_dotted(path), _describe(child)))
@@ -427,9 +425,7 @@ class _Parser(object):
             new = item
         else:
             if child is None:
-                new = Table("header", path, table, section)
-                table.children[key.name] = new
-                table.value[key.name] = new.value
+                new = _attach(table, key.name, Table("header", path, table, section))
             elif isinstance(child, Table) and child.kind == "implicit":
                 new = child
                 new.kind = "header"
@@ -444,10 +440,7 @@ class _Parser(object):
     def descend_for_header(self, table, key, path, stmt, section):
         child = table.children.get(key.name)
         if child is None:
-            child = Table("implicit", path, table, section)
-            child.start, child.end, child.key = key.start, key.end, key
-            table.children[key.name] = child
-            table.value[key.name] = child.value
+            child = _attach(table, key.name, Table("implicit", path, table, section), key)
         elif isinstance(child, ArrayOfTables):
             child = child.items[-1]
         elif not isinstance(child, Table):
@@ -478,10 +471,7 @@ class _Parser(object):
             child = table.children.get(key.name)
             path = table.path + (key.name,)
             if child is None:
-                child = Table("dotted", path, table, section)
-                child.start, child.end, child.key = key.start, key.end, key
-                table.children[key.name] = child
-                table.value[key.name] = child.value
+                child = _attach(table, key.name, Table("dotted", path, table, section), key)
             elif not isinstance(child, Table):
                 self.fail(key.start, "%s is already defined as %s" % (_dotted(path), _describe(child)))
             elif child.frozen:
@@ -502,8 +492,7 @@ class _Parser(object):
         node.parent = table
         if isinstance(node, Table):
             node.named_by.append((stmt, key))
-        table.children[key.name] = node
-        table.value[key.name] = node.value
+        _attach(table, key.name, node)
         return node, end
 
     # ---- values ------------------------------------------------------------------------------
@@ -766,6 +755,16 @@ def _micros(frac):
 
 def _dotted(path):
     return ".".join(k if _BARE.match(k) and _BARE.match(k).end() == len(k) else '"%s"' % k for k in path)
+
+
+def _attach(table, name, child, key=None):
+    """``child`` becomes ``table``'s entry ``name`` (node and plain value); a table a key
+    creates implicitly spans that key."""
+    if key is not None:
+        child.start, child.end, child.key = key.start, key.end, key
+    table.children[name] = child
+    table.value[name] = child.value
+    return child
 
 
 def _describe(node):

@@ -3,7 +3,8 @@
 - every node module imports only the standard library and its siblings, and compiles
   and imports on the oldest node Python (3.6);
 - what is shipped is the same code (same syntax tree once docstrings, comments and
-  annotations are gone), byte-identical for the same plan, and refuses Python < 3.6
+  annotations are gone and after the checked renaming of local variables), byte-identical
+  for the same plan, and refuses Python < 3.6
   in one line;
 - for every combination of step kinds the shipped file RUNS on 3.6 and 3.13 against a
   fake root and writes exactly what the package writes on this interpreter.
@@ -12,10 +13,12 @@
 from __future__ import annotations
 
 import ast
+import builtins
 import contextlib
 import io
 import itertools
 import json
+import keyword
 import os
 import shutil
 import subprocess
@@ -132,6 +135,48 @@ class _Bare(ast.NodeTransformer):
         return ast.Assign(targets=[node.target], value=node.value) if node.value is not None else ast.Pass()
 
 
+_KEYWORDS_PASSED = {k.arg for name in MODULES for c in ast.walk(ast.parse(nodebuild.source(name))) if isinstance(c, ast.Call) for k in c.keywords}
+
+
+class _Renamed:
+    """The syntax tree with each function's locals renamed as ``nodebuild.local_renames``
+    says, after checking (independently of nodebuild) that the renaming is safe: the
+    function has no nested function or class (lambdas that bind none of the renamed
+    names), no global/nonlocal and no locals()/eval; an old name is
+    bound in it, or is a parameter no call in the node package passes as a keyword; new
+    names are distinct and none is a builtin or a name the function uses and keeps
+    (a global, an import, a name it does not rename), so none hides another."""
+
+    def __init__(self, renames: dict, module: ast.Module) -> None:
+        self.renames = renames
+        self.functions = [n for n in ast.walk(module) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+
+    def rename(self) -> None:
+        for index, mapping in self.renames.items():
+            func = self.functions[index]
+            inner = [n for stmt in func.body for n in ast.walk(stmt)]
+            assert not any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Global, ast.Nonlocal)) for n in inner)
+            in_lambdas = [n for lam in inner if isinstance(lam, ast.Lambda) for n in ast.walk(lam)]  # they only read renamed names
+            assert not {n.arg for n in in_lambdas if isinstance(n, ast.arg)} & set(mapping)
+            assert not {n.id for n in in_lambdas if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)} & set(mapping)
+            assert not any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("locals", "vars", "eval", "exec", "dir", "globals") for n in inner)
+            params = {a.arg for a in ast.walk(func.args) if isinstance(a, ast.arg)}
+            bound = {n.id for n in inner if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)} | {n.name for n in inner if isinstance(n, ast.ExceptHandler)}
+            assert set(mapping) <= bound | params and not set(mapping) & _KEYWORDS_PASSED
+            uses = {n.id for n in inner if isinstance(n, ast.Name)} | params | {n.arg for n in in_lambdas if isinstance(n, ast.arg)}
+            uses |= {n.name for n in inner if isinstance(n, ast.ExceptHandler) and n.name}
+            uses |= {(a.asname or a.name).split(".")[0] for n in inner if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
+            assert not set(mapping.values()) & ((uses - set(mapping)) | set(dir(builtins)) | set(keyword.kwlist))
+            assert len(set(mapping.values())) == len(mapping)
+            for n in inner + [a for a in ast.walk(func.args) if isinstance(a, ast.arg) and a not in in_lambdas]:
+                if isinstance(n, ast.arg) and n.arg in mapping:
+                    n.arg = mapping[n.arg]
+                elif isinstance(n, ast.Name) and n.id in mapping:
+                    n.id = mapping[n.id]
+                elif isinstance(n, ast.ExceptHandler) and n.name in mapping:
+                    n.name = mapping[n.name]
+
+
 def _normal(tree: ast.Module) -> str:
     used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     tree.body = [s for s in tree.body if not (isinstance(s, ast.ImportFrom) and s.module == "typing" and not any(a.name in used for a in s.names))]
@@ -141,7 +186,9 @@ def _normal(tree: ast.Module) -> str:
 @pytest.mark.parametrize("name", MODULES)
 def test_shipped_module_is_the_same_code(name: str) -> None:
     shipped = nodebuild.shrink(name)
-    assert _normal(ast.parse(shipped)) == _normal(_Bare().visit(ast.parse(nodebuild.source(name))))
+    expected = _Bare().visit(ast.parse(nodebuild.source(name)))
+    _Renamed(nodebuild.renames_of(name), expected).rename()
+    assert _normal(ast.parse(shipped)) == _normal(expected)
     assert "#" not in "".join(line for line in shipped.splitlines() if line.lstrip().startswith("#"))
     assert len(shipped) < len(nodebuild.source(name))
 
@@ -165,8 +212,48 @@ def test_tree_shake_drops_only_what_nothing_reaches() -> None:
     assert out["main"] == "from .a import used\ndef main():\n return used()\n"
     assert "def dead" not in out["a"] and "X = 1" not in out["a"]
     assert "def helper" in out["a"] and "def used" in out["a"] and "import sys" in out["a"]
+    classes = {
+        "main": "from .a import A, B\ndef main():\n return A().used() + B().kept()\n",
+        "a": "class A(object):\n def __init__(self):\n  pass\n def used(self):\n  return self.helper()\n def helper(self):\n  return 1\n def dead(self):\n  return 2\n"
+        "class B(dict):\n def kept(self):\n  return 1\n def keys(self):\n  return []\n",
+    }
+    out = nodebuild.tree_shake(classes)["a"]
+    assert "def dead" not in out and "def used" in out and "def helper" in out and "def __init__" in out
+    assert "def keys" in out  # dict may call it by a name the code never spells
+    plain = nodebuild.tree_shake({"main": "import json\nimport os\n__all__ = ['main']\ndef main():\n return os.sep\n"})["main"]
+    assert plain == "import os\ndef main():\n return os.sep\n"
+    starred = nodebuild.tree_shake({"main": "from .a import *\ndef main():\n return f()\n", "a": "__all__ = ['f']\ndef f():\n pass\n"})["a"]
+    assert starred.startswith("__all__")
     containerd = applyscript.script_for_plan([{"kind": "containerd", "registries": []}])
     assert b"def toml_value(" not in containerd and b"def toml_value(" in applyscript.full_script()
+
+
+@pytest.mark.parametrize("roots", [("containerd",), MODULES], ids=["containerd", "all"])
+def test_shipped_file_renames_private_names_only_where_every_use_is_shipped(roots: tuple) -> None:
+    names = nodebuild.modules_for(frozenset(roots))
+    kept = nodebuild.tree_shake({name: nodebuild.shrink(name) for name in names})
+    mapping = nodebuild.private_renames(kept)
+    assert mapping and all(old.startswith("_") and not old.startswith("__") for old in mapping)
+    trees = {name: ast.parse(text) for name, text in kept.items()}
+    spelled = {v for t in trees.values() for n in ast.walk(t) for f in ("id", "attr", "arg", "name", "asname") for v in [getattr(n, f, None)] if isinstance(v, str)}
+    strings = {n.value for t in trees.values() for n in ast.walk(t) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+    attributes_or_args = {getattr(n, "attr", None) or getattr(n, "arg", None) for t in trees.values() for n in ast.walk(t) if isinstance(n, (ast.Attribute, ast.arg))}
+    assert not set(mapping) & (strings | attributes_or_args)
+    assert not set(mapping.values()) & spelled and len(set(mapping.values())) == len(mapping)
+    for tree in trees.values():  # a private name is bound only at top level (never shadowed)
+        for scope in (n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Lambda))):
+            inner = [n for s in (scope.body if isinstance(scope.body, list) else [scope.body]) for n in ast.walk(s)]
+            assert not {n.id for n in inner if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)} & set(mapping)
+            assert not {getattr(n, "name", None) for n in inner if isinstance(n, (ast.FunctionDef, ast.ClassDef))} & set(mapping)
+    built = ast.parse(nodebuild.build(frozenset(roots)).decode("utf-8"))
+    [shipped] = [ast.literal_eval(n.value) for n in built.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "_S"]
+    for name, text in shipped:
+        expected = trees[name]
+        for n in ast.walk(expected):
+            for field in ("id", "name"):
+                if isinstance(getattr(n, field, None), str) and getattr(n, field) in mapping and not isinstance(n, ast.ExceptHandler):
+                    setattr(n, field, mapping[getattr(n, field)])
+        assert ast.dump(ast.parse(text)) == ast.dump(expected)
 
 
 def test_python_older_than_3_6_gets_one_line_and_nothing_changes(tmp_path: Path) -> None:

@@ -69,16 +69,34 @@ def test_corpus_exceptions_are_really_rejected_by_tomllib(corpus):
 @pytest.mark.parametrize("python", NODE_PYTHONS, ids=python_id)
 def test_corpus_under_every_node_python(python, corpus):
     require_python(python)
-    run = subprocess.run([python, str(DRIVER), str(READER), corpus], stdout=subprocess.PIPE,
+    result = _corpus_under(python, READER, corpus)
+    # The subprocess really was that interpreter (not the suite's own).
+    version = subprocess.run([python, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
+                             stdout=subprocess.PIPE, universal_newlines=True).stdout.strip()
+    assert result["python"] == version
+
+
+@pytest.mark.parametrize("python", [OLDEST, NEWEST], ids=python_id)
+def test_corpus_with_the_shipped_reader(python, corpus, tmp_path):
+    # What a node runs is nodebuild's shrunk text (locals renamed, spaces dropped), not this file.
+    from generator import nodebuild
+
+    require_python(python)
+    shipped = tmp_path / "tomlparse.py"
+    shipped.write_text(nodebuild.shrink("tomlparse"), encoding="utf-8")
+    assert shipped.read_text(encoding="utf-8") != READER.read_text(encoding="utf-8")
+    _corpus_under(python, shipped, corpus)
+
+
+def _corpus_under(python: str, reader: Path, corpus: str) -> dict:
+    """The whole corpus through ``reader`` (a file) under ``python``: no failure, every file walked."""
+    run = subprocess.run([python, str(DRIVER), str(reader), corpus], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, universal_newlines=True, cwd="/", env={"PATH": "/usr/bin:/bin"})
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout)
     assert result["failures"] == [], result["failures"]
     assert result["valid"] >= 100 and result["invalid"] >= 234
-    # The subprocess really was that interpreter (not the suite's own).
-    version = subprocess.run([python, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
-                             stdout=subprocess.PIPE, universal_newlines=True).stdout.strip()
-    assert result["python"] == version
+    return result
 
 
 # ---- deep nesting ----------------------------------------------------------------------------
