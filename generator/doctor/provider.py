@@ -111,10 +111,28 @@ def _load(src: Source, report: FileReport) -> dict[str, Any] | None:
     return doc
 
 
+def _flags_left_to_the_user(root: Path) -> bool:
+    """The tree's own plan (a rendered rootfs, or a node regauth set up) says regauth was
+    told not to write kubelet's flags (``kubelet_flags: none``, the default for
+    ``type: gcp``, whose plan has no such field): then they live where the user's tooling puts them, which doctor
+    cannot see, and their absence here is not a finding."""
+    import json
+
+    try:
+        plan = json.loads((root / "etc/regauth/plan.json").read_text())
+    except (OSError, ValueError):
+        return False
+    steps = plan.get("steps") if isinstance(plan, dict) else None
+    return any(isinstance(s, dict) and s.get("kind") == "kubelet" and isinstance(s.get("provider"), dict)
+               and s["provider"].get("kubelet_flags", "none") == "none" for s in steps or [])  # fmt: skip
+
+
 def _check_flags(src: Source, root: Path, providers: list[dict[str, Any]], report: FileReport) -> None:
     flags = kubelet_flags(root)
     on_node = "/" + src.real.resolve().relative_to(root.resolve()).as_posix()
     config = flags.get(CONFIG_FLAG)
+    if config is None and _flags_left_to_the_user(root):
+        return
     if config is None or config[0] != on_node:
         said = f"it names {config[0]} (in {config[1]})" if config else "none of " + ", ".join([p for p, _ in DISTRIBUTIONS.values()] + list(EXTRA_FLAG_FILES)) + " sets it"
         report.findings.append(

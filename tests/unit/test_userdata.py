@@ -59,7 +59,7 @@ def test_too_big_even_compressed_names_the_cloud_limit() -> None:
 def test_render_merge_with_and_gzip_output(profile_dir: Path) -> None:
     theirs = profile_dir / "theirs.yaml"
     theirs.write_bytes(b"#cloud-config\nwrite_files:\n- path: /etc/theirs\n  content: hi\n")
-    profile = write_profile(profile_dir, (gar_profile(profile_dir).read_text() + "output: {cloud: aws, compress: always}\n"), name="aws")
+    profile = write_profile(profile_dir, (gar_profile(profile_dir).read_text() + "output: {cloud: gce, compress: always}\n"), name="aws")
     out = profile_dir / "out"
     result = run_cli("render", str(profile), "-o", str(out), "--merge-with", str(theirs))
     assert result.code == 0, result.err
