@@ -194,6 +194,16 @@ def test_microk8s_args_and_rancher_config_merges() -> None:
     assert single["kubelet-arg"][0] == "max-pods=50"
 
 
+
+def seed_distribution(root: Path, marker: str | None) -> None:
+    """Make ``root`` look like a node of one distribution: its folder (marker ends in /)
+    or its kubelet flags file with an unrelated flag that must survive."""
+    if marker and marker.endswith("/"):
+        (root / marker).mkdir(parents=True)
+    elif marker:
+        (root / marker).parent.mkdir(parents=True)
+        (root / marker).write_text("--node-labels=a=b\n")
+
 @pytest.mark.parametrize("distro,marker,path", [
     ("kubeadm", None, "etc/default/kubelet"),
     ("microk8s", "var/snap/microk8s/current/args/kubelet", "var/snap/microk8s/current/args/kubelet"),
@@ -204,11 +214,7 @@ def test_auto_flags_land_where_the_distribution_reads_them(tmp_path: Path, distr
     with running_fake_metadata() as md:
         rootfs = render(tmp_path, "http://127.0.0.1:9", flags="auto")
         root = tmp_path / "root"
-        if marker and marker.endswith("/"):
-            (root / marker).mkdir(parents=True)
-        elif marker:
-            (root / marker).parent.mkdir(parents=True)
-            (root / marker).write_text("--node-labels=a=b\n")
+        seed_distribution(root, marker)
         result = apply(rootfs, root)
         assert result.returncode == 0, result.stderr
         text = (root / path).read_text()
@@ -284,11 +290,7 @@ def test_kubelet_restarts_once_for_flags_and_never_for_the_store(tmp_path: Path,
         (bin_dir / tool).chmod(0o755)
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
     root = tmp_path / "root"
-    if marker and marker.endswith("/"):
-        (root / marker).mkdir(parents=True)
-    elif marker:
-        (root / marker).parent.mkdir(parents=True)
-        (root / marker).write_text("--node-labels=a=b\n")
+    seed_distribution(root, marker)
     rootfs = render(tmp_path, "http://127.0.0.1:9", flags=flags)
     argv = [PYTHONS[0], str(rootfs / "usr/local/sbin/regauth-apply"), "--root", str(root), "--plan", str(rootfs / "etc/regauth/plan.json")]
 
