@@ -26,7 +26,8 @@ from pathlib import Path
 
 from generator.doctor.credentials import is_gar_host
 from generator.doctor.imageref import BadReference, ImageRef, parse_image
-from generator.errors import EXIT_OK, EXIT_RUNTIME, InvalidInput, Problem
+from generator.errors import EXIT_OK, EXIT_RUNTIME, InvalidInput
+from generator.messages import inputs as M
 from generator.registryclient import (
     Challenge,
     RegistryClient,
@@ -65,20 +66,20 @@ def run(args: argparse.Namespace, gsm_settings: object | None = None) -> int:
         try:
             image = parse_image(args.image)
         except BadReference as exc:
-            raise InvalidInput([Problem("--image", str(exc), "e.g. --image europe-docker.pkg.dev/PROJECT/REPO/IMAGE:TAG")]) from None
+            raise InvalidInput([M.VERIFY_IMAGE.problem("--image", detail=str(exc))]) from None
     if not args.timeout > 0:
-        raise InvalidInput([Problem("--timeout", "the timeout must be a positive number of seconds", "e.g. --timeout 10")])
+        raise InvalidInput([M.VERIFY_TIMEOUT.problem("--timeout")])
     if args.ca_file and not Path(args.ca_file).is_file():
-        raise InvalidInput([Problem(args.ca_file, "no such CA file (--ca-file)", "give a PEM file with the CA certificate(s) to trust")])
+        raise InvalidInput([M.VERIFY_CA_MISSING.problem(args.ca_file)])
     provider = getattr(args, "provider", None)
     if provider and (args.profile or image is None):
-        raise InvalidInput([Problem("--provider", "--provider asks the provider for one image instead of reading a profile", "give --image REF and no PROFILE")])
+        raise InvalidInput([M.VERIFY_PROVIDER_ARGS.problem("--provider")])
     if not provider and not args.profile:
-        raise InvalidInput([Problem("verify", "no profile given", "regauth verify PROFILE [--image REF], or on a node: --provider PATH --image REF")])
+        raise InvalidInput([M.VERIFY_NOTHING.problem("verify")])
     try:
         client = RegistryClient(timeout=args.timeout, ca_file=args.ca_file)
     except (ssl.SSLError, OSError):
-        raise InvalidInput([Problem(args.ca_file or "--ca-file", "not a PEM certificate file", "give the CA certificate(s) in PEM form")]) from None
+        raise InvalidInput([M.VERIFY_CA_INVALID.problem(args.ca_file or "--ca-file")]) from None
     if provider:
         assert image is not None
         results = [verify_provider(client, provider, getattr(args, "provider_root", None), image, args.timeout)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from generator.errors import InvalidInput, Problem
+from generator.messages import inputs as M
 from generator.profile.load import check_profile
 from generator.profile.model import Profile
 
@@ -60,7 +61,7 @@ def gather(loaded: list[tuple[Profile | None, list[Problem]]], out_dir: Path | N
         if profile.name in seen:
             target = f"{out_dir.as_posix().rstrip('/')}/{profile.name}/" if out_dir is not None else f"the output folder's {profile.name}/"
             problems.append(
-                Problem(str(profile.file), f"another profile is also named '{profile.name}' ({seen[profile.name]}); both would write {target}", "rename one of the files")
+                M.PROFILE_NAME_CLASH.problem(str(profile.file), name=profile.name, other=seen[profile.name], target=target)
             )
             continue
         seen[profile.name] = profile.file

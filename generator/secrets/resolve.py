@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from generator.errors import InvalidInput, Problem, RuntimeFailure
+from generator.messages import inputs as M
 from generator.node.bootfetch import password_from_payload  # the node's rule, at render time too
 from generator.node.errors import FetchFailure
 from generator.profile.model import VM_IDENTITY, Profile, Registry, SecretSpec
@@ -160,7 +161,7 @@ def offline_credentials(profile: Profile, resolver: SecretResolver | None = None
     except InvalidInput as exc:
         return [], list(exc.problems)
     except RuntimeFailure as exc:  # e.g. an unreadable key file: reported with the rest
-        return [], [Problem(str(profile.file), exc.cause, exc.fix)]
+        return [], [M.SECRET_UNAVAILABLE.problem(str(profile.file), detail=exc.cause, fix=exc.fix)]
 
 
 def local_problems(profile: Profile, resolver: SecretResolver | None = None) -> list[Problem]:
@@ -185,23 +186,23 @@ def check_payload(value: SecretValue, reg: Registry, spec: SecretSpec) -> list[P
     raw = value.reveal()
     label = f"secret '{spec.name}' ({value.origin})"
     if not raw:
-        return [Problem(message=f"{label} is empty", fix="put the key or password in it", **where)]
+        return [M.SECRET_EMPTY.problem(**where, label=label)]
     if reg.auth.type == "basic" or reg.auth.username == "_json_key":
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            return [Problem(message=f"{label} is not UTF-8 text, so it cannot be a password", fix="store the password as UTF-8 text", **where)]
+            return [M.SECRET_NOT_UTF8.problem(**where, label=label)]
         if "\x00" in text:
-            return [Problem(message=f"{label} contains a NUL character, which no runtime config can carry", fix="remove it; registry passwords are text", **where)]
+            return [M.SECRET_NUL.problem(**where, label=label)]
         if reg.auth.type == "basic":
             try:
                 password_from_payload(raw, "strip-newline")
             except FetchFailure:
                 # The trailing newline is dropped (like docker login --password-stdin): nothing would be left.
-                return [Problem(message=f"{label} holds only a line break, so the password would be empty", fix="put the password in it", **where)]
+                return [M.SECRET_ONLY_NEWLINE.problem(**where, label=label)]
     if reg.auth.type == "gcp-service-account":
         return [
-            Problem(message=f"{label} is not a usable service-account key: {f.message}", fix=f.fix, **where)
+            M.SERVICE_ACCOUNT_KEY.problem(**where, label=label, detail=f.message, fix=f.fix)
             for f in check_service_account_key(raw)
         ]
     return []
