@@ -356,7 +356,7 @@ def _unknown_command(parser: argparse.ArgumentParser, argv: list[str]) -> str:
     commands = list(_commands(parser))
     if word in commands:
         return ""
-    from generator.profile.checker import close_match  # only for a mistake: keeps --help light
+    from generator.core.suggest import close_match  # only for a mistake: keeps --help light
 
     hint = close_match(word, commands)
     did_you_mean = f" (did you mean '{hint}'?)" if hint else ""

@@ -71,8 +71,8 @@ class Problem:
 
 
 def _without_keys(message: str, fix: str, path: str = "") -> tuple[str, str, str]:
-    """``message``, ``fix`` and ``path`` with key material replaced (see secrets.keylike)."""
-    from generator.secrets.keylike import KEY_FIX, KEY_HINT, redact
+    """``message``, ``fix`` and ``path`` with key material replaced (see core.keylike)."""
+    from generator.core.keylike import KEY_FIX, KEY_HINT, redact
 
     message, in_message = redact(message)
     fixed, in_fix = redact(fix)

@@ -24,8 +24,8 @@ import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from generator.doctor.credentials import is_gar_host
-from generator.doctor.imageref import BadReference, ImageRef, parse_image
+from generator.core.hosts import is_google_registry as is_gar_host
+from generator.core.imageref import BadReference, ImageRef, kubelet_match, parse_image
 from generator.errors import EXIT_OK, EXIT_RUNTIME, InvalidInput
 from generator.messages import inputs as M
 from generator.registryclient import (
@@ -123,7 +123,6 @@ def verify_provider(client: RegistryClient, program: str, root: str | None, imag
     (kubelet's glob rules), and replay the token exchange with those credentials."""
     import subprocess
 
-    from generator.doctor.authjson import _kubelet_match
     from generator.secrets.value import SecretValue
 
     request = {"apiVersion": "credentialprovider.kubelet.k8s.io/v1", "kind": "CredentialProviderRequest", "image": image.text}
@@ -137,7 +136,7 @@ def verify_provider(client: RegistryClient, program: str, root: str | None, imag
         return Result(image.host, "failed", f"{program} exited {proc.returncode}", proc.stderr.decode("utf-8", "replace").strip()[:500], ["run it by hand with the same request to see the error"])
     try:
         answer = json.loads(proc.stdout)
-        matches = [(k, v) for k, v in (answer.get("auth") or {}).items() if _kubelet_match(k, image)]
+        matches = [(k, v) for k, v in (answer.get("auth") or {}).items() if kubelet_match(k, image)]
     except (ValueError, AttributeError):
         return Result(image.host, "failed", f"{program} did not answer with a CredentialProviderResponse", "", ["it must print one JSON document on stdout"])
     if not matches:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from generator.doctor.imageref import BadReference, ImageRef, parse_image
+from generator.core.imageref import BadReference, ImageRef, parse_image
 from generator.messages import lookup
 
 

@@ -6,7 +6,6 @@ so users get all their mistakes in one run.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from typing import Any
 
 from generator.errors import Problem
@@ -14,7 +13,8 @@ from generator.messages import Message
 from generator.messages import inputs as M
 from generator.profile.model import Located
 from generator.profile.yamlpos import LoadedYaml, format_path
-from generator.secrets.keylike import looks_like_key
+from generator.core.keylike import looks_like_key
+from generator.core.suggest import close_match
 
 
 class Checker:
@@ -90,21 +90,6 @@ class Checker:
         # A near miss is read as what was meant (the profile is invalid either way), so
         # the rest is still checked, e.g. the key of `type: gcp-servce-account`.
         return close or default
-
-
-def close_match(word: str, choices: Iterable[str], aliases: Mapping[str, str] | None = None, cutoff: float = 0.6) -> str | None:
-    """The choice ``word`` was most likely meant to be, for did-you-mean hints.
-
-    ``aliases`` maps known misspellings (names from other tools or versions) to the
-    right choice; they win over spelling similarity when the target is a choice here.
-    """
-    choices = list(choices)
-    if aliases and aliases.get(word) in choices:
-        return aliases[word]
-    import difflib  # imported only when there is a mistake to explain: off the cold start
-
-    found = difflib.get_close_matches(word, choices, n=1, cutoff=cutoff)
-    return found[0] if found else None
 
 
 def kind_of(value: Any) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 from generator.errors import InvalidInput, Problem
 from generator.messages import inputs as M
-from generator.profile.hosts import host_problem, is_google_registry
+from generator.core.hosts import host_problem, is_google_registry
 from generator.profile.model import (
     AUTH_TYPES,
     CLOUDS,
@@ -36,10 +36,11 @@ from generator.profile.model import (
     Registry,
     SecretSpec,
 )
-from generator.profile.checker import Checker, close_match, kind_of as _kind
+from generator.core.suggest import close_match
+from generator.profile.checker import Checker, kind_of as _kind
 from generator.profile.routes import check_route
 from generator.profile.yamlpos import load_yaml
-from generator.secrets.keylike import looks_like_key
+from generator.core.keylike import looks_like_key
 
 TOP_KEYS = ("version", "description", "targets", "secrets", "registries", "output", "refresh")
 REFRESH_RE = re.compile(r"^([1-9][0-9]*)(m|h|d)$")

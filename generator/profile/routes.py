@@ -17,7 +17,7 @@ from typing import Any
 
 from generator.messages import inputs as M
 from generator.profile.checker import Checker, kind_of
-from generator.profile.hosts import host_problem
+from generator.core.hosts import host_problem
 from generator.profile.model import TlsSpec
 
 TLS_KEYS = ("ca_file", "cert_file", "key_file")

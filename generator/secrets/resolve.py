@@ -14,7 +14,7 @@ from generator.messages import inputs as M
 from generator.node.bootfetch import password_from_payload  # the node's rule, at render time too
 from generator.node.errors import FetchFailure
 from generator.profile.model import VM_IDENTITY, Profile, Registry, SecretSpec
-from generator.profile.sakey import check_service_account_key
+from generator.core.sakey import check_service_account_key
 from generator.secrets.env import read_env_secret
 from generator.secrets.file import read_file_secret
 from generator.secrets.tls import TlsMaterial, read_tls

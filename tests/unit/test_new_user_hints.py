@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from generator.profile.load import check_profile
-from generator.profile.sakey import check_service_account_key
+from generator.core.sakey import check_service_account_key
 from tests.conftest import gar_profile, run_cli, write_profile
 from tests.support.keys import key_file_bytes
 
