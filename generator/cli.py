@@ -205,7 +205,7 @@ def _print_plan(rendered) -> None:  # type: ignore[no-untyped-def]
 def cmd_validate(args: argparse.Namespace) -> int:
     import json
 
-    from generator.profile.collect import check_all
+    from generator.profiles import check_all
 
     paths = _profile_paths(args.profiles)
     problems = check_all(paths)
@@ -223,7 +223,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_schema(args: argparse.Namespace) -> int:
     import json
 
-    from generator.profile.schema import profile_schema
+    from generator.profiles import profile_schema
 
     print(json.dumps(profile_schema(), indent=2))
     return EXIT_OK

@@ -15,12 +15,12 @@ from generator.errors import InvalidInput, Problem, RuntimeFailure
 from generator.node.plan import PLAN_FORMAT, check_plan
 from generator.outputs.cloudinit import cloud_config
 from generator.outputs.userdata import multipart, package
-from generator.outputs.manifest import OutputFile, manifest
+from generator.outputs.manifest import OutputFile, with_manifest
 from generator.outputs.packer import packer_output
 from generator.outputs.writer import commit_all, discard, stage_tree
-from generator.profile.collect import gather as _gather
-from generator.profile.load import check_profile
 from generator.profile.model import Profile
+from generator.profiles import check_profile
+from generator.profiles import gather as _gather
 from generator.secrets.resolve import Credential, SecretResolver
 from generator.targets import TARGETS, plan_steps
 from generator.targets.base import NodeFile, Step
@@ -89,16 +89,6 @@ def render_profile(profile: Profile, creds: list[Credential], merge_with: list[t
 def _compressed_note(cloud: str, why: str) -> str:
     send = "send user-data as is (cloud-init unpacks gzip)" if cloud in ("aws", "none") else "send user-data.b64 with user-data-encoding=base64"
     return f"user-data is gzip-compressed ({why}): {send}"
-
-
-def with_manifest(rendered: Rendered) -> list[OutputFile]:
-    doc = manifest(
-        rendered.name,
-        rendered.files,
-        [s.summary for s in rendered.steps],
-        [w.render() for w in rendered.warnings],
-    )
-    return rendered.files + [OutputFile("manifest.json", doc, 0o644, False)]
 
 
 @dataclass

@@ -58,7 +58,7 @@ class _Failed(Exception):
 
 
 def run(args: argparse.Namespace, gsm_settings: object | None = None) -> int:
-    from generator.profile.collect import load_all
+    from generator.profiles import load_all
     from generator.secrets.resolve import SecretResolver
 
     image: ImageRef | None = None

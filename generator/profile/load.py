@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from generator.errors import InvalidInput, Problem
@@ -65,17 +66,27 @@ PACKER_SOURCE_RE = re.compile(rf"^source\.{_HCL_ID}\.{_HCL_ID}$")
 MAX_PROFILE_BYTES = 1024 * 1024
 
 
-def load_profile(path: Path) -> Profile:
+# Who knows the runtimes (``generator.targets.TARGETS``: name -> module with OPTION_KEYS,
+# parse, check, ...) and who reads secrets sits above this layer: the caller passes them
+# in (generator/profiles.py wires them), so profile/ never imports targets/ or secrets/.
+Runtimes = Mapping[str, Any]
+KeyProblems = Callable[[Profile], "list[Problem]"]
+
+
+def load_profile(path: Path, runtimes: Runtimes, key_problems: KeyProblems | None = None) -> Profile:
     """Read, parse and validate ``path``; raise InvalidInput listing every problem."""
-    profile, problems = check_profile(path)
+    profile, problems = check_profile(path, runtimes, key_problems)
     errors = [p for p in problems if p.severity == "error"]
     if errors or profile is None:
         raise InvalidInput(problems)
     return profile
 
 
-def check_profile(path: Path) -> tuple[Profile | None, list[Problem]]:
-    """Like :func:`load_profile` but returns problems (errors and warnings) instead of raising."""
+def check_profile(path: Path, runtimes: Runtimes, key_problems: KeyProblems | None = None) -> tuple[Profile | None, list[Problem]]:
+    """Like :func:`load_profile` but returns problems (errors and warnings) instead of raising.
+
+    ``runtimes`` is the registry of targets; ``key_problems(profile)`` the offline secret
+    checks run when the profile has other errors (all problems at once)."""
     filename = str(path)
     try:
         if path.stat().st_size > MAX_PROFILE_BYTES:
@@ -96,19 +107,17 @@ def check_profile(path: Path) -> tuple[Profile | None, list[Problem]]:
     if loaded.data is None and loaded.problems:
         return None, loaded.problems
     checker = Checker(loaded, filename)
-    profile = _check_document(checker, loaded.data, path)
+    profile = _check_document(checker, loaded.data, path, runtimes)
     broken = any(p.severity == "error" for p in checker.problems)
-    if broken and profile is not None and profile.registries:
+    if broken and profile is not None and profile.registries and key_problems is not None:
         # All problems at once: the keys of every validly defined secret are checked
         # now, so fixing the other errors does not reveal a key error on the next run.
-        from generator.secrets.resolve import local_problems
-
-        checker.problems.extend(p for p in local_problems(profile) if p not in checker.problems)
+        checker.problems.extend(p for p in key_problems(profile) if p not in checker.problems)
     checker.problems.sort(key=lambda p: (p.line, p.col))
     return (None if broken else profile), checker.problems
 
 
-def _check_document(c: Checker, doc: Any, path: Path) -> Profile | None:
+def _check_document(c: Checker, doc: Any, path: Path, runtimes: Runtimes) -> Profile | None:
     if doc is None:
         c.report(M.PROFILE_EMPTY, ())
         return None
@@ -124,8 +133,8 @@ def _check_document(c: Checker, doc: Any, path: Path) -> Profile | None:
     # error, so one mistake is not reported twice.
     declared = set(doc["secrets"]) if isinstance(doc.get("secrets"), dict) else set()
     registries, keyed = _check_registries(c, doc.get("registries"), secrets, declared, path.parent)
-    targets = _check_targets(c, doc.get("targets"))
-    _check_targets_against_registries(c, targets, registries, doc.get("registries"))
+    targets = _check_targets(c, doc.get("targets"), runtimes)
+    _check_targets_against_registries(c, targets, registries, doc.get("registries"), runtimes)
     output = _check_output(c, doc.get("output"))
     refresh = _check_refresh(c, doc, registries, secrets) if "refresh" in doc else None
     # With errors this is a partial profile (only for checking its secrets): every
@@ -213,23 +222,21 @@ def _check_packer(c: Checker, value: Any, p: tuple, given: bool) -> PackerOption
     return PackerOptions(sources=sources, bake_secret=bake, at=c.at(p, key=True))
 
 
-def _check_targets(c: Checker, value: Any) -> dict[str, object]:
-    from generator.targets import TARGETS
-
+def _check_targets(c: Checker, value: Any, runtimes: Runtimes) -> dict[str, object]:
     if value is None:
         return {}
     example = 'targets:\n  containerd:\n    version: "1.7"'
     targets = c.mapping(value, ("targets",), "targets", example)
     if targets is None:
         return {}
-    c.keys(targets, tuple(TARGETS), ("targets",))
+    c.keys(targets, tuple(runtimes), ("targets",))
     if not targets:
         c.report(M.NO_TARGET, ("targets",), example=example)
     parsed: dict[str, object] = {}
-    for name in TARGETS:  # in TARGETS order, importing only the runtimes named
+    for name in runtimes:  # in the registry's order, importing only the runtimes named
         if name not in targets:
             continue
-        module = TARGETS[name]
+        module = runtimes[name]
         p = ("targets", name)
         raw = targets[name]
         m = c.mapping({} if raw is None else raw, p, f"targets.{name}", module.EXAMPLE)
@@ -242,22 +249,20 @@ def _check_targets(c: Checker, value: Any) -> dict[str, object]:
     return parsed
 
 
-def _check_targets_against_registries(c: Checker, targets: dict[str, object], registries: list[Registry], raw: Any) -> None:
+def _check_targets_against_registries(c: Checker, targets: dict[str, object], registries: list[Registry], raw: Any, runtimes: Runtimes) -> None:
     """Checks that need both: a target's optional ``check`` hook, and 'no registries'
     (allowed only when every target works without stored credentials, e.g. kubelet's
     credential provider)."""
-    from generator.targets import TARGETS
-
     for name, options in targets.items():
-        check = getattr(TARGETS[name], "check", None)
+        check = getattr(runtimes[name], "check", None)
         if check is not None:
             check(c, options, registries, ("targets", name))
-    static = [n for n, o in targets.items() if not getattr(TARGETS[n], "serves_tokens", lambda o: False)(o)]
+    static = [n for n, o in targets.items() if not getattr(runtimes[n], "serves_tokens", lambda o: False)(o)]
     for reg in registries:
         if reg.auth.type == VM_IDENTITY and static:
             where = ", ".join(f"targets.{n}" for n in static)
             c.report(M.VM_IDENTITY_STATIC, _registry_path(raw, reg.host) + ("auth", "type"), where=where, s="s" if len(static) == 1 else "")
-    if raw in (None, []) and (not targets or any(getattr(TARGETS[n], "needs_registries", lambda o: True)(o) for n, o in targets.items())):
+    if raw in (None, []) and (not targets or any(getattr(runtimes[n], "needs_registries", lambda o: True)(o) for n, o in targets.items())):
         c.report(M.NO_REGISTRIES, ("registries",) if raw is not None else (), what="no registries" if raw is not None else "missing required key 'registries'")
 
 

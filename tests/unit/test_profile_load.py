@@ -9,8 +9,8 @@ import jsonschema
 import pytest
 
 from generator.errors import InvalidInput
-from generator.profile.load import check_profile, load_profile
-from generator.profile.schema import profile_schema
+from generator.profiles import check_profile, load_profile
+from generator.profiles import profile_schema
 from tests.conftest import ROOT, gar_profile, write_profile
 
 
