@@ -54,3 +54,12 @@ SECRET_PAYLOAD = entry(C.SECRET_PAYLOAD, "node", "the fetched secret cannot be a
 PROVIDER_STORE = entry(C.PROVIDER_STORE, "node", "the kubelet credential provider's store is missing, unreadable or from another plan",
                        "regauth-credential-provider reads what regauth-apply wrote",
                        "rerun regauth-apply from a matching plan (it rewrites the store)")
+RUNTIME_MISSING = entry(C.RUNTIME_MISSING, "node", "the target's runtime (or the MicroK8s template) is not on the node",
+                        "regauth-apply runs before the runtime was installed, or the profile names a runtime the image lacks",
+                        "install the runtime earlier in runcmd, raise wait_for_template (MicroK8s), or set if_missing: skip for this target")
+CREDENTIAL_HELPER = entry(C.CREDENTIAL_HELPER, "node", "Docker's credsStore/credHelpers would ignore the auths regauth writes",
+                          "Docker asks a credential helper instead of reading auths for those registries",
+                          "remove the credsStore / credHelpers entry named in the log, or drop the docker target")
+CONFIG_PATH_CONFLICT = entry(C.CONFIG_PATH_CONFLICT, "node", "mirrors or configs.tls in the node's config, which the CRI plugin refuses with the config_path the profile needs",
+                             "the profile's mirrors/TLS need hosts.toml (config_path), and containerd does not load both",
+                             "move those settings to hosts.toml files, or drop mirror_for/tls from the profile")

@@ -20,6 +20,10 @@ FETCH_GAVE_UP = "node-fetch-timeout"  # a boot-time fetch kept failing until --f
 FETCH_REFUSED = "node-fetch-refused"  # Secret Manager / the metadata server refused or answered garbage
 SECRET_PAYLOAD = "node-secret-payload"  # the fetched secret cannot be a password or key
 PROVIDER_STORE = "node-provider-store"  # the credential provider's store is missing, unreadable or stale
+RUNTIME_MISSING = "node-runtime-missing"  # the target's runtime (or its config template) is not on the node
+CREDENTIAL_HELPER = "node-credential-helper"  # Docker's credsStore/credHelpers would ignore the written auths
+CONFIG_PATH_CONFLICT = "node-config-path-conflict"  # mirrors/configs.tls that the CRI plugin refuses with config_path
 
 ALL = (CONFIG_SYNTAX, CONFIG_SHAPE, CONFIG_VERSION, MANAGED_BLOCK, SELF_CHECK, CANNOT_MERGE, FILE_TYPE, WRITE_FAILED,
-       RESTART_FAILED, LOCKED, PLAN_INVALID, FETCH_GAVE_UP, FETCH_REFUSED, SECRET_PAYLOAD, PROVIDER_STORE)
+       RESTART_FAILED, LOCKED, PLAN_INVALID, FETCH_GAVE_UP, FETCH_REFUSED, SECRET_PAYLOAD, PROVIDER_STORE, RUNTIME_MISSING,
+       CREDENTIAL_HELPER, CONFIG_PATH_CONFLICT)
