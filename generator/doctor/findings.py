@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from generator.errors import Problem
 from generator.messages import codes
+from generator.messages.inputs import DOCTOR_UNREADABLE as UNREADABLE
 
 # Every code doctor can emit, with a one-line title: the catalogue's "finding" entries
 # (generator/messages/findings.py; `regauth doctor --json` consumers and the README table
@@ -87,4 +88,4 @@ class Unreadable:
         return text + (f"\n  fix: {self.fix}" if self.fix else "")
 
     def as_dict(self) -> dict[str, str]:
-        return {"file": self.file, "reason": self.reason, "fix": self.fix}
+        return {"code": UNREADABLE.code, "file": self.file, "reason": self.reason, "fix": self.fix}

@@ -321,3 +321,5 @@ VERIFY_PROVIDER_ARGS = entry("verify-provider-args", "input", "--provider with a
                              "--provider asks the provider for one image instead of reading a profile", "give --image REF and no PROFILE")
 VERIFY_NOTHING = entry("verify-nothing", "input", "verify with no profile and no --provider",
                        "no profile given", "regauth verify PROFILE [--image REF], or on a node: --provider PATH --image REF")
+DOCTOR_UNREADABLE = entry("doctor-unreadable", "input", "an input doctor cannot read (missing, permission denied, no config found)",
+                          "cannot read: {reason}", "{fix}")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from generator import messages
 from generator.doctor.errors_explain import explain
-from generator.doctor.findings import CODES
+from generator.doctor.findings import CODES, Unreadable
 from generator.errors import Problem
 from generator.messages.__main__ import with_table
 from generator.node import codes as node_codes
@@ -42,6 +42,7 @@ def test_doctor_and_node_codes_are_catalogue_entries() -> None:
     assert set(CODES) == set(messages.codes("finding"))
     assert "host-key" in CODES and "provider-binary" in CODES  # codes are a contract: never renamed
     assert set(node_codes.ALL) == set(messages.codes("node"))
+    assert Unreadable("x", "missing").as_dict()["code"] == "doctor-unreadable"  # doctor --json: every item has a code
     for rule in ("oauth-token-rejected", "anonymous-token", "backoff"):
         assert messages.lookup(rule).kind == "pasted"
 
