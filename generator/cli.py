@@ -11,6 +11,7 @@ from pathlib import Path
 from generator import __version__
 from generator.errors import EXIT_INVALID, EXIT_OK, EXIT_RUNTIME, InvalidInput, RegauthError
 from generator.messages import inputs as M
+from generator.messages import runtime as R
 
 EPILOG_MAIN = """\
 examples:
@@ -190,7 +191,7 @@ def _read_user_data(name: str) -> tuple[str, bytes]:
     except FileNotFoundError:
         raise InvalidInput([M.MERGE_WITH_MISSING.problem(name)]) from None
     except OSError as exc:
-        raise RuntimeFailure(f"cannot read {name}: {exc.strerror}", "check the file's permissions") from None
+        raise RuntimeFailure(f"cannot read {name}: {exc.strerror}", "check the file's permissions", code=R.MERGE_WITH_UNREADABLE.code) from None
 
 
 def _print_plan(rendered) -> None:  # type: ignore[no-untyped-def]

@@ -134,13 +134,14 @@ class RuntimeFailure(RegauthError):
     cause: str
     fix: str = ""
     exit_code: int = field(default=EXIT_RUNTIME)
+    code: str = ""  # the stable code of its entry in generator.messages.runtime
 
     def __post_init__(self) -> None:
         self.cause, self.fix, _ = _without_keys(self.cause, self.fix)
         super().__init__(self.cause)
 
     def render(self) -> str:
-        text = f"error: {self.cause}"
+        text = f"error: [{self.code}] {self.cause}" if self.code else f"error: {self.cause}"
         if self.fix:
             text += "\n  fix: " + self.fix.replace("\n", "\n       ")
         return text

@@ -103,7 +103,7 @@ class Outcome:
     warnings: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
-    failure: tuple[str, str] | None = None  # RuntimeFailure (cause, fix): exceptions don't pickle well
+    failure: tuple[str, str, str] | None = None  # RuntimeFailure (cause, fix, code): exceptions don't pickle well
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ def _render_one(job: _Job, resolver: SecretResolver, profile: Profile) -> Outcom
     except InvalidInput as exc:
         outcome.problems = exc.problems
     except RuntimeFailure as exc:
-        outcome.failure = (exc.cause, exc.fix)
+        outcome.failure = (exc.cause, exc.fix, exc.code)
     return outcome
 
 
@@ -233,7 +233,8 @@ def render_all(
                 discard(o.stage)
         first_failure = next((o.failure for o in failed if o.failure), None)
         if first_failure:
-            raise RuntimeFailure(*first_failure)
+            cause, fix, code = first_failure
+            raise RuntimeFailure(cause, fix, code=code)
         raise InvalidInput([p for o in failed for p in o.problems])
     # All or nothing for the fleet too: a failed swap puts back the ones already swapped.
     commit_all([(o.stage, out_dir / o.name) for o in outcomes if o.stage is not None])

@@ -8,6 +8,7 @@ message and fix (``str.format`` fields, filled by the caller with names, hosts a
 paths, never a secret).  The entries live in one module per audience:
 
 * :mod:`.inputs`: bad input to validate/render/verify (profiles, secrets, options);
+* :mod:`.runtime`: runtime failures (I/O, Secret Manager);
 * :mod:`.findings`: what doctor finds in a node's files;
 * :mod:`.pasted`: what doctor reads from a pasted runtime error (``--error``);
 * :mod:`.node`: why the node program (``regauth-apply``) failed.
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from generator.errors import Problem
 
-KINDS = ("input", "finding", "pasted", "node")
+KINDS = ("input", "runtime", "finding", "pasted", "node")
 # Names a template may not use: they are the arguments that place a problem.
 _PLACING = {"file", "path", "line", "col", "severity", "at_key", "msg", "self"}
 CATALOGUE: dict[str, "Message"] = {}
@@ -81,7 +82,7 @@ def lookup(code: str) -> Message | None:
 
 def load() -> None:
     """Import every catalogue module (each registers its entries on import)."""
-    from generator.messages import findings, inputs, node, pasted  # noqa: F401
+    from generator.messages import findings, inputs, node, pasted, runtime  # noqa: F401
 
 
 def readme_table() -> str:
@@ -89,6 +90,7 @@ def readme_table() -> str:
     load()
     heads = {
         "input": "Bad input (`validate`, `render`, `verify`; exit 2)",
+        "runtime": "Runtime failures (`render`, `validate`, `verify`; exit 1)",
         "finding": "Found in a node's files (`doctor`)",
         "pasted": "Read from a pasted runtime error (`doctor --error`)",
         "node": "Why the node program failed (`regauth-apply: FAILED [code] ...`, exit 1)",

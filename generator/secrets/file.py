@@ -11,6 +11,7 @@ import stat
 
 from generator.errors import Problem, RuntimeFailure
 from generator.messages import inputs as M
+from generator.messages import runtime as R
 from generator.profile.model import SecretSpec
 from generator.secrets.value import SecretValue
 
@@ -26,7 +27,7 @@ def read_file_secret(spec: SecretSpec) -> SecretValue | Problem:
     except FileNotFoundError:
         return M.SECRET_FILE_MISSING.problem(**where, given=path)
     except PermissionError:
-        raise RuntimeFailure(f"permission denied reading secret file {path}", "run regauth as a user that can read it (chmod 600, owned by you)")
+        raise RuntimeFailure(f"permission denied reading secret file {path}", "run regauth as a user that can read it (chmod 600, owned by you)", code=R.SECRET_FILE_PERMISSION.code)
     if stat.S_ISLNK(st.st_mode):
         return M.SECRET_FILE_SYMLINK.problem(**where, given=path)
     if not stat.S_ISREG(st.st_mode):
@@ -40,7 +41,7 @@ def read_file_secret(spec: SecretSpec) -> SecretValue | Problem:
         with os.fdopen(fd, "rb") as handle:
             data = handle.read(MAX_SECRET_BYTES + 1)
     except PermissionError:
-        raise RuntimeFailure(f"permission denied reading secret file {path}", "run regauth as a user that can read it (chmod 600, owned by you)")
+        raise RuntimeFailure(f"permission denied reading secret file {path}", "run regauth as a user that can read it (chmod 600, owned by you)", code=R.SECRET_FILE_PERMISSION.code)
     except OSError as exc:
-        raise RuntimeFailure(f"cannot read secret file {path}: {exc.strerror}", "check the file and the disk")
+        raise RuntimeFailure(f"cannot read secret file {path}: {exc.strerror}", "check the file and the disk", code=R.SECRET_FILE_UNREADABLE.code)
     return SecretValue(data, origin=f"file {path}")

@@ -197,10 +197,10 @@ def test_corpus_is_large_and_every_case_says_what_it_expects() -> None:
     for path in CASES:
         spec = header(path)
         assert spec.get("exit") and spec.get("expect") and spec.get("at"), f"{path.name}: header incomplete"
-        # Bad input (exit 2) is a catalogue entry: the case names its code, and the code exists.
-        if spec["exit"][0] == "2":
-            assert spec.get("code"), f"{path.name}: no code"
-            assert all(lookup(c) is not None and lookup(c).kind == "input" for c in spec["code"]), f"{path.name}: {spec['code']}"
+        # Every case is a catalogue entry: it names its code, of the kind its exit says.
+        kind = {"2": "input", "1": "runtime"}[spec["exit"][0]]
+        assert spec.get("code"), f"{path.name}: no code"
+        assert all(lookup(c) is not None and lookup(c).kind == kind for c in spec["code"]), f"{path.name}: {spec['code']}"
 
 
 SUBPROCESS_SAMPLE = {"yaml-python-tag", "secret-nul", "host-wildcard", "key-pasted-newlines", "oversize-even-gzipped"}
@@ -239,7 +239,7 @@ def test_bad_input(path: Path, case_dir: Path, capsys: pytest.CaptureFixture[str
         assert fragment in text, f"{fragment!r} not in:\n{text}"
     marker = spec["at"][0]
     for problem_code in spec.get("code", []):  # on the line the case points at, when it has one
-        shown = [line for line in text.splitlines() if f": error: [{problem_code}] " in line]
+        shown = [line for line in text.splitlines() if f"error: [{problem_code}] " in line]
         assert shown, f"[{problem_code}] not in:\n{text}"
         if marker != "-":
             assert any(expected_location(profile, marker) in line for line in shown), f"[{problem_code}] not at {marker!r}:\n{text}"

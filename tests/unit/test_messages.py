@@ -56,6 +56,15 @@ def test_problem_carries_its_code_into_text_and_json() -> None:
     assert Problem("f", "m", "x").render() == "f: error: m\n  fix: x"  # no code: as before
 
 
+def test_a_runtime_failure_shows_its_code() -> None:
+    from generator.errors import RuntimeFailure
+    from generator.messages import runtime as R
+
+    failure = RuntimeFailure("cannot create output folder /x: Permission denied", "choose a writable folder with -o DIR", code=R.OUTPUT_FOLDER.code)
+    assert failure.render().startswith("error: [output-folder] cannot create output folder /x")
+    assert RuntimeFailure("c").render() == "error: c"
+
+
 def test_a_pasted_key_is_hidden_in_a_catalogue_problem(sa_key: dict) -> None:
     from generator.messages import inputs as M
 
