@@ -14,6 +14,7 @@ from types import ModuleType
 
 from generator import nodebuild
 from generator.errors import RuntimeFailure
+from generator.messages import runtime as R
 
 VM_PATH = "/usr/local/sbin/regauth-apply"
 # kubelet's credential provider (issue 16): a second program from the same package.
@@ -41,6 +42,7 @@ def templates_dir() -> Path:
         raise RuntimeFailure(
             f"regauth's templates are missing: neither the package generator.templates nor {beside} exists",
             "reinstall regauth (pip install regauth), or run it from a complete source checkout",
+            code=R.TEMPLATES_MISSING.code,
         ) from None
     return Path(shipped.__file__).parent
 

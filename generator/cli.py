@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 from generator import __version__
-from generator.errors import EXIT_INVALID, EXIT_OK, EXIT_RUNTIME, InvalidInput, Problem, RegauthError
+from generator.errors import EXIT_INVALID, EXIT_OK, EXIT_RUNTIME, InvalidInput, RegauthError
+from generator.messages import inputs as M
+from generator.messages import runtime as R
 
 EPILOG_MAIN = """\
 examples:
@@ -90,7 +92,7 @@ def _profile_paths(items: list[str]) -> list[Path]:
         if p.is_dir():
             found = sorted(q for q in p.iterdir() if q.suffix in (".yaml", ".yml") and q.is_file())
             if not found:
-                raise InvalidInput([Problem(item, "this folder has no .yaml profiles", "name profile files, or a folder holding NAME.yaml files")])
+                raise InvalidInput([M.FOLDER_NO_PROFILES.problem(item)])
             paths.extend(found)
         else:
             paths.append(p)
@@ -112,9 +114,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     merge_with = [_read_user_data(name) for name in args.merge_with or []]
     paths = _profile_paths(args.profiles)
     if to_stdout and len(paths) != 1:
-        raise InvalidInput([Problem("-o -" if args.output == "-" else "--format terraform",
-                                    f"stdout holds the user-data of one profile, and {len(paths)} profiles were given",
-                                    "render one profile (regauth render profiles/NAME.yaml -o -), or write files with -o DIR")])
+        raise InvalidInput([M.STDOUT_ONE_PROFILE.problem("-o -" if args.output == "-" else "--format terraform", count=len(paths))])
     with Progress(len(paths), "rendering") as progress:
         outcomes = render_all(
             paths,
@@ -168,12 +168,10 @@ def _stdout_mode(args: argparse.Namespace) -> bool:
     refusing combinations that would make it ambiguous (exit 2)."""
     terraform = args.format == "terraform"
     if terraform and args.output not in (None, "-"):
-        raise InvalidInput([Problem("--format terraform", f"--format terraform writes to stdout, not to -o {args.output}",
-                                    "drop -o (or write -o -)")])
+        raise InvalidInput([M.TERRAFORM_OUTPUT.problem("--format terraform", output=args.output)])
     to_stdout = terraform or args.output == "-"
     if to_stdout and args.dry_run:
-        raise InvalidInput([Problem("--dry-run", "--dry-run prints the plan and writes nothing; it cannot also write user-data to stdout",
-                                    "drop --dry-run, or drop -o - / --format terraform")])
+        raise InvalidInput([M.DRY_RUN_STDOUT.problem("--dry-run")])
     return to_stdout
 
 
@@ -191,9 +189,9 @@ def _read_user_data(name: str) -> tuple[str, bytes]:
     try:
         return name, Path(name).read_bytes()
     except FileNotFoundError:
-        raise InvalidInput([Problem(name, "no such user-data file (--merge-with)", "give the path of your existing user-data")]) from None
+        raise InvalidInput([M.MERGE_WITH_MISSING.problem(name)]) from None
     except OSError as exc:
-        raise RuntimeFailure(f"cannot read {name}: {exc.strerror}", "check the file's permissions") from None
+        raise RuntimeFailure(f"cannot read {name}: {exc.strerror}", "check the file's permissions", code=R.MERGE_WITH_UNREADABLE.code) from None
 
 
 def _print_plan(rendered) -> None:  # type: ignore[no-untyped-def]
@@ -208,7 +206,7 @@ def _print_plan(rendered) -> None:  # type: ignore[no-untyped-def]
 def cmd_validate(args: argparse.Namespace) -> int:
     import json
 
-    from generator.profile.collect import check_all
+    from generator.profiles import check_all
 
     paths = _profile_paths(args.profiles)
     problems = check_all(paths)
@@ -226,7 +224,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_schema(args: argparse.Namespace) -> int:
     import json
 
-    from generator.profile.schema import profile_schema
+    from generator.profiles import profile_schema
 
     print(json.dumps(profile_schema(), indent=2))
     return EXIT_OK
@@ -359,7 +357,7 @@ def _unknown_command(parser: argparse.ArgumentParser, argv: list[str]) -> str:
     commands = list(_commands(parser))
     if word in commands:
         return ""
-    from generator.profile.checker import close_match  # only for a mistake: keeps --help light
+    from generator.core.suggest import close_match  # only for a mistake: keeps --help light
 
     hint = close_match(word, commands)
     did_you_mean = f" (did you mean '{hint}'?)" if hint else ""

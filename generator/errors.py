@@ -1,4 +1,4 @@
-"""The one error catalogue.
+"""The error types; their words and codes live in the catalogue (:mod:`generator.messages`).
 
 Every failure a user can see is raised as a subclass of :class:`RegauthError`,
 which carries the exit code the CLI returns.  Bad input (exit 2) is reported as a
@@ -27,6 +27,7 @@ class Problem:
     line: int = 0  # 1-based; 0 = unknown
     col: int = 0  # 1-based; 0 = unknown
     severity: str = "error"  # or "warning"
+    code: str = ""  # the stable code of its entry in generator.messages ("" only for legacy callers)
 
     def __post_init__(self) -> None:
         # The one place every problem passes: a key pasted where a name belongs is
@@ -47,6 +48,8 @@ class Problem:
 
     def render(self) -> str:
         head = f"{self.where()}: {self.severity}: "
+        if self.code:
+            head += f"[{self.code}] "
         if self.path:
             head += f"{self.path}: "
         text = head + self.message
@@ -56,6 +59,7 @@ class Problem:
 
     def as_dict(self) -> dict[str, object]:
         return {
+            "code": self.code,
             "file": self.file,
             "line": self.line,
             "col": self.col,
@@ -67,8 +71,8 @@ class Problem:
 
 
 def _without_keys(message: str, fix: str, path: str = "") -> tuple[str, str, str]:
-    """``message``, ``fix`` and ``path`` with key material replaced (see secrets.keylike)."""
-    from generator.secrets.keylike import KEY_FIX, KEY_HINT, redact
+    """``message``, ``fix`` and ``path`` with key material replaced (see core.keylike)."""
+    from generator.core.keylike import KEY_FIX, KEY_HINT, redact
 
     message, in_message = redact(message)
     fixed, in_fix = redact(fix)
@@ -130,13 +134,14 @@ class RuntimeFailure(RegauthError):
     cause: str
     fix: str = ""
     exit_code: int = field(default=EXIT_RUNTIME)
+    code: str = ""  # the stable code of its entry in generator.messages.runtime
 
     def __post_init__(self) -> None:
         self.cause, self.fix, _ = _without_keys(self.cause, self.fix)
         super().__init__(self.cause)
 
     def render(self) -> str:
-        text = f"error: {self.cause}"
+        text = f"error: [{self.code}] {self.cause}" if self.code else f"error: {self.cause}"
         if self.fix:
             text += "\n  fix: " + self.fix.replace("\n", "\n       ")
         return text

@@ -15,12 +15,12 @@ from generator.errors import InvalidInput, Problem, RuntimeFailure
 from generator.node.plan import PLAN_FORMAT, check_plan
 from generator.outputs.cloudinit import cloud_config
 from generator.outputs.userdata import multipart, package
-from generator.outputs.manifest import OutputFile, manifest
+from generator.outputs.manifest import OutputFile, with_manifest
 from generator.outputs.packer import packer_output
 from generator.outputs.writer import commit_all, discard, stage_tree
-from generator.profile.collect import gather as _gather
-from generator.profile.load import check_profile
 from generator.profile.model import Profile
+from generator.profiles import check_profile
+from generator.profiles import gather as _gather
 from generator.secrets.resolve import Credential, SecretResolver
 from generator.targets import TARGETS, plan_steps
 from generator.targets.base import NodeFile, Step
@@ -91,16 +91,6 @@ def _compressed_note(cloud: str, why: str) -> str:
     return f"user-data is gzip-compressed ({why}): {send}"
 
 
-def with_manifest(rendered: Rendered) -> list[OutputFile]:
-    doc = manifest(
-        rendered.name,
-        rendered.files,
-        [s.summary for s in rendered.steps],
-        [w.render() for w in rendered.warnings],
-    )
-    return rendered.files + [OutputFile("manifest.json", doc, 0o644, False)]
-
-
 @dataclass
 class Outcome:
     """What one profile's render produced, small enough to send back from a worker."""
@@ -113,7 +103,7 @@ class Outcome:
     warnings: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
-    failure: tuple[str, str] | None = None  # RuntimeFailure (cause, fix): exceptions don't pickle well
+    failure: tuple[str, str, str] | None = None  # RuntimeFailure (cause, fix, code): exceptions don't pickle well
 
 
 @dataclass(frozen=True)
@@ -139,7 +129,7 @@ def _render_one(job: _Job, resolver: SecretResolver, profile: Profile) -> Outcom
     except InvalidInput as exc:
         outcome.problems = exc.problems
     except RuntimeFailure as exc:
-        outcome.failure = (exc.cause, exc.fix)
+        outcome.failure = (exc.cause, exc.fix, exc.code)
     return outcome
 
 
@@ -243,7 +233,8 @@ def render_all(
                 discard(o.stage)
         first_failure = next((o.failure for o in failed if o.failure), None)
         if first_failure:
-            raise RuntimeFailure(*first_failure)
+            cause, fix, code = first_failure
+            raise RuntimeFailure(cause, fix, code=code)
         raise InvalidInput([p for o in failed for p in o.problems])
     # All or nothing for the fleet too: a failed swap puts back the ones already swapped.
     commit_all([(o.stage, out_dir / o.name) for o in outcomes if o.stage is not None])

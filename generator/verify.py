@@ -24,9 +24,10 @@ import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from generator.doctor.credentials import is_gar_host
-from generator.doctor.imageref import BadReference, ImageRef, parse_image
-from generator.errors import EXIT_OK, EXIT_RUNTIME, InvalidInput, Problem
+from generator.core.hosts import is_google_registry as is_gar_host
+from generator.core.imageref import BadReference, ImageRef, kubelet_match, parse_image
+from generator.errors import EXIT_OK, EXIT_RUNTIME, InvalidInput
+from generator.messages import inputs as M
 from generator.registryclient import (
     Challenge,
     RegistryClient,
@@ -57,7 +58,7 @@ class _Failed(Exception):
 
 
 def run(args: argparse.Namespace, gsm_settings: object | None = None) -> int:
-    from generator.profile.collect import load_all
+    from generator.profiles import load_all
     from generator.secrets.resolve import SecretResolver
 
     image: ImageRef | None = None
@@ -65,20 +66,20 @@ def run(args: argparse.Namespace, gsm_settings: object | None = None) -> int:
         try:
             image = parse_image(args.image)
         except BadReference as exc:
-            raise InvalidInput([Problem("--image", str(exc), "e.g. --image europe-docker.pkg.dev/PROJECT/REPO/IMAGE:TAG")]) from None
+            raise InvalidInput([M.VERIFY_IMAGE.problem("--image", detail=str(exc))]) from None
     if not args.timeout > 0:
-        raise InvalidInput([Problem("--timeout", "the timeout must be a positive number of seconds", "e.g. --timeout 10")])
+        raise InvalidInput([M.VERIFY_TIMEOUT.problem("--timeout")])
     if args.ca_file and not Path(args.ca_file).is_file():
-        raise InvalidInput([Problem(args.ca_file, "no such CA file (--ca-file)", "give a PEM file with the CA certificate(s) to trust")])
+        raise InvalidInput([M.VERIFY_CA_MISSING.problem(args.ca_file)])
     provider = getattr(args, "provider", None)
     if provider and (args.profile or image is None):
-        raise InvalidInput([Problem("--provider", "--provider asks the provider for one image instead of reading a profile", "give --image REF and no PROFILE")])
+        raise InvalidInput([M.VERIFY_PROVIDER_ARGS.problem("--provider")])
     if not provider and not args.profile:
-        raise InvalidInput([Problem("verify", "no profile given", "regauth verify PROFILE [--image REF], or on a node: --provider PATH --image REF")])
+        raise InvalidInput([M.VERIFY_NOTHING.problem("verify")])
     try:
         client = RegistryClient(timeout=args.timeout, ca_file=args.ca_file)
     except (ssl.SSLError, OSError):
-        raise InvalidInput([Problem(args.ca_file or "--ca-file", "not a PEM certificate file", "give the CA certificate(s) in PEM form")]) from None
+        raise InvalidInput([M.VERIFY_CA_INVALID.problem(args.ca_file or "--ca-file")]) from None
     if provider:
         assert image is not None
         results = [verify_provider(client, provider, getattr(args, "provider_root", None), image, args.timeout)]
@@ -122,7 +123,6 @@ def verify_provider(client: RegistryClient, program: str, root: str | None, imag
     (kubelet's glob rules), and replay the token exchange with those credentials."""
     import subprocess
 
-    from generator.doctor.authjson import _kubelet_match
     from generator.secrets.value import SecretValue
 
     request = {"apiVersion": "credentialprovider.kubelet.k8s.io/v1", "kind": "CredentialProviderRequest", "image": image.text}
@@ -136,7 +136,7 @@ def verify_provider(client: RegistryClient, program: str, root: str | None, imag
         return Result(image.host, "failed", f"{program} exited {proc.returncode}", proc.stderr.decode("utf-8", "replace").strip()[:500], ["run it by hand with the same request to see the error"])
     try:
         answer = json.loads(proc.stdout)
-        matches = [(k, v) for k, v in (answer.get("auth") or {}).items() if _kubelet_match(k, image)]
+        matches = [(k, v) for k, v in (answer.get("auth") or {}).items() if kubelet_match(k, image)]
     except (ValueError, AttributeError):
         return Result(image.host, "failed", f"{program} did not answer with a CredentialProviderResponse", "", ["it must print one JSON document on stdout"])
     if not matches:

@@ -16,7 +16,7 @@ import atheris
 
 with atheris.instrument_imports():
     from generator.errors import RegauthError
-    from generator.profile.load import check_profile, load_profile
+    from generator.profiles import check_profile, load_profile
 
 FOLDER = Path(tempfile.mkdtemp(prefix="regauth-atheris-"))
 

@@ -15,13 +15,12 @@ but match KEY differently, which is where pulls break:
 
 from __future__ import annotations
 
-import fnmatch
 import json
 from typing import Any
 
 from generator.doctor.credentials import StoredCredential, boot_note, check_credential
 from generator.doctor.findings import FileReport, Finding
-from generator.doctor.imageref import DOCKER_HUB, ImageRef
+from generator.core.imageref import DOCKER_HUB, ImageRef, kubelet_match
 from generator.doctor.locate import Positions, json_positions
 from generator.doctor.source import Options, Source, permission_finding
 
@@ -123,7 +122,7 @@ def _check_key(src: Source, key: str, line: int, report: FileReport) -> bool:
 
 def _matches(kind: str, key: str, image: ImageRef) -> bool:
     if kind == "kubelet":
-        return _kubelet_match(key, image)
+        return kubelet_match(key, image)
     host = _key_host(key)
     if kind == "docker":
         if image.registry == DOCKER_HUB:
@@ -133,23 +132,6 @@ def _matches(kind: str, key: str, image: ImageRef) -> bool:
     name = f"{image.registry}/{image.repository}"
     bare = key.split("://", 1)[-1].rstrip("/")
     return bare == image.registry or name == bare or name.startswith(bare + "/")
-
-
-def _kubelet_match(key: str, image: ImageRef) -> bool:
-    """kubelet's URLsMatch: same number of host labels, each a glob, then a path prefix."""
-    bare = key.split("://", 1)[-1]
-    for prefix in ("index.docker.io/v1/", "index.docker.io/v2/"):
-        if bare.startswith(prefix):
-            bare = "index.docker.io"
-    khost, _, kpath = bare.partition("/")
-    if khost == "index.docker.io" and image.registry == DOCKER_HUB:
-        return True
-    ihost = image.registry
-    klabels, ilabels = khost.split("."), ihost.split(".")
-    if len(klabels) != len(ilabels) or not all(fnmatch.fnmatchcase(i, k) for k, i in zip(klabels, ilabels)):
-        return False
-    kpath = kpath.strip("/")
-    return not kpath or image.repository == kpath or image.repository.startswith(kpath + "/")
 
 
 def _image_host(src: Source, image: ImageRef, hosts: list[str], pos: Positions, report: FileReport) -> None:

@@ -19,7 +19,7 @@ from generator.doctor.discover import find, follow_imports
 from generator.doctor.connect import connect
 from generator.doctor.errors_explain import Reading, explain, render
 from generator.doctor.findings import FileReport, Finding, Unreadable
-from generator.doctor.imageref import BadReference, ImageRef, parse_image
+from generator.core.imageref import BadReference, ImageRef, parse_image
 from generator.doctor.source import Options, Source
 from generator.errors import EXIT_INVALID, EXIT_OK, EXIT_RUNTIME
 

@@ -26,13 +26,13 @@ from generator.tomlcompat import tomllib
 
 from generator.doctor.credentials import StoredCredential, boot_note, check_credential
 from generator.doctor.findings import FileReport, Finding
-from generator.doctor.imageref import DOCKER_HUB, ImageRef
+from generator.core.imageref import DOCKER_HUB, ImageRef
 from generator.doctor.locate import KeyPath, Positions, toml_path_text, toml_positions
 from generator.doctor.source import Options, Source, permission_finding
 from generator.node.containerd import CONTAINERD_AUTH_TABLE
 from generator.node.microk8s import PLACEHOLDER
-from generator.profile.checker import close_match
-from generator.profile.hosts import host_problem
+from generator.core.suggest import close_match
+from generator.core.hosts import host_problem
 
 # The plugin table each config version reads registry auth from: the node's map.
 AUTH_ROOT = {version: table[:2] for version, table in CONTAINERD_AUTH_TABLE.items()}

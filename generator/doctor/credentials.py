@@ -5,7 +5,7 @@ Artifact Registry accepts Basic credentials with the username ``_json_key``
 or ``oauth2accesstoken`` (password = an access token that expires in about an hour).
 The classic breakage is the key JSON pasted into a double-quoted TOML/YAML string:
 its ``\\n`` escapes become real newlines and the password is no longer JSON.  The key
-itself is judged by :func:`generator.profile.sakey.check_service_account_key`, the
+itself is judged by :func:`generator.core.sakey.check_service_account_key`, the
 same check ``regauth render`` runs.  Nothing here ever quotes a password.
 """
 
@@ -16,7 +16,8 @@ import binascii
 from dataclasses import dataclass, field
 
 from generator.doctor.findings import Finding
-from generator.profile.sakey import check_service_account_key
+from generator.core.hosts import is_google_registry as is_gar_host
+from generator.core.sakey import check_service_account_key
 from generator.targets.base import BOOT_MASK
 
 GAR_USERNAMES = ("_json_key", "_json_key_base64", "oauth2accesstoken")
@@ -41,12 +42,6 @@ class StoredCredential:
     @property
     def present(self) -> bool:
         return any(v for v in (self.username, self.password, self.auth, self.identitytoken))
-
-
-def is_gar_host(host: str) -> bool:
-    """Artifact Registry / Container Registry hosts (where the magic usernames apply)."""
-    bare = host.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0].lower()
-    return bare.endswith((".pkg.dev", ".gcr.io")) or bare == "gcr.io"
 
 
 _FIX_KEY = (

@@ -5,7 +5,9 @@ The same 401 reads very differently depending on two words: containerd says
 (they were refused), and ``failed to fetch anonymous token`` when *no* credential
 matched the host it contacted (the config key is wrong or not loaded).  Each rule
 below is one such reading, with what to check next; several can match one text
-(kubelet wraps containerd's message), most specific first.
+(kubelet wraps containerd's message), most specific first.  A pasted node program
+line (``regauth-apply: FAILED [code] ...``) is read by its code from the catalogue.
+Every reading's code is an entry of :mod:`generator.messages` (kinds "pasted", "node").
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from generator.doctor.imageref import BadReference, ImageRef, parse_image
+from generator.core.imageref import BadReference, ImageRef, parse_image
+from generator.messages import lookup
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,10 @@ class Explanation:
     title: str  # one line: what happened
     meaning: str  # why, in the runtime's terms
     checks: tuple[str, ...]  # what to look at next, most likely first
+
+    def __post_init__(self) -> None:
+        entry = lookup(self.code)
+        assert entry is not None and entry.kind in ("pasted", "node"), self.code
 
     def as_dict(self) -> dict[str, object]:
         return {"code": self.code, "title": self.title, "meaning": self.meaning, "checks": list(self.checks)}
@@ -237,9 +244,26 @@ _SERVICE_RE = re.compile(r"service=([A-Za-z0-9.\-]+(?:(?::|%3[Aa])[0-9]+)?)")
 _STATUS_RE = re.compile(r"\b(40[0-9]|429|50[0-9])\s+[A-Z][a-z]+")
 
 
+# The node program's failure line: regauth-apply: FAILED [node-...] cause (generator/node/main.py).
+_NODE_FAILED_RE = re.compile(r"regauth-apply: FAILED \[([a-z0-9-]+)\]:? ?([^\n]*)")
+
+
+def _node_failures(text: str) -> list[Explanation]:
+    """One reading per pasted ``regauth-apply: FAILED [code]`` line whose code the catalogue knows."""
+    out = []
+    for m in _NODE_FAILED_RE.finditer(text):
+        entry = lookup(m.group(1))
+        if entry is None or entry.kind != "node":
+            continue
+        cause = m.group(2).strip()
+        out.append(Explanation(entry.code, entry.title + (f" ({cause})" if cause else ""), entry.text, (entry.fix,)))
+    return out
+
+
 def explain(text: str) -> Reading:
     """Every reading of ``text`` that applies, most specific first."""
     reading = Reading()
+    reading.explanations.extend(_node_failures(text))
     m = _IMAGE_RE.search(text)
     if m:
         try:

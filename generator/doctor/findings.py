@@ -12,29 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from generator.errors import Problem
+from generator.messages import codes
+from generator.messages.inputs import DOCTOR_UNREADABLE as UNREADABLE
 
-# Every code doctor can emit, with a one-line title (`regauth doctor --json` consumers
-# and the README table use these; tests assert that each code is exercised).
-CODES: dict[str, str] = {
-    "syntax": "the file does not parse; the runtime refuses it or ignores it",
-    "host-key": "a registry key containerd/k3s/Docker never matches (wildcard, scheme, path, docker.io)",
-    "image-host": "no credential for the host the --image reference is pulled from",
-    "json-key-invalid": "_json_key password is not a valid service-account key JSON",
-    "json-key-base64-invalid": "_json_key_base64 password is not base64 of a service-account key",
-    "key-invalid": "the service-account key inside the password does not load",
-    "oauth2accesstoken": "a one-hour access token stored in static config",
-    "username": "a username Artifact Registry does not accept, or none at all",
-    "auth-field": "the auth field is not base64 of user:password",
-    "wrong-table": "auth under a table containerd does not read for this config version",
-    "ignored-key": "a key the runtime silently ignores (typo or removed option)",
-    "config-path-conflict": "mirrors or configs.tls together with config_path",
-    "deprecated-auths": "registry.auths (deprecated, keyed by URL)",
-    "config-version-1": "a version 1 config whose auth containerd 2.x drops",
-    "snap-substitution": "a value MicroK8s would rewrite (${...} in its template)",
-    "permissions": "a file holding credentials is readable by group or others",
-    "provider-flags": "a CredentialProviderConfig kubelet is not started with (or without its bin dir flag)",
-    "provider-binary": "a credential provider program missing or not executable in kubelet's bin dir",
-}
+# Every code doctor can emit, with a one-line title: the catalogue's "finding" entries
+# (generator/messages/findings.py; `regauth doctor --json` consumers and the README table
+# use them; tests assert that each code is exercised).
+CODES: dict[str, str] = codes("finding")
 
 
 @dataclass(frozen=True)
@@ -55,7 +39,7 @@ class Finding:
         assert self.code in CODES, self.code
 
     def problem(self) -> Problem:
-        return Problem(self.file, self.message, self.fix, self.path, self.line, self.col, self.severity)
+        return Problem(self.file, self.message, self.fix, self.path, self.line, self.col, self.severity, code=self.code)
 
     def render(self) -> str:
         p = self.problem()
@@ -104,4 +88,4 @@ class Unreadable:
         return text + (f"\n  fix: {self.fix}" if self.fix else "")
 
     def as_dict(self) -> dict[str, str]:
-        return {"file": self.file, "reason": self.reason, "fix": self.fix}
+        return {"code": UNREADABLE.code, "file": self.file, "reason": self.reason, "fix": self.fix}

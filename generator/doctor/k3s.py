@@ -16,10 +16,10 @@ from typing import Any
 
 from generator.doctor.credentials import StoredCredential, boot_note, check_credential
 from generator.doctor.findings import FileReport, Finding
-from generator.doctor.imageref import DOCKER_HUB, ImageRef
+from generator.core.imageref import DOCKER_HUB, ImageRef
 from generator.doctor.source import Options, Source, permission_finding
-from generator.profile.checker import close_match
-from generator.profile.hosts import host_problem
+from generator.core.suggest import close_match
+from generator.core.hosts import host_problem
 from generator.profile.yamlpos import LoadedYaml, format_path, load_yaml
 
 TOP_KEYS = ("mirrors", "configs")

@@ -16,7 +16,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from generator.doctor.authjson import _kubelet_match
+from generator.core.imageref import kubelet_match
 from generator.doctor.findings import FileReport, Finding
 from generator.doctor.source import Options, Source
 from generator.node.kubeletflags import BIN_DIR_FLAG, CONFIG_FLAG, DISTRIBUTIONS
@@ -79,7 +79,7 @@ def check(src: Source, options: Options) -> FileReport:
         _check_flags(src, root, providers, report)
     if options.image is not None and providers:
         image = options.image
-        if not any(isinstance(m, str) and _kubelet_match(m, image) for p in providers for m in p.get("matchImages") or []):
+        if not any(isinstance(m, str) and kubelet_match(m, image) for p in providers for m in p.get("matchImages") or []):
             names = ", ".join(p["name"] for p in providers)
             report.findings.append(
                 Finding("image-host", src.shown, f"no matchImages entry of {names} covers {image.registry}, the registry of {image.text}",

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from generator.doctor.findings import FileReport, Finding
-from generator.doctor.imageref import ImageRef
+from generator.core.imageref import ImageRef
 from generator.doctor.source import Source
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from generator.doctor.findings import Finding
-from generator.doctor.imageref import ImageRef
+from generator.core.imageref import ImageRef
 
 KINDS = ("containerd", "microk8s", "k3s", "docker", "containers-auth", "kubelet", "kubelet-provider")
 

@@ -1,15 +1,29 @@
 """How the node program reports: one exception type per kind of failure, one log line per event."""
 
 import sys
+from typing import Optional
 
 
 class ApplyError(Exception):
-    """A failure to report in one line; never carries a secret."""
+    """A failure to report in one line; never carries a secret.
+
+    ``code`` (one of :mod:`.codes`) is printed as ``FAILED [code]`` so ``regauth doctor
+    --error`` can explain the line; ``ApplyError("msg")`` without one still works.
+    """
+
+    def __init__(self, *args, code: Optional[str] = None) -> None:
+        super().__init__(*args)
+        self.code = code
 
 
 def log(message: str) -> None:
     # One greppable line per event for cloud-init-output.log / journalctl.
     print("regauth-apply: " + message, file=sys.stderr, flush=True)
+
+
+def failure_line(cause: str, code: Optional[str] = None) -> str:
+    """The text after ``regauth-apply: `` for a failure: ``FAILED [code] cause`` (``FAILED: cause`` without a code)."""
+    return ("FAILED [%s] " % code if code else "FAILED: ") + cause
 
 
 class FetchFailure(ApplyError):

@@ -8,7 +8,8 @@ import json
 import time
 from typing import Callable, Dict, Iterable, List, Optional
 
-from .errors import ApplyError, log
+from .codes import WRITE_FAILED
+from .errors import ApplyError, failure_line, log
 from .files import Context, commit_all, lock
 from .plan import STEP_KINDS, PlanError, check_plan, fetches_at_boot
 
@@ -28,10 +29,12 @@ def steps(kinds: Iterable[str]) -> Dict[str, Callable]:
     return found
 
 
-def failed(exc: Exception, after: str) -> int:
-    """Log one line for a failure (an OSError as its reason and file) and return exit code 1."""
+def failed(exc: Exception, after: str, code: Optional[str] = None) -> int:
+    """Log one line for a failure (an OSError as its reason and file) and return exit code 1.
+
+    The line carries the error's code (``FAILED [code] ...``), or ``code`` for an OSError."""
     cause = str(exc) if isinstance(exc, ApplyError) else "%s on %s" % (getattr(exc, "strerror", exc), getattr(exc, "filename", "?"))
-    log("FAILED: " + cause + after)
+    log(failure_line(cause + after, exc.code if isinstance(exc, ApplyError) else code))
     return 1
 
 
@@ -56,7 +59,7 @@ def _run(plan: dict, root: str, args) -> int:
     try:
         commit_all(outcomes, ctx.do_restart, ctx.pending)
     except (ApplyError, OSError) as exc:
-        return failed(exc, "" if isinstance(exc, ApplyError) else " while writing")
+        return failed(exc, "" if isinstance(exc, ApplyError) else " while writing", WRITE_FAILED)
     return 0
 
 

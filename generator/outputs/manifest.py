@@ -54,3 +54,14 @@ def manifest(profile_name: str, files: list[OutputFile], steps: list[str], warni
         "files": entries,
     }
     return (json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def with_manifest(rendered) -> list[OutputFile]:  # type: ignore[no-untyped-def]  # a generator.render.Rendered
+    """The rendered files plus their manifest.json (render and --format terraform alike)."""
+    doc = manifest(
+        rendered.name,
+        rendered.files,
+        [s.summary for s in rendered.steps],
+        [w.render() for w in rendered.warnings],
+    )
+    return rendered.files + [OutputFile("manifest.json", doc, 0o644, False)]

@@ -7,6 +7,7 @@ gives the same warning as ``render`` without loading the output stage.
 from __future__ import annotations
 
 from generator.errors import Problem
+from generator.messages import inputs as M
 from generator.profile.model import Profile
 
 VAR_FILE_NAME = "regauth-secrets.auto.pkrvars.hcl"
@@ -27,13 +28,5 @@ def packer_warning(profile: Profile, plan_holds_secret: bool) -> list[Problem]:
     if at is None or profile.output.packer.bake_secret is not None or choose_mode(profile, plan_holds_secret) != "without-plan":
         return []
     return [
-        Problem(
-            file=at.file,
-            message="the Packer image gets no plan (its credentials are resolved at render time), so VMs built from it also need this profile's user-data",
-            fix=f"bake_secret: true bakes them (a sensitive variable in {VAR_FILE_NAME}); bake_secret: false keeps this layout quietly; fetch: boot secrets need neither",
-            path=at.path,
-            line=at.line,
-            col=at.col,
-            severity="warning",
-        )
+        M.PACKER_NO_PLAN.problem(at.file, at.path, at.line, at.col, var_file=VAR_FILE_NAME)
     ]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import base64
 import json
 
-from generator.outputs.manifest import OutputFile
+from generator.outputs.manifest import OutputFile, with_manifest
 
 
 def _user_data(files: list[OutputFile]) -> OutputFile:
@@ -35,8 +35,6 @@ def user_data_bytes(rendered) -> bytes:  # type: ignore[no-untyped-def]
 
 
 def terraform_result(rendered) -> str:  # type: ignore[no-untyped-def]
-    from generator.render import with_manifest
-
     files = with_manifest(rendered)
     raw = _user_data(files).data
     (manifest_file,) = [f for f in files if f.relpath == "manifest.json"]

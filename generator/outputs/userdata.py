@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from generator.errors import OutputTooLarge, Problem
+from generator.errors import OutputTooLarge
+from generator.messages import inputs as M
 
 # Limits in bytes, and whether the cloud counts the base64 form.
 CLOUD_LIMITS: dict[str, tuple[int, bool, str]] = {
@@ -89,7 +90,7 @@ def _parts_of(existing: bytes, filename: str) -> list["Message"]:
     ctype = content_type_of(existing)
     if ctype is None:
         raise OutputTooLarge(
-            [Problem(filename, "cannot tell what kind of user-data this is", "it must start with #cloud-config, #!, #include, #cloud-boothook or be MIME multipart")]
+            [M.USERDATA_KIND.problem(filename)]
         )
     part = _text_part(existing, ctype.split("/", 1)[1])
     part.add_header("Content-Disposition", "attachment", filename=filename.rsplit("/", 1)[-1])
@@ -151,5 +152,5 @@ def package(plain: bytes, *, cloud: str, compress: str, profile_file: str) -> Us
         fix = "use fetch: boot for Secret Manager keys, split registries over several profiles, or trim --merge-with parts"
         if not candidate.compressed:
             fix = "set output.compress: auto (or always) in the profile, or " + fix
-        raise OutputTooLarge([Problem(profile_file, f"user-data is {size} bytes {state}; {why} ({limit} bytes)", fix, path="output.cloud")])
+        raise OutputTooLarge([M.USERDATA_TOO_LARGE.problem(profile_file, "output.cloud", size=size, state=state, why=why, limit=limit, fix=fix)])
     return candidate

@@ -17,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from generator.errors import RuntimeFailure
+from generator.messages import runtime as R
 from generator.outputs.manifest import OutputFile
 
 _AT_FDCWD = -100
@@ -56,7 +57,7 @@ def stage_tree(target: Path, files: list[OutputFile]) -> Path:
         parent.mkdir(parents=True, exist_ok=True)
         stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.regauth-", dir=parent))
     except OSError as exc:
-        raise RuntimeFailure(f"cannot create output folder {parent}: {exc.strerror}", "choose a writable folder with -o DIR") from None
+        raise RuntimeFailure(f"cannot create output folder {parent}: {exc.strerror}", "choose a writable folder with -o DIR", code=R.OUTPUT_FOLDER.code) from None
     try:
         os.chmod(stage, 0o755)
         # Each folder once, parents first: a fleet creates ~17 per profile, and each
@@ -181,6 +182,7 @@ def _write_failed(target: Path, exc: OSError) -> RuntimeFailure:
     return RuntimeFailure(
         f"writing {target} failed: {exc.strerror} ({exc.filename or target}); the previous output is unchanged",
         "free disk space or fix permissions on the output folder, then render again",
+        code=R.WRITE_FAILED.code,
     )
 
 

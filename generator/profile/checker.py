@@ -6,13 +6,15 @@ so users get all their mistakes in one run.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from typing import Any
 
 from generator.errors import Problem
+from generator.messages import Message
+from generator.messages import inputs as M
 from generator.profile.model import Located
 from generator.profile.yamlpos import LoadedYaml, format_path
-from generator.secrets.keylike import looks_like_key
+from generator.core.keylike import looks_like_key
+from generator.core.suggest import close_match
 
 
 class Checker:
@@ -27,14 +29,15 @@ class Checker:
         line, col = self.y.loc(path + ("<key>",)) if key else self.y.loc(path)
         return Located(self.file, line, col, format_path(path))
 
-    def add(self, path: tuple, message: str, fix: str = "", *, key: bool = False, severity: str = "error") -> None:
-        line, col = self.y.loc(path + ("<key>",)) if key else self.y.loc(path)
-        self.problems.append(Problem(self.file, message, fix, format_path(path), line, col, severity))
+    def report(self, msg: Message, path: tuple, *, at_key: bool = False, severity: str = "", **params: object) -> None:
+        """Add the catalogue's ``msg`` (its templates filled with ``params``) at ``path`` (at its key: ``at_key``)."""
+        line, col = self.y.loc(path + ("<key>",)) if at_key else self.y.loc(path)
+        self.problems.append(msg.problem(self.file, format_path(path), line, col, severity=severity, **params))
 
     def mapping(self, value: Any, path: tuple, what: str, example: str) -> dict | None:
         if isinstance(value, dict):
             return value
-        self.add(path, f"{what} must be a mapping, not {kind_of(value)}", f"write it as\n{example}")
+        self.report(M.NOT_MAPPING, path, what=what, kind=kind_of(value), example=example)
         return None
 
     def keys(self, mapping: dict, allowed: tuple[str, ...], path: tuple, required: tuple[str, ...] = ()) -> None:
@@ -49,7 +52,7 @@ class Checker:
             if key not in allowed:
                 close = close_match(str(key), allowed)
                 hint = f"did you mean '{close}'?" if close else f"allowed here: {', '.join(allowed)}"
-                self.add(path + (key,), f"unknown key '{key}'", hint, key=True)
+                self.report(M.UNKNOWN_KEY, path + (key,), at_key=True, key=key, hint=hint)
                 if close and close not in mapping and close not in misspelled.values():
                     misspelled[key] = close
         for key, meant in misspelled.items():
@@ -57,7 +60,7 @@ class Checker:
             self.y.locs[path + (meant,)] = self.y.loc(path + (key,))
         for key in required:
             if key not in mapping:
-                self.add(path, f"missing required key '{key}'", f"add '{key}:' here")
+                self.report(M.MISSING_KEY, path, key=key)
 
     def source_text(self, path: tuple) -> str | None:
         """The value at ``path`` as written in the file (``1.10``, not the float 1.1)."""
@@ -68,11 +71,11 @@ class Checker:
             return None
         value = mapping[key]
         if looks_like_key(value):
-            self.add(path + (key,), f"'{value}' is not a valid {key}")  # Problem shows a description, not the value
+            self.report(M.KEY_AS_VALUE, path + (key,), key=key, value=value)  # Problem shows a description, not the value
             return None
         if isinstance(value, str) and value:
             return value
-        self.add(path + (key,), f"'{key}' must be a non-empty string, not {kind_of(value)}", f"write {key}: \"...\" (quote it if it looks like a number)")
+        self.report(M.NOT_STRING, path + (key,), kind=kind_of(value), key=key)
         return None
 
     def choice(self, mapping: dict, key: str, path: tuple, choices: tuple[str, ...], default: str) -> str:
@@ -83,25 +86,10 @@ class Checker:
             return value
         close = close_match(str(value), choices)
         hint = f"did you mean '{close}'?" if close else f"write one of: {', '.join(choices)}"
-        self.add(path + (key,), f"'{value}' is not a valid {key}", hint)
+        self.report(M.BAD_CHOICE, path + (key,), value=value, hint=hint, key=key)
         # A near miss is read as what was meant (the profile is invalid either way), so
         # the rest is still checked, e.g. the key of `type: gcp-servce-account`.
         return close or default
-
-
-def close_match(word: str, choices: Iterable[str], aliases: Mapping[str, str] | None = None, cutoff: float = 0.6) -> str | None:
-    """The choice ``word`` was most likely meant to be, for did-you-mean hints.
-
-    ``aliases`` maps known misspellings (names from other tools or versions) to the
-    right choice; they win over spelling similarity when the target is a choice here.
-    """
-    choices = list(choices)
-    if aliases and aliases.get(word) in choices:
-        return aliases[word]
-    import difflib  # imported only when there is a mistake to explain: off the cold start
-
-    found = difflib.get_close_matches(word, choices, n=1, cutoff=cutoff)
-    return found[0] if found else None
 
 
 def kind_of(value: Any) -> str:

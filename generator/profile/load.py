@@ -12,10 +12,12 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from generator.errors import InvalidInput, Problem
-from generator.profile.hosts import host_problem, is_google_registry
+from generator.messages import inputs as M
+from generator.core.hosts import host_problem, is_google_registry
 from generator.profile.model import (
     AUTH_TYPES,
     CLOUDS,
@@ -35,10 +37,11 @@ from generator.profile.model import (
     Registry,
     SecretSpec,
 )
-from generator.profile.checker import Checker, close_match, kind_of as _kind
+from generator.core.suggest import close_match
+from generator.profile.checker import Checker, kind_of as _kind
 from generator.profile.routes import check_route
 from generator.profile.yamlpos import load_yaml
-from generator.secrets.keylike import looks_like_key
+from generator.core.keylike import looks_like_key
 
 TOP_KEYS = ("version", "description", "targets", "secrets", "registries", "output", "refresh")
 REFRESH_RE = re.compile(r"^([1-9][0-9]*)(m|h|d)$")
@@ -63,67 +66,75 @@ PACKER_SOURCE_RE = re.compile(rf"^source\.{_HCL_ID}\.{_HCL_ID}$")
 MAX_PROFILE_BYTES = 1024 * 1024
 
 
-def load_profile(path: Path) -> Profile:
+# Who knows the runtimes (``generator.targets.TARGETS``: name -> module with OPTION_KEYS,
+# parse, check, ...) and who reads secrets sits above this layer: the caller passes them
+# in (generator/profiles.py wires them), so profile/ never imports targets/ or secrets/.
+Runtimes = Mapping[str, Any]
+KeyProblems = Callable[[Profile], "list[Problem]"]
+
+
+def load_profile(path: Path, runtimes: Runtimes, key_problems: KeyProblems | None = None) -> Profile:
     """Read, parse and validate ``path``; raise InvalidInput listing every problem."""
-    profile, problems = check_profile(path)
+    profile, problems = check_profile(path, runtimes, key_problems)
     errors = [p for p in problems if p.severity == "error"]
     if errors or profile is None:
         raise InvalidInput(problems)
     return profile
 
 
-def check_profile(path: Path) -> tuple[Profile | None, list[Problem]]:
-    """Like :func:`load_profile` but returns problems (errors and warnings) instead of raising."""
+def check_profile(path: Path, runtimes: Runtimes, key_problems: KeyProblems | None = None) -> tuple[Profile | None, list[Problem]]:
+    """Like :func:`load_profile` but returns problems (errors and warnings) instead of raising.
+
+    ``runtimes`` is the registry of targets; ``key_problems(profile)`` the offline secret
+    checks run when the profile has other errors (all problems at once)."""
     filename = str(path)
     try:
         if path.stat().st_size > MAX_PROFILE_BYTES:
-            return None, [Problem(filename, f"the profile is larger than {MAX_PROFILE_BYTES // 1024} KiB", "split it into several profiles")]
+            return None, [M.PROFILE_TOO_LARGE.problem(filename, kib=MAX_PROFILE_BYTES // 1024)]
         raw = path.read_bytes()
     except FileNotFoundError:
-        return None, [Problem(filename, "no such profile file", "check the path (profiles live in profiles/NAME.yaml)")]
+        return None, [M.PROFILE_MISSING.problem(filename)]
     except IsADirectoryError:
-        return None, [Problem(filename, "this is a directory, not a profile file", "name a .yaml file, or the files in it: DIR/*.yaml")]
+        return None, [M.PROFILE_IS_DIRECTORY.problem(filename)]
     except PermissionError:
-        return None, [Problem(filename, "permission denied reading the profile", "make it readable by the user running regauth")]
+        return None, [M.PROFILE_UNREADABLE.problem(filename)]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        return None, [Problem(filename, "the profile is not UTF-8 text", "save it as UTF-8", line=line)]
+        return None, [M.PROFILE_NOT_UTF8.problem(filename, line=line)]
     loaded = load_yaml(text, filename)
     if loaded.data is None and loaded.problems:
         return None, loaded.problems
     checker = Checker(loaded, filename)
-    profile = _check_document(checker, loaded.data, path)
+    profile = _check_document(checker, loaded.data, path, runtimes)
     broken = any(p.severity == "error" for p in checker.problems)
-    if broken and profile is not None and profile.registries:
+    if broken and profile is not None and profile.registries and key_problems is not None:
         # All problems at once: the keys of every validly defined secret are checked
         # now, so fixing the other errors does not reveal a key error on the next run.
-        from generator.secrets.resolve import local_problems
-
-        checker.problems.extend(p for p in local_problems(profile) if p not in checker.problems)
+        checker.problems.extend(p for p in key_problems(profile) if p not in checker.problems)
     checker.problems.sort(key=lambda p: (p.line, p.col))
     return (None if broken else profile), checker.problems
 
 
-def _check_document(c: Checker, doc: Any, path: Path) -> Profile | None:
+def _check_document(c: Checker, doc: Any, path: Path, runtimes: Runtimes) -> Profile | None:
     if doc is None:
-        c.add((), "the profile is empty", "start from profiles/demo.yaml")
+        c.report(M.PROFILE_EMPTY, ())
         return None
     doc = c.mapping(doc, (), "the profile", "version: 1\nregistries: [...]")
     if doc is None:
         return None
     c.keys(doc, TOP_KEYS, (), required=("version", "targets"))
     if "version" in doc and doc["version"] != PROFILE_VERSION:
-        c.add(("version",), f"unsupported profile version {doc['version']!r}", f"write version: {PROFILE_VERSION}")
+        c.report(M.PROFILE_VERSION, ("version",), version=doc["version"], want=PROFILE_VERSION)
     description = doc.get("description") if isinstance(doc.get("description"), str) else ""
     secrets = _check_secrets(c, doc.get("secrets", {}), path)
     # Names declared under secrets: count as defined even when their spec has its own
     # error, so one mistake is not reported twice.
     declared = set(doc["secrets"]) if isinstance(doc.get("secrets"), dict) else set()
     registries, keyed = _check_registries(c, doc.get("registries"), secrets, declared, path.parent)
-    targets = _check_targets(c, doc.get("targets"))
-    _check_targets_against_registries(c, targets, registries, doc.get("registries"))
+    targets = _check_targets(c, doc.get("targets"), runtimes)
+    _check_targets_against_registries(c, targets, registries, doc.get("registries"), runtimes)
     output = _check_output(c, doc.get("output"))
     refresh = _check_refresh(c, doc, registries, secrets) if "refresh" in doc else None
     # With errors this is a partial profile (only for checking its secrets): every
@@ -146,16 +157,15 @@ def _check_refresh(c: Checker, doc: dict, registries: list[Registry], secrets: d
     value = doc["refresh"]
     m = REFRESH_RE.match(value) if isinstance(value, str) else None
     if m is None:
-        c.add(("refresh",), f"refresh must be an interval such as 30m, 1h or 1d, not {_kind(value) if not isinstance(value, str) else repr(value)}", "write refresh: 1h")
+        c.report(M.REFRESH_FORMAT, ("refresh",), shown=_kind(value) if not isinstance(value, str) else repr(value))
         return None
     seconds = int(m.group(1)) * {"m": 60, "h": 3600, "d": 86400}[m.group(2)]
     if seconds < MIN_REFRESH:
-        c.add(("refresh",), f"refresh every {value} would ask Secret Manager more often than rotation needs", "write refresh: 5m or longer (1h is plenty for key rotation)")
+        c.report(M.REFRESH_TOO_OFTEN, ("refresh",), value=value)
         return None
     boot = [r.host for r in registries if r.auth.secret in secrets and secrets[r.auth.secret].fetch == "boot" and secrets[r.auth.secret].source == "gcp-secret-manager"]
     if not boot:
-        c.add(("refresh",), "no registry uses a fetch: boot secret, so a refresh would re-apply the same render-time credentials",
-              "remove refresh:, or keep the key in Secret Manager with fetch: boot so nodes pick up rotations", severity="warning")  # fmt: skip
+        c.report(M.REFRESH_NOTHING, ("refresh",))
     return seconds
 
 
@@ -189,46 +199,44 @@ def _check_packer(c: Checker, value: Any, p: tuple, given: bool) -> PackerOption
     raw = m.get("sources", list(DEFAULT_PACKER_SOURCES))
     if not isinstance(raw, list) or not raw:
         shown = raw if isinstance(raw, str) and PACKER_SOURCE_RE.match(raw) else "source.googlecompute.golden"
-        c.add(p + ("sources",), f"sources must be a non-empty list of Packer source references, not {_kind(raw)}", f"write sources: [{shown}] (the sources your template defines)")
+        c.report(M.PACKER_SOURCES, p + ("sources",), kind=_kind(raw), shown=shown)
     else:
         seen: set[str] = set()
         for i, item in enumerate(raw):
             q = p + ("sources", i)
             if not isinstance(item, str):
-                c.add(q, f"a source reference must be a string, not {_kind(item)}", "write e.g. source.googlecompute.golden")
+                c.report(M.PACKER_SOURCE_TYPE, q, kind=_kind(item))
             elif not PACKER_SOURCE_RE.match(item):
                 bare = re.match(rf"^{_HCL_ID}\.{_HCL_ID}$", item)
                 fix = f"write source.{item}" if bare else 'write source.TYPE.NAME as in your template\'s source "TYPE" "NAME" block, e.g. source.googlecompute.golden (a literal: Packer 1.6 accepts no variables in sources)'
-                c.add(q, f"'{item}' is not a Packer source reference", fix)
+                c.report(M.PACKER_SOURCE, q, source=item, fix=fix)
             elif item in seen:
-                c.add(q, f"source '{item}' is listed twice", "keep one entry per source")
+                c.report(M.PACKER_SOURCE_TWICE, q, source=item)
             else:
                 seen.add(item)
         sources = tuple(raw)
     bake = m.get("bake_secret")
     if "bake_secret" in m and not isinstance(bake, bool):
-        c.add(p + ("bake_secret",), f"bake_secret must be true or false, not {_kind(bake)}", "write bake_secret: true (unquoted) to bake build-time credentials into the image, or false")
+        c.report(M.PACKER_BAKE, p + ("bake_secret",), kind=_kind(bake))
         bake = None
     return PackerOptions(sources=sources, bake_secret=bake, at=c.at(p, key=True))
 
 
-def _check_targets(c: Checker, value: Any) -> dict[str, object]:
-    from generator.targets import TARGETS
-
+def _check_targets(c: Checker, value: Any, runtimes: Runtimes) -> dict[str, object]:
     if value is None:
         return {}
     example = 'targets:\n  containerd:\n    version: "1.7"'
     targets = c.mapping(value, ("targets",), "targets", example)
     if targets is None:
         return {}
-    c.keys(targets, tuple(TARGETS), ("targets",))
+    c.keys(targets, tuple(runtimes), ("targets",))
     if not targets:
-        c.add(("targets",), "no runtime target", "add e.g.\n" + example)
+        c.report(M.NO_TARGET, ("targets",), example=example)
     parsed: dict[str, object] = {}
-    for name in TARGETS:  # in TARGETS order, importing only the runtimes named
+    for name in runtimes:  # in the registry's order, importing only the runtimes named
         if name not in targets:
             continue
-        module = TARGETS[name]
+        module = runtimes[name]
         p = ("targets", name)
         raw = targets[name]
         m = c.mapping({} if raw is None else raw, p, f"targets.{name}", module.EXAMPLE)
@@ -241,29 +249,21 @@ def _check_targets(c: Checker, value: Any) -> dict[str, object]:
     return parsed
 
 
-def _check_targets_against_registries(c: Checker, targets: dict[str, object], registries: list[Registry], raw: Any) -> None:
+def _check_targets_against_registries(c: Checker, targets: dict[str, object], registries: list[Registry], raw: Any, runtimes: Runtimes) -> None:
     """Checks that need both: a target's optional ``check`` hook, and 'no registries'
     (allowed only when every target works without stored credentials, e.g. kubelet's
     credential provider)."""
-    from generator.targets import TARGETS
-
     for name, options in targets.items():
-        check = getattr(TARGETS[name], "check", None)
+        check = getattr(runtimes[name], "check", None)
         if check is not None:
             check(c, options, registries, ("targets", name))
-    static = [n for n, o in targets.items() if not getattr(TARGETS[n], "serves_tokens", lambda o: False)(o)]
+    static = [n for n, o in targets.items() if not getattr(runtimes[n], "serves_tokens", lambda o: False)(o)]
     for reg in registries:
         if reg.auth.type == VM_IDENTITY and static:
             where = ", ".join(f"targets.{n}" for n in static)
-            c.add(
-                _registry_path(raw, reg.host) + ("auth", "type"),
-                f"gcp-vm-identity gets a ~1-hour access token at pull time, but {where} write{'s' if len(static) == 1 else ''} credentials into a config file once, "
-                "where the token would expire (and containerd's registry.configs are deprecated anyway)",
-                "serve this registry through kubelet's credential provider only: targets: {kubelet: {credential_provider: {type: regauth}}} "
-                f"and remove {where} (or use a gcp-service-account key for them)",
-            )
-    if raw in (None, []) and (not targets or any(getattr(TARGETS[n], "needs_registries", lambda o: True)(o) for n, o in targets.items())):
-        c.add(("registries",) if raw is not None else (), "no registries" if raw is not None else "missing required key 'registries'", "add at least one registry, e.g.\nregistries:\n  - host: europe-docker.pkg.dev\n    auth: {type: gcp-service-account, secret: gar-key}")
+            c.report(M.VM_IDENTITY_STATIC, _registry_path(raw, reg.host) + ("auth", "type"), where=where, s="s" if len(static) == 1 else "")
+    if raw in (None, []) and (not targets or any(getattr(runtimes[n], "needs_registries", lambda o: True)(o) for n, o in targets.items())):
+        c.report(M.NO_REGISTRIES, ("registries",) if raw is not None else (), what="no registries" if raw is not None else "missing required key 'registries'")
 
 
 def _registry_path(raw: Any, host: str) -> tuple:
@@ -279,7 +279,7 @@ def _check_registries(c: Checker, value: Any, secrets: dict[str, SecretSpec], de
     if value is None:
         return [], []
     if not isinstance(value, list):
-        c.add(("registries",), f"registries must be a list, not {_kind(value)}", "write\nregistries:\n  - host: europe-docker.pkg.dev\n    auth: {type: gcp-service-account, secret: gar-key}")
+        c.report(M.REGISTRIES_NOT_LIST, ("registries",), kind=_kind(value))
         return [], []
     out: list[Registry] = []
     keyed: list[Registry] = []
@@ -294,9 +294,9 @@ def _check_registries(c: Checker, value: Any, secrets: dict[str, SecretSpec], de
         if "host" in m:
             problem = host_problem(host)
             if problem:
-                c.add(p + ("host",), *problem)
+                c.report(M.REGISTRY_HOST, p + ("host",), text=problem[0], fix=problem[1])
             elif host in seen:
-                c.add(p + ("host",), f"registry '{host}' is listed twice (first at registries[{seen[host]}])", "keep one entry per host")
+                c.report(M.REGISTRY_TWICE, p + ("host",), host=host, first=seen[host])
             else:
                 seen[host] = i
         auth = _check_auth(c, m.get("auth"), p + ("auth",), secrets, declared) if "auth" in m else None
@@ -316,11 +316,9 @@ def _check_vm_identity_host(c: Checker, host: Any, mirror_for: str | None, p: tu
     the token is only accepted by Google registries, but a test registry or a proxy in
     front of Artifact Registry may accept it too, and the profile cannot know."""
     if mirror_for is not None:
-        c.add(p + ("mirror_for",), "a gcp-vm-identity registry cannot be a mirror: kubelet asks the credential provider for the image's own host, never the mirror's",
-              "pull from the Artifact Registry host directly (or give the mirror a basic / gcp-service-account auth)")  # fmt: skip
+        c.report(M.VM_IDENTITY_MIRROR, p + ("mirror_for",))
     elif isinstance(host, str) and host_problem(host) is None and not is_google_registry(host):
-        c.add(p + ("host",), f"'{host}' is not an Artifact Registry or Container Registry host; gcp-vm-identity sends a Google access token, which other registries refuse",
-              "use it for *-docker.pkg.dev / gcr.io hosts; ignore this warning only if this registry really accepts oauth2accesstoken + a Google token", severity="warning")  # fmt: skip
+        c.report(M.VM_IDENTITY_NOT_GOOGLE, p + ("host",), host=host)
 
 
 def _check_auth(c: Checker, value: Any, p: tuple, secrets: dict[str, SecretSpec], declared: set[str]) -> AuthSpec | None:
@@ -335,27 +333,27 @@ def _check_auth(c: Checker, value: Any, p: tuple, secrets: dict[str, SecretSpec]
     if secret is not None and secret not in declared:
         close = close_match(secret, sorted(declared))
         hint = f"did you mean '{close}'?" if close else f"define it under secrets:, e.g.\nsecrets:\n  {secret}:\n    source: file\n    path: {secret}.json"
-        c.add(p + ("secret",), f"no secret named '{secret}'", hint)
+        c.report(M.NO_SUCH_SECRET, p + ("secret",), secret=secret, hint=hint)
     username = m.get("username")
     if looks_like_key(username):
-        c.add(p + ("username",), f"'{username}' is not a username")  # Problem shows a description, not the value
+        c.report(M.KEY_AS_USERNAME, p + ("username",), username=username)  # Problem shows a description, not the value
         return None
     if kind == "gcp-service-account":
         if username is None:
             username = "_json_key_base64"
         elif username == "oauth2accesstoken":
-            c.add(p + ("username",), "oauth2accesstoken needs a short-lived access token (about 1 hour); a static config stops working after that", "use username: _json_key_base64 (default) or _json_key with a service-account key")
+            c.report(M.USERNAME_OAUTH2, p + ("username",))
         elif username not in GCP_USERNAMES:
-            c.add(p + ("username",), f"'{username}' is not a username Artifact Registry accepts for a service-account key", "write username: _json_key_base64 (default: password is the base64 of the key file) or _json_key (password is the key JSON)")
+            c.report(M.USERNAME_GCP, p + ("username",), username=username)
     elif kind == "basic":
         if username is None:
-            c.add(p, "basic auth needs a username", "add username: YOUR_USER (the password comes from the secret)")
+            c.report(M.USERNAME_MISSING, p)
         elif not isinstance(username, str) or not username:
-            c.add(p + ("username",), "username must be a non-empty string", "write username: \"robot\"")
+            c.report(M.USERNAME_EMPTY, p + ("username",))
         elif ":" in username:
-            c.add(p + ("username",), "a username may not contain ':' (it separates user and password in Basic auth)", "use the registry's robot account name")
+            c.report(M.USERNAME_COLON, p + ("username",))
         elif _unprintable(username):
-            c.add(p + ("username",), f"the username contains a control character ({_unprintable(username)}), which runtimes cannot send in Basic auth", "write the registry's account name as plain text")
+            c.report(M.USERNAME_CONTROL, p + ("username",), char=_unprintable(username))
     if not kind or secret is None or secret not in secrets or not isinstance(username, str):
         return None
     return AuthSpec(type=kind, secret=secret, username=username, at=c.at(p))
@@ -365,11 +363,9 @@ def _check_vm_identity_auth(c: Checker, m: dict, p: tuple) -> AuthSpec | None:
     """``{type: gcp-vm-identity}``: keyless; the username is fixed and no secret exists."""
     c.keys(m, AUTH_KEYS, p, required=("type",))
     if "secret" in m:
-        c.add(p + ("secret",), "gcp-vm-identity uses no secret: the node gets an access token for the VM's service account from the metadata server",
-              "remove secret: (or use type: gcp-service-account to send a key)")  # fmt: skip
+        c.report(M.VM_IDENTITY_SECRET, p + ("secret",))
     if m.get("username", VM_IDENTITY_USERNAME) != VM_IDENTITY_USERNAME:
-        c.add(p + ("username",), f"Artifact Registry takes an access token only with the username {VM_IDENTITY_USERNAME}",
-              f"remove username: (it defaults to {VM_IDENTITY_USERNAME})")  # fmt: skip
+        c.report(M.VM_IDENTITY_USERNAME, p + ("username",), username=VM_IDENTITY_USERNAME)
     # Returned even after a problem (which fails the profile anyway), so that the checks
     # that need the registry (host, targets) report in the same run.
     return AuthSpec(type=VM_IDENTITY, secret=None, username=VM_IDENTITY_USERNAME, at=c.at(p))
@@ -395,7 +391,7 @@ def _check_secrets(c: Checker, value: Any, profile_path: Path) -> dict[str, Secr
     for name, spec in m.items():
         p = ("secrets", name)
         if not _SECRET_NAME_RE.match(str(name)):
-            c.add(p, f"secret name '{name}' is not a simple name", "use letters, digits, '-', '_' or '.', e.g. gar-key", key=True)
+            c.report(M.SECRET_NAME, p, at_key=True, name=name)
             continue
         s = c.mapping(spec, p, f"secret '{name}'", "gar-key:\n  source: file\n  path: gar-key.json")
         if s is None:
@@ -403,7 +399,7 @@ def _check_secrets(c: Checker, value: Any, profile_path: Path) -> dict[str, Secr
         if "source" not in s:
             misspelled = next((k for k in s if close_match(str(k), ("source",))), None)
             if misspelled is None:
-                c.add(p, "missing 'source'", f"add source: one of {', '.join(SECRET_SOURCES)}")
+                c.report(M.SECRET_NO_SOURCE, p, sources=", ".join(SECRET_SOURCES))
                 continue
             c.keys({misspelled: None}, ("source",), p)  # "unknown key, did you mean 'source'?" only
             s["source"] = s.pop(misspelled)
@@ -419,7 +415,7 @@ def _check_secrets(c: Checker, value: Any, profile_path: Path) -> dict[str, Secr
 
 def _file_secret(c: Checker, s: dict, p: tuple, name: str, profile_path: Path) -> SecretSpec | None:
     if "path" not in s:
-        c.add(p, "a file secret needs a path", "add path: keys/gar-key.json (relative to this profile's folder)")
+        c.report(M.FILE_SECRET_NO_PATH, p)
         return None
     raw = c.string(s, "path", p)
     if raw is None:
@@ -430,7 +426,7 @@ def _file_secret(c: Checker, s: dict, p: tuple, name: str, profile_path: Path) -
         resolved = Path(os.path.normpath(base / candidate))
         base_norm = Path(os.path.normpath(base.absolute()))
         if not os.path.normpath(resolved.absolute()).startswith(str(base_norm) + os.sep):
-            c.add(p + ("path",), f"'{raw}' leaves the profile's folder", "keep secret files next to the profile (or in a subfolder), or give an absolute path on purpose")
+            c.report(M.SECRET_OUTSIDE, p + ("path",), given=raw)
             return None
         candidate = resolved
     return SecretSpec(name=name, source="file", at=c.at(p), path=candidate)
@@ -439,12 +435,12 @@ def _file_secret(c: Checker, s: dict, p: tuple, name: str, profile_path: Path) -
 def _env_secret(c: Checker, s: dict, p: tuple, name: str, profile_path: Path) -> SecretSpec | None:
     var = c.string(s, "var", p)
     if "var" not in s:
-        c.add(p, "an env secret needs var", "add var: REGAUTH_GAR_KEY")
+        c.report(M.ENV_SECRET_NO_VAR, p)
         return None
     if var is None:
         return None
     if not _ENV_RE.match(var):
-        c.add(p + ("var",), f"'{var}' is not an environment variable name", "write var: NAME_IN_CAPITALS")
+        c.report(M.ENV_SECRET_BAD_VAR, p + ("var",), var=var)
         return None
     return SecretSpec(name=name, source="env", at=c.at(p), var=var)
 
@@ -459,38 +455,33 @@ def _gsm_secret(c: Checker, s: dict, p: tuple, name: str, profile_path: Path) ->
         version = str(version)
     if full is not None:
         if project or secret or "version" in s:
-            c.add(p, "give either name: or project/secret/version, not both", "keep name: projects/P/secrets/S/versions/V, or remove it")
+            c.report(M.GSM_NAME_AND_PARTS, p)
             return None
         m = _GSM_NAME_RE.match(full)
         if not m:
-            c.add(p + ("name",), f"'{full}' is not a secret version resource name", "write name: projects/PROJECT/secrets/SECRET/versions/3 (or .../versions/latest)")
+            c.report(M.GSM_BAD_NAME, p + ("name",), name=full)
             return None
         project, secret, version = m.groups()
     else:
         if project is None or secret is None:
-            c.add(p, "a gcp-secret-manager secret needs project and secret (or name)", "add project: my-project and secret: gar-reader-key (version defaults to latest; pin a number for golden images)")
+            c.report(M.GSM_INCOMPLETE, p)
             return None
         version = version if version is not None else "latest"
     if not isinstance(version, str) or not _GSM_VERSION_RE.match(version):
-        c.add(p + ("version",) if "version" in s else p + ("name",), f"'{version}' is not a secret version", "write a version number such as 3, or latest")
+        c.report(M.GSM_BAD_VERSION, p + ("version",) if "version" in s else p + ("name",), version=version)
         return None
     if not _GSM_ID_RE.match(secret):
-        c.add(p, f"'{secret}' is not a Secret Manager secret id", "secret ids use letters, digits, '-' and '_'")
+        c.report(M.GSM_BAD_SECRET_ID, p, secret=secret)
         return None
     if not _PROJECT_RE.match(project):
-        c.add(p, f"'{project}' is not a Google Cloud project id or number", "write the project id, e.g. my-project-123")
+        c.report(M.GSM_BAD_PROJECT, p, project=project)
         return None
     if version == "latest" and fetch == "build":
-        c.add(
-            p,
-            "version latest is fetched when rendering, so two renders (and the golden images built from them) may differ",
-            "pin a version number (version: 3) for reproducible images, or use fetch: boot",
-            severity="warning",
-        )
+        c.report(M.GSM_LATEST_AT_BUILD, p)
     creds = c.string(s, "credentials_file", p, required=False)
     endpoint = c.string(s, "endpoint", p, required=False)
     if endpoint is not None and not re.match(r"^https?://[^/\s]+/?$", endpoint):
-        c.add(p + ("endpoint",), f"'{endpoint}' is not an API endpoint URL", "write endpoint: https://secretmanager.googleapis.com (scheme and host only)")
+        c.report(M.GSM_BAD_ENDPOINT, p + ("endpoint",), endpoint=endpoint)
         return None
     return SecretSpec(
         name=name,

@@ -15,8 +15,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from generator.messages import inputs as M
 from generator.profile.checker import Checker, kind_of
-from generator.profile.hosts import host_problem
+from generator.core.hosts import host_problem
 from generator.profile.model import TlsSpec
 
 TLS_KEYS = ("ca_file", "cert_file", "key_file")
@@ -44,30 +45,26 @@ def check_route(c: Checker, m: dict, p: tuple, base: Path) -> tuple[str | None, 
         raw = m["mirror_for"]
         problem = None if raw in _HUB_ALIASES else host_problem(raw)
         if problem:
-            c.add(p + ("mirror_for",), problem[0].replace("containerd keys credentials by", "mirrors are keyed by"), problem[1].replace("host:", "mirror_for:"))
+            c.report(M.MIRROR_HOST, p + ("mirror_for",), text=problem[0].replace("containerd keys credentials by", "mirrors are keyed by"), fix=problem[1].replace("host:", "mirror_for:"))
         elif raw == host or (isinstance(host, str) and namespace_of(raw) == namespace_of(host)):
-            c.add(p + ("mirror_for",), f"a registry cannot mirror itself ('{raw}')", "name the upstream registry whose images this host serves, e.g. mirror_for: docker.io")
+            c.report(M.MIRROR_SELF, p + ("mirror_for",), host=raw)
         else:
             mirror_for = namespace_of(raw)
     path = None
     if "path" in m:
         raw_path = m["path"]
         if not isinstance(raw_path, str) or not raw_path:
-            c.add(p + ("path",), f"path must be a string, not {kind_of(raw_path)}", "write path: /v2/PROJECT/REPO")
+            c.report(M.MIRROR_PATH_TYPE, p + ("path",), kind=kind_of(raw_path))
         elif "mirror_for" not in m:
-            c.add(p + ("path",), "path only applies to a mirror: image references already name the repository", "add mirror_for: docker.io (the registry this one mirrors), or remove path")
+            c.report(M.MIRROR_PATH_NO_MIRROR, p + ("path",))
         elif raw_path.startswith(("http://", "https://")) or "//" in raw_path:
-            c.add(p + ("path",), f"'{raw_path}' is not a path (host and scheme belong in host:)", "write path: /v2/PROJECT/REPO")
+            c.report(M.MIRROR_PATH_URL, p + ("path",), given=raw_path)
         elif not raw_path.startswith("/v2/"):
-            c.add(
-                p + ("path",),
-                f"'{raw_path}' does not start with /v2/: the path is used as is (override_path), so the registry API prefix must be part of it",
-                f"write path: /v2{raw_path if raw_path.startswith('/') else '/' + raw_path}",
-            )
+            c.report(M.MIRROR_PATH_V2, p + ("path",), given=raw_path, want=f"/v2{raw_path if raw_path.startswith('/') else '/' + raw_path}")
         elif raw_path.endswith("/"):
-            c.add(p + ("path",), "path must not end with '/'", f"write path: {raw_path.rstrip('/')}")
+            c.report(M.MIRROR_PATH_SLASH, p + ("path",), want=raw_path.rstrip("/"))
         elif not _PATH_RE.match(raw_path):
-            c.add(p + ("path",), f"'{raw_path}' is not a repository path (lower-case letters, digits, '.', '_', '-' separated by '/')", "write path: /v2/PROJECT/REPO")
+            c.report(M.MIRROR_PATH_INVALID, p + ("path",), given=raw_path)
         else:
             path = raw_path
     tls = _check_tls(c, m["tls"], p + ("tls",), base) if "tls" in m else None
@@ -80,11 +77,11 @@ def _check_tls(c: Checker, value: Any, p: tuple, base: Path) -> TlsSpec | None:
         return None
     c.keys(m, TLS_KEYS, p)
     if not m:
-        c.add(p, "tls names no file", "add ca_file: (a private CA) and/or cert_file: + key_file: (a client certificate)")
+        c.report(M.TLS_EMPTY, p)
         return None
     if ("cert_file" in m) != ("key_file" in m):
         have, need = ("cert_file", "key_file") if "cert_file" in m else ("key_file", "cert_file")
-        c.add(p, f"{have} needs {need}: a client certificate is a pair", f"add {need}:")
+        c.report(M.TLS_PAIR, p, have=have, need=need)
         return None
     files: dict[str, Path] = {}
     for key in TLS_KEYS:
@@ -97,7 +94,7 @@ def _check_tls(c: Checker, value: Any, p: tuple, base: Path) -> TlsSpec | None:
         if not candidate.is_absolute():
             resolved = Path(os.path.normpath(base / candidate))
             if not os.path.normpath(resolved.absolute()).startswith(os.path.normpath(base.absolute()) + os.sep):
-                c.add(p + (key,), f"'{raw}' leaves the profile's folder", "keep certificate files next to the profile (or in a subfolder), or give an absolute path on purpose")
+                c.report(M.TLS_OUTSIDE, p + (key,), given=raw)
                 return None
             candidate = resolved
         files[key] = candidate

@@ -6,12 +6,12 @@ positions and fixes); a test keeps this schema and the loader's key lists in ste
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from generator.profile import load
 from generator.profile.routes import route_properties
 from generator.profile.model import AUTH_TYPES, CLOUDS, COMPRESS_MODES, DEFAULT_PACKER_SOURCES, FETCH_MODES, GCP_USERNAMES, VM_IDENTITY, VM_IDENTITY_USERNAME
-from generator.targets import TARGETS
 
 SCHEMA_ID = "https://regauth.dev/schema/profile-v1.json"
 
@@ -24,7 +24,8 @@ def _obj(props: dict[str, Any], required: tuple[str, ...] = (), **extra: Any) ->
     return out
 
 
-def profile_schema() -> dict[str, Any]:
+def profile_schema(runtimes: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON Schema of a profile; ``runtimes`` (the registry of targets) gives each target's part."""
     host = {
         "type": "string",
         "description": "Exact registry host[:port] as in image references; no scheme, path, wildcard or default port (:443, :80).",
@@ -73,7 +74,7 @@ def profile_schema() -> dict[str, Any]:
         {
             "version": {"const": 1},
             "description": {"type": "string"},
-            "targets": _obj({name: module.schema() for name, module in TARGETS.items()}, minProperties=1),
+            "targets": _obj({name: module.schema() for name, module in runtimes.items()}, minProperties=1),
             "secrets": {
                 "type": "object",
                 "propertyNames": {"pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"},

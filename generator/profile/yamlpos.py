@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from generator.errors import Problem
+from generator.messages import inputs as M
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -59,18 +60,11 @@ def load_yaml(text: str, filename: str) -> LoadedYaml:
         if "maximum nesting depth" in what:
             # libyaml's own limit; the pure-Python parser hits RecursionError instead
             # (below).  Same message either way, whichever PyYAML build is installed.
-            return LoadedYaml(None, problems=[Problem(filename, "the document is nested too deeply", "flatten the structure", line=line, col=col)])
+            return LoadedYaml(None, problems=[M.YAML_TOO_DEEP.problem(filename, line=line, col=col)])
         return LoadedYaml(
             None,
             problems=[
-                Problem(
-                    filename,
-                    f"this is not valid YAML: {what}",
-                    "check indentation and quoting around this line; values containing ': ' "
-                    "or starting with '*', '&', '{', '[' must be quoted",
-                    line=line,
-                    col=col,
-                )
+                M.YAML_SYNTAX.problem(filename, line=line, col=col, what=what)
             ],
         )
     except yaml.reader.ReaderError as exc:  # a character YAML forbids (control characters, BOM inside)
@@ -79,17 +73,11 @@ def load_yaml(text: str, filename: str) -> LoadedYaml:
         return LoadedYaml(
             None,
             problems=[
-                Problem(
-                    filename,
-                    f"YAML does not allow the character U+{exc.character:04X} here: {exc.reason}",
-                    "remove it, or write it as an escape inside a double-quoted string (e.g. \"\\x07\")",
-                    line=line,
-                    col=col,
-                )
+                M.YAML_CHARACTER.problem(filename, line=line, col=col, char=exc.character, reason=exc.reason)
             ],
         )
     except yaml.YAMLError as exc:  # anything else PyYAML raises while reading
-        return LoadedYaml(None, problems=[Problem(filename, f"cannot read YAML: {type(exc).__name__}", "save the file as UTF-8 text", line=1, col=1)])
+        return LoadedYaml(None, problems=[M.YAML_UNREADABLE.problem(filename, line=1, col=1, error=type(exc).__name__)])
     result = LoadedYaml(None)
     if node is None:
         return result
@@ -99,11 +87,11 @@ def load_yaml(text: str, filename: str) -> LoadedYaml:
         return LoadedYaml(
             None,
             problems=[
-                Problem(filename, f"the document expands to more than {MAX_NODES} values (YAML aliases?)", "write the profile without anchors/aliases that multiply content", line=1, col=1)
+                M.YAML_TOO_LARGE.problem(filename, line=1, col=1, limit=MAX_NODES)
             ],
         )
     except RecursionError:
-        return LoadedYaml(None, problems=[Problem(filename, "the document is nested too deeply", "flatten the structure", line=1, col=1)])
+        return LoadedYaml(None, problems=[M.YAML_TOO_DEEP.problem(filename, line=1, col=1)])
     return result
 
 
@@ -128,14 +116,7 @@ def _build(node: yaml.Node, path: Path, out: LoadedYaml, filename: str) -> Any:
         # safe_load would refuse e.g. !!python/object/apply on a list; building it as a
         # plain list would silently accept what the user (or an attacker) tagged.
         out.problems.append(
-            Problem(
-                filename,
-                f"unsupported YAML value: tag {node.tag}",
-                "use plain strings, numbers, booleans, lists and mappings (no !tags)",
-                line=node.start_mark.line + 1,
-                col=node.start_mark.column + 1,
-                path=format_path(path),
-            )
+            M.YAML_TAG.problem(filename, format_path(path), node.start_mark.line + 1, node.start_mark.column + 1, what=f"tag {node.tag}")
         )
         return None
     if isinstance(node, yaml.MappingNode):
@@ -144,28 +125,15 @@ def _build(node: yaml.Node, path: Path, out: LoadedYaml, filename: str) -> Any:
             key = _scalar(key_node, filename, out)
             if not isinstance(key, (str, int, float, bool)) or key is None:
                 out.problems.append(
-                    Problem(
-                        filename,
-                        "mapping keys must be plain names",
-                        "write a name (quote it if it looks like a number, a list or a mapping)",
-                        line=key_node.start_mark.line + 1,
-                        col=key_node.start_mark.column + 1,
-                        path=format_path(path),
-                    )
+                    M.YAML_KEY_NOT_NAME.problem(filename, format_path(path), key_node.start_mark.line + 1, key_node.start_mark.column + 1)
                 )
                 continue
             key = str(key) if not isinstance(key, str) else key
             if key in mapping:
                 first = out.locs.get(path + (key,), (0, 0))
                 out.problems.append(
-                    Problem(
-                        filename,
-                        f"duplicate key '{key}' (first defined on line {first[0]}); YAML would silently keep only the last one",
-                        "remove one of them or merge their contents",
-                        path=format_path(path + (key,)),
-                        line=key_node.start_mark.line + 1,
-                        col=key_node.start_mark.column + 1,
-                    )
+                    M.YAML_DUPLICATE_KEY.problem(filename, format_path(path + (key,)), key_node.start_mark.line + 1, key_node.start_mark.column + 1,
+                                                 key=key, first=first[0])
                 )
                 continue
             out.locs[path + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
@@ -193,12 +161,6 @@ def _scalar(node: yaml.Node, filename: str, out: LoadedYaml) -> Any:
         return loader.construct_object(node, deep=True)
     except yaml.constructor.ConstructorError as exc:
         out.problems.append(
-            Problem(
-                filename,
-                f"unsupported YAML value: {exc.problem}",
-                "use plain strings, numbers, booleans, lists and mappings (no !tags)",
-                line=node.start_mark.line + 1,
-                col=node.start_mark.column + 1,
-            )
+            M.YAML_TAG.problem(filename, line=node.start_mark.line + 1, col=node.start_mark.column + 1, what=exc.problem)
         )
         return None

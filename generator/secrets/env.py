@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from generator.errors import Problem
+from generator.messages import inputs as M
 from generator.profile.model import SecretSpec
 from generator.secrets.value import SecretValue
 
@@ -16,12 +17,5 @@ def read_env_secret(spec: SecretSpec) -> SecretValue | Problem:
         text = os.environ.get(spec.var)
         value = text.encode("utf-8", "surrogateescape") if text is not None else None
     if value is None or value == b"":
-        return Problem(
-            spec.at.file,
-            f"environment variable {spec.var} is not set (secret '{spec.name}')",
-            f"export {spec.var}=... before running regauth (in CI, map it from your secret store)",
-            spec.at.path + ".var",
-            spec.at.line,
-            spec.at.col,
-        )
+        return M.ENV_SECRET_UNSET.problem(spec.at.file, spec.at.path + ".var", spec.at.line, spec.at.col, var=spec.var, name=spec.name)
     return SecretValue(value, origin=f"env {spec.var}")

@@ -10,6 +10,8 @@ import os
 import stat
 
 from generator.errors import Problem, RuntimeFailure
+from generator.messages import inputs as M
+from generator.messages import runtime as R
 from generator.profile.model import SecretSpec
 from generator.secrets.value import SecretValue
 
@@ -23,27 +25,23 @@ def read_file_secret(spec: SecretSpec) -> SecretValue | Problem:
     try:
         st = os.lstat(path)
     except FileNotFoundError:
-        return Problem(message=f"secret file {path} does not exist", fix="create it (e.g. the downloaded key JSON) or fix path:", **where)
+        return M.SECRET_FILE_MISSING.problem(**where, given=path)
     except PermissionError:
-        raise RuntimeFailure(f"permission denied reading secret file {path}", "run regauth as a user that can read it (chmod 600, owned by you)")
+        raise RuntimeFailure(f"permission denied reading secret file {path}", "run regauth as a user that can read it (chmod 600, owned by you)", code=R.SECRET_FILE_PERMISSION.code)
     if stat.S_ISLNK(st.st_mode):
-        return Problem(message=f"secret file {path} is a symlink", fix="point path: at the real file (regauth does not follow symlinks for secrets)", **where)
+        return M.SECRET_FILE_SYMLINK.problem(**where, given=path)
     if not stat.S_ISREG(st.st_mode):
-        return Problem(message=f"secret file {path} is not a regular file", fix="point path: at the key file itself", **where)
+        return M.SECRET_FILE_NOT_REGULAR.problem(**where, given=path)
     if st.st_mode & 0o077:
-        return Problem(
-            message=f"secret file {path} is readable by group or others (mode {stat.S_IMODE(st.st_mode):04o})",
-            fix=f"chmod 600 {path}",
-            **where,
-        )
+        return M.SECRET_FILE_MODE.problem(**where, given=path, mode=stat.S_IMODE(st.st_mode))
     if st.st_size > MAX_SECRET_BYTES:
-        return Problem(message=f"secret file {path} is larger than {MAX_SECRET_BYTES // 1024} KiB; is it really a key?", fix="point path: at the key file", **where)
+        return M.SECRET_FILE_TOO_LARGE.problem(**where, given=path, kib=MAX_SECRET_BYTES // 1024)
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         with os.fdopen(fd, "rb") as handle:
             data = handle.read(MAX_SECRET_BYTES + 1)
     except PermissionError:
-        raise RuntimeFailure(f"permission denied reading secret file {path}", "run regauth as a user that can read it (chmod 600, owned by you)")
+        raise RuntimeFailure(f"permission denied reading secret file {path}", "run regauth as a user that can read it (chmod 600, owned by you)", code=R.SECRET_FILE_PERMISSION.code)
     except OSError as exc:
-        raise RuntimeFailure(f"cannot read secret file {path}: {exc.strerror}", "check the file and the disk")
+        raise RuntimeFailure(f"cannot read secret file {path}: {exc.strerror}", "check the file and the disk", code=R.SECRET_FILE_UNREADABLE.code)
     return SecretValue(data, origin=f"file {path}")

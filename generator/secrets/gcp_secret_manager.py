@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from generator.errors import SecretUnavailable
+from generator.messages import runtime as R
 from generator.secrets.value import SecretValue
 
 if TYPE_CHECKING:  # pragma: no cover - typing only, never imported at run time
@@ -289,7 +290,7 @@ def _classify(exc: BaseException, ref: GsmRef, identity: str | None) -> _Failure
         return _Failure(SecretUnavailable(
             f"the payload of {ref.name} was corrupted in transit (CRC32C mismatch)",
             "retrying usually helps; if it keeps happening, look for a proxy or TLS-inspecting "
-            "middlebox between this machine and Secret Manager",
+            "middlebox between this machine and Secret Manager", code=R.GSM_CORRUPTED.code,
         ), True, "CRC32C mismatch")
     if isinstance(exc, gexc.RetryError):  # only if someone passes a retry again; classify what it wraps
         if exc.cause is not None:
@@ -319,14 +320,14 @@ def _classify_api_error(exc: Any, ref: GsmRef, identity: str | None) -> _Failure
         return _Failure(SecretUnavailable(
             f"Secret Manager has no {ref.name} ({message})",
             f"check the project, secret id and version: gcloud secrets versions list {ref.secret} "
-            f"--project={ref.project}",
+            f"--project={ref.project}", code=R.GSM_NOT_FOUND.code,
         ), False, "NOT_FOUND")
     if isinstance(exc, gexc.Forbidden):  # gRPC PermissionDenied is a subclass; REST raises Forbidden
         return _Failure(_permission_denied(ref, identity, message, exc), False, "PERMISSION_DENIED")
     if isinstance(exc, gexc.Unauthorized):
         return _Failure(SecretUnavailable(
             f"Secret Manager rejected the credentials used to read {ref.name} ({message})",
-            "refresh them: gcloud auth application-default login, or check credentials_file: in the profile",
+            "refresh them: gcloud auth application-default login, or check credentials_file: in the profile", code=R.GSM_UNAUTHENTICATED.code,
         ), False, "UNAUTHENTICATED")
     if isinstance(exc, (gexc.ServiceUnavailable, gexc.GatewayTimeout, gexc.TooManyRequests)):
         status = "RESOURCE_EXHAUSTED" if isinstance(exc, gexc.TooManyRequests) else (
@@ -335,12 +336,12 @@ def _classify_api_error(exc: Any, ref: GsmRef, identity: str | None) -> _Failure
     return _Failure(SecretUnavailable(
         f"Secret Manager refused to return {ref.name}: {type(exc).__name__}: {message}",
         "see the message above; run with the same credentials: "
-        f"gcloud secrets versions access {ref.version} --secret={ref.secret} --project={ref.project} >/dev/null",
+        f"gcloud secrets versions access {ref.version} --secret={ref.secret} --project={ref.project} >/dev/null", code=R.GSM_REFUSED.code,
     ), False, type(exc).__name__)
 
 
 def _transient(ref: GsmRef, status: str, detail: str) -> _Failure:
-    return _Failure(SecretUnavailable(f"could not read {ref.name}: {status}: {detail}", ""), True, status)
+    return _Failure(SecretUnavailable(f"could not read {ref.name}: {status}: {detail}", "", code=R.GSM_UNAVAILABLE.code), True, status)
 
 
 def _not_enabled(ref: GsmRef, state: re.Match[str] | None, message: str) -> SecretUnavailable:
@@ -356,7 +357,7 @@ def _not_enabled(ref: GsmRef, state: re.Match[str] | None, message: str) -> Secr
     else:
         fix = (f"enable it: gcloud secrets versions enable {number} --secret={ref.secret} --project={ref.project}\n"
                "or pin another, enabled version in the profile")
-    return SecretUnavailable(cause if state else f"{cause} ({message})", fix)
+    return SecretUnavailable(cause if state else f"{cause} ({message})", fix, code=R.GSM_DISABLED.code)
 
 
 def _permission_denied(ref: GsmRef, identity: str | None, message: str, exc: Any) -> SecretUnavailable:
@@ -364,7 +365,7 @@ def _permission_denied(ref: GsmRef, identity: str | None, message: str, exc: Any
     if "has not been used in project" in message or getattr(exc, "reason", None) == "SERVICE_DISABLED":
         return SecretUnavailable(
             f"the Secret Manager API is not enabled for the project used to read {ref.name} ({message})",
-            f"enable it: gcloud services enable secretmanager.googleapis.com --project={ref.project}",
+            f"enable it: gcloud services enable secretmanager.googleapis.com --project={ref.project}", code=R.GSM_PERMISSION.code,
         )
     who = identity or "the identity regauth runs as"
     member = _member(identity) if identity else "serviceAccount:NAME@PROJECT.iam.gserviceaccount.com"
@@ -377,7 +378,7 @@ def _permission_denied(ref: GsmRef, identity: str | None, message: str, exc: Any
     if not identity:
         fix += "\nTo see which identity that is: gcloud auth list, or the client_email of credentials_file."
     cause = f"permission denied reading {ref.name}" + (f" as {identity}" if identity else "")
-    return SecretUnavailable(cause, fix)
+    return SecretUnavailable(cause, fix, code=R.GSM_PERMISSION.code)
 
 
 def _member(identity: str) -> str:
@@ -389,6 +390,7 @@ def _no_credentials(exc: BaseException) -> SecretUnavailable:
         f"no Google credentials found to read Secret Manager ({_first_arg(exc)})",
         "on a workstation: gcloud auth application-default login\n"
         "in CI: set GOOGLE_APPLICATION_CREDENTIALS, or credentials_file: /path/key.json on the secret in the profile",
+        code=R.GSM_NO_CREDENTIALS.code,
     )
 
 
@@ -396,7 +398,7 @@ def _refresh_failure(exc: Any, ref: GsmRef) -> _Failure:
     if getattr(exc, "retryable", False):
         return _transient(ref, "TOKEN_REFRESH", _first_arg(exc))
     return _Failure(SecretUnavailable(
-        f"could not get an access token to read {ref.name}: {_first_arg(exc)}", _LOGIN_FIX,
+        f"could not get an access token to read {ref.name}: {_first_arg(exc)}", _LOGIN_FIX, code=R.GSM_TOKEN.code,
     ), False, "REFRESH_ERROR")
 
 
@@ -405,18 +407,18 @@ def _gave_up(ref: GsmRef, last: _Failure | None, tried: int, elapsed: float, opt
     if last is None:  # deadline spent before the first attempt (queued behind others)
         return SecretUnavailable(
             f"no time left to read {ref.name} within {options.timeout_total:g} s",
-            "allow more time (timeout_total) or fetch fewer secrets per run",
+            "allow more time (timeout_total) or fetch fewer secrets per run", code=R.GSM_UNAVAILABLE.code,
         )
     cause = f"{last.error.cause}; gave up after {tried} attempt(s) in {elapsed:.1f} s"
     if last.error.fix:
-        return SecretUnavailable(cause, last.error.fix)
+        return SecretUnavailable(cause, last.error.fix, code=last.error.code)
     if last.status == "RESOURCE_EXHAUSTED":
         fix = "the Secret Manager access quota is exhausted: retry later, lower concurrency, or ask for more quota"
     else:
         fix = ("Secret Manager or the network to it kept failing: retry later, check "
                "https://status.cloud.google.com and this machine's route to secretmanager.googleapis.com, "
                "or allow more time (timeout_total / attempts)")
-    return SecretUnavailable(cause, fix)
+    return SecretUnavailable(cause, fix, code=last.error.code or R.GSM_UNAVAILABLE.code)
 
 
 def _combined(failures: list[SecretUnavailable]) -> SecretUnavailable:
@@ -431,7 +433,7 @@ def _combined(failures: list[SecretUnavailable]) -> SecretUnavailable:
         items.append(item)
     listing = "\n".join(items)
     return SecretUnavailable(f"{len(failures)} Secret Manager secrets could not be read:\n{listing}",
-                             "apply the fix given under each secret above")
+                             "apply the fix given under each secret above", code=R.GSM_MANY.code)
 
 
 def _server_message(exc: Any) -> str:
@@ -547,7 +549,7 @@ def _load_credentials_file(path: str) -> Any:
             f"cannot use credentials_file {path}: {why}",
             fix or "point credentials_file: at a service-account key, an authorized-user file or a "
             "workload-identity-federation (external_account) configuration, or remove it to use "
-            "Application Default Credentials",
+            "Application Default Credentials", code=R.GSM_CREDENTIALS_FILE.code,
         )
 
     try:
@@ -615,7 +617,7 @@ def _refresh(credentials: Any, deadline: float) -> None:
         if getattr(exc, "retryable", False):
             log.info("token refresh failed (%s); will retry with the first access", _first_arg(exc))
             return
-        raise SecretUnavailable(f"could not get a Google access token: {_first_arg(exc)}", _LOGIN_FIX) from exc
+        raise SecretUnavailable(f"could not get a Google access token: {_first_arg(exc)}", _LOGIN_FIX, code=R.GSM_TOKEN.code) from exc
     except aexc.TransportError as exc:
         log.info("token endpoint unreachable (%s); will retry with the first access", _first_arg(exc))
 

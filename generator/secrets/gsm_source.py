@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from generator.errors import Problem
+from generator.messages import inputs as M
 from generator.profile.model import SecretSpec
 from generator.secrets.gcp_secret_manager import GsmOptions, GsmRef, fetch_secrets, validate_options
 from generator.secrets.value import SecretValue
@@ -64,7 +65,7 @@ def fetch_gsm_specs(specs: dict[tuple, SecretSpec], settings: GsmSettings | None
         )
         wrong = validate_options(options)
         if wrong:
-            results[key] = Problem(spec.at.file, "; ".join(wrong), "fix the secret's endpoint/credentials_file, or the --gsm-* options", spec.at.path, spec.at.line, spec.at.col)
+            results[key] = M.GSM_OPTIONS.problem(spec.at.file, spec.at.path, spec.at.line, spec.at.col, detail="; ".join(wrong))
             continue
         groups.setdefault(options, {})[key] = GsmRef(spec.gsm.project, spec.gsm.secret, spec.gsm.version)
     for options, refs in groups.items():

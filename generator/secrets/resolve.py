@@ -10,32 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from generator.errors import InvalidInput, Problem, RuntimeFailure
+from generator.messages import inputs as M
 from generator.node.bootfetch import password_from_payload  # the node's rule, at render time too
 from generator.node.errors import FetchFailure
 from generator.profile.model import VM_IDENTITY, Profile, Registry, SecretSpec
-from generator.profile.sakey import check_service_account_key
-from generator.secrets.env import read_env_secret
-from generator.secrets.file import read_file_secret
+from generator.core.sakey import check_service_account_key
+from generator.secrets.sources import SOURCES, BootFetch
 from generator.secrets.tls import TlsMaterial, read_tls
 from generator.secrets.value import SecretValue
-
-
-@dataclass(frozen=True)
-class BootFetch:
-    """The VM fetches this secret itself at first boot; no value exists at render time."""
-
-    name: str  # projects/P/secrets/S/versions/V
-    transform: str  # how the payload becomes the password: raw | base64 | strip-newline
-    endpoint: str | None = None  # Secret Manager API endpoint override (e.g. Private Service Connect)
-    key_check: bool = False  # the VM checks the payload looks like a service-account key
-
-    def plan_entry(self) -> dict[str, object]:
-        entry: dict[str, object] = {"gcp_secret_manager": self.name, "transform": self.transform}
-        if self.endpoint:
-            entry["endpoint"] = self.endpoint
-        if self.key_check:
-            entry["check"] = "service-account-key"
-        return entry
 
 
 @dataclass(frozen=True)
@@ -73,41 +55,27 @@ class SecretResolver:
 
     @staticmethod
     def _identity(spec: SecretSpec) -> tuple:
-        if spec.source == "file":
-            return ("file", str(spec.path))
-        if spec.source == "env":
-            return ("env", spec.var)
-        assert spec.gsm is not None
-        return ("gsm", spec.gsm.name, spec.gsm.credentials_file, spec.gsm.endpoint)
+        return SOURCES[spec.source].identity(spec)
 
     def prefetch_remote(self, profiles: list[Profile]) -> None:
         """Fetch build-time Secret Manager secrets for all profiles at once (files/env stay lazy)."""
         self.prefetch(profiles, remote_only=True)
 
     def prefetch(self, profiles: list[Profile], remote_only: bool = False) -> None:
-        """Fetch every build-time secret the profiles use, Secret Manager ones concurrently."""
-        gsm_specs: dict[tuple, SecretSpec] = {}
+        """Read every build-time secret the profiles use, each source's at once (Secret Manager: concurrently)."""
+        wanted: dict[str, dict[tuple, SecretSpec]] = {}
         for profile in profiles:
             for reg in profile.registries:
                 if reg.auth.secret is None:
                     continue  # gcp-vm-identity: nothing to read
                 spec = profile.secrets[reg.auth.secret]
-                key = self._identity(spec)
-                if key in self._values:
+                source = SOURCES[spec.source]
+                key = source.identity(spec)
+                if key in self._values or (remote_only and not source.remote) or not source.wanted(spec, self._offline):
                     continue
-                if spec.source == "file":
-                    if not remote_only:
-                        self._values[key] = read_file_secret(spec)
-                elif spec.source == "env":
-                    if not remote_only:
-                        self._values[key] = read_env_secret(spec)
-                elif spec.fetch == "build" and not self._offline:
-                    gsm_specs.setdefault(key, spec)
-        if gsm_specs:
-            # Imported here: the Google client costs ~0.3 s and most renders never need it.
-            from generator.secrets.gsm_source import fetch_gsm_specs
-
-            self._values.update(fetch_gsm_specs(gsm_specs, self._gsm_settings))  # type: ignore[arg-type]
+                wanted.setdefault(spec.source, {}).setdefault(key, spec)
+        for name, specs in wanted.items():
+            self._values.update(SOURCES[name].read_many(specs, self._gsm_settings))
 
     def credentials(self, profile: Profile) -> list[Credential]:
         """Credentials for every registry of ``profile``; raises InvalidInput with all problems."""
@@ -121,13 +89,13 @@ class SecretResolver:
             assert reg.auth.secret is not None
             spec = profile.secrets[reg.auth.secret]
             transform = _transform_for(reg)
-            if spec.source == "gcp-secret-manager" and spec.fetch == "boot":
-                assert spec.gsm is not None
-                boot = BootFetch(spec.gsm.name, transform, spec.gsm.endpoint, reg.auth.type == "gcp-service-account")
+            source = SOURCES[spec.source]
+            boot = source.boot_entry(spec, transform, reg.auth.type == "gcp-service-account")
+            if boot is not None:
                 creds.append(_routed(Credential(reg.host, reg.auth.username, spec.name, boot=boot), reg, problems))
                 continue
-            if self._offline and spec.source == "gcp-secret-manager":
-                unfetched = SecretValue(b"", "Secret Manager, not fetched")
+            unfetched = source.stand_in(spec, self._offline)
+            if unfetched is not None:
                 creds.append(_routed(Credential(reg.host, reg.auth.username, spec.name, unfetched), reg, problems))
                 continue
             value = self._values[self._identity(spec)]
@@ -160,7 +128,7 @@ def offline_credentials(profile: Profile, resolver: SecretResolver | None = None
     except InvalidInput as exc:
         return [], list(exc.problems)
     except RuntimeFailure as exc:  # e.g. an unreadable key file: reported with the rest
-        return [], [Problem(str(profile.file), exc.cause, exc.fix)]
+        return [], [M.SECRET_UNAVAILABLE.problem(str(profile.file), detail=exc.cause, fix=exc.fix)]
 
 
 def local_problems(profile: Profile, resolver: SecretResolver | None = None) -> list[Problem]:
@@ -185,23 +153,23 @@ def check_payload(value: SecretValue, reg: Registry, spec: SecretSpec) -> list[P
     raw = value.reveal()
     label = f"secret '{spec.name}' ({value.origin})"
     if not raw:
-        return [Problem(message=f"{label} is empty", fix="put the key or password in it", **where)]
+        return [M.SECRET_EMPTY.problem(**where, label=label)]
     if reg.auth.type == "basic" or reg.auth.username == "_json_key":
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            return [Problem(message=f"{label} is not UTF-8 text, so it cannot be a password", fix="store the password as UTF-8 text", **where)]
+            return [M.SECRET_NOT_UTF8.problem(**where, label=label)]
         if "\x00" in text:
-            return [Problem(message=f"{label} contains a NUL character, which no runtime config can carry", fix="remove it; registry passwords are text", **where)]
+            return [M.SECRET_NUL.problem(**where, label=label)]
         if reg.auth.type == "basic":
             try:
                 password_from_payload(raw, "strip-newline")
             except FetchFailure:
                 # The trailing newline is dropped (like docker login --password-stdin): nothing would be left.
-                return [Problem(message=f"{label} holds only a line break, so the password would be empty", fix="put the password in it", **where)]
+                return [M.SECRET_ONLY_NEWLINE.problem(**where, label=label)]
     if reg.auth.type == "gcp-service-account":
         return [
-            Problem(message=f"{label} is not a usable service-account key: {f.message}", fix=f.fix, **where)
+            M.SERVICE_ACCOUNT_KEY.problem(**where, label=label, detail=f.message, fix=f.fix)
             for f in check_service_account_key(raw)
         ]
     return []

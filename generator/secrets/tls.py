@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from generator.errors import Problem
+from generator.messages import inputs as M
 from generator.profile.model import SecretSpec, TlsSpec
 from generator.secrets.file import read_file_secret
 from generator.secrets.value import SecretValue
@@ -34,12 +35,12 @@ def _read_public(spec: TlsSpec, key: str, path: Path) -> bytes | Problem:
     where = _where(spec, key)
     try:
         if not path.is_file():
-            return Problem(message=f"{key} {path} does not exist or is not a file", fix=f"point {key}: at the PEM file", **where)  # type: ignore[arg-type]
+            return M.TLS_MISSING.problem(**where, key=key, given=path)  # type: ignore[arg-type]
         if path.stat().st_size > MAX_PEM_BYTES:
-            return Problem(message=f"{key} {path} is larger than {MAX_PEM_BYTES // 1024} KiB; is it really a certificate?", fix=f"point {key}: at the PEM file", **where)  # type: ignore[arg-type]
+            return M.TLS_TOO_LARGE.problem(**where, key=key, given=path, kib=MAX_PEM_BYTES // 1024)  # type: ignore[arg-type]
         return path.read_bytes()
     except OSError as exc:
-        return Problem(message=f"cannot read {key} {path}: {exc.strerror}", fix="check the file's permissions", **where)  # type: ignore[arg-type]
+        return M.TLS_UNREADABLE.problem(**where, key=key, given=path, reason=exc.strerror)  # type: ignore[arg-type]
 
 
 def _certificates(data: bytes, spec: TlsSpec, key: str) -> list | Problem:
@@ -49,9 +50,9 @@ def _certificates(data: bytes, spec: TlsSpec, key: str) -> list | Problem:
     try:
         certs = x509.load_pem_x509_certificates(data)
     except ValueError:
-        return Problem(message=f"{key} is not a PEM certificate", fix="give the file that starts with -----BEGIN CERTIFICATE----- (convert DER with: openssl x509 -inform der -in F -out F.pem)", **where)  # type: ignore[arg-type]
+        return M.TLS_NOT_PEM.problem(**where, key=key)  # type: ignore[arg-type]
     if b"PRIVATE KEY" in data:
-        return Problem(message=f"{key} also holds a private key, which would be shipped as a public file", fix="keep only the certificate(s) in it; a client key goes in key_file:", **where)  # type: ignore[arg-type]
+        return M.TLS_HAS_KEY.problem(**where, key=key)  # type: ignore[arg-type]
     return certs
 
 
@@ -104,11 +105,11 @@ def _check_key(value: SecretValue, cert: object, spec: TlsSpec) -> Problem | Non
     try:
         private = serialization.load_pem_private_key(value.reveal(), password=None)
     except TypeError:
-        return Problem(message="key_file is encrypted; runtimes read client keys without a passphrase", fix="decrypt it: openssl pkey -in KEY -out KEY.plain (keep it 0600)", **where)  # type: ignore[arg-type]
+        return M.TLS_KEY_ENCRYPTED.problem(**where)  # type: ignore[arg-type]
     except ValueError:
-        return Problem(message="key_file is not a PEM private key", fix="give the file that starts with -----BEGIN PRIVATE KEY-----", **where)  # type: ignore[arg-type]
+        return M.TLS_KEY_NOT_PEM.problem(**where)  # type: ignore[arg-type]
     if cert is not None:
         pem = serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         if private.public_key().public_bytes(*pem) != cert.public_key().public_bytes(*pem):  # type: ignore[attr-defined]
-            return Problem(message="key_file does not belong to cert_file (their public keys differ)", fix="give the key the client certificate was issued for", **where)  # type: ignore[arg-type]
+            return M.TLS_KEY_MISMATCH.problem(**where)  # type: ignore[arg-type]
     return None

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from generator.messages import inputs as M
 from generator.node.tomltext import toml_string
 from generator.profile.checker import Checker
 from generator.profile.model import Registry
@@ -69,13 +70,7 @@ def check(flavor: Flavor, c: Checker, target: AuthFileTarget, registries: list[R
         return
     for reg in registries:
         if reg.mirror_for:
-            c.add(
-                p,
-                f"{flavor.runtime} cannot use {reg.host} as a mirror of {reg.mirror_for}: its registry-mirrors setting (daemon.json) "
-                "covers Docker Hub only and takes no path; only the credentials for the host itself are written",
-                f"pull {reg.host}/... images by their own name with Docker, or drop the {flavor.name} target",
-                severity="warning",
-            )
+            c.report(M.AUTHFILE_MIRROR, p, runtime=flavor.runtime, host=reg.host, upstream=reg.mirror_for, target=flavor.name)
 
 
 def schema(flavor: Flavor) -> dict[str, Any]:

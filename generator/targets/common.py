@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from generator.messages import inputs as M
 from generator.profile.checker import Checker
 from generator.secrets.resolve import Credential
 from generator.targets.base import BOOT_MASK
@@ -23,11 +24,11 @@ def path_option(c: Checker, m: dict, p: tuple, key: str, default: str) -> str:
     """An absolute path option (a relative one would depend on cloud-init's cwd)."""
     value = c.string(m, key, p) or default
     if not value.startswith("/"):
-        c.add(p + (key,), f"{key} must be an absolute path on the node", f"write {key}: {default}")
+        c.report(M.PATH_NOT_ABSOLUTE, p + (key,), key=key, default=default)
     elif any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
         # NUL cannot be in a path at all; other controls (a newline) are typos that would
         # make a file nobody finds, and break the line-based logs and shell steps.
-        c.add(p + (key,), f"{key} contains a control character", f"write a plain path, e.g. {key}: {default}")
+        c.report(M.PATH_CONTROL, p + (key,), key=key, default=default)
     return value
 
 

@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from generator.messages import inputs as M
 from generator.node.containerd import config_version_for, release
 from generator.profile.checker import Checker
 from generator.profile.model import Registry
@@ -66,7 +67,7 @@ def parse(c: Checker, m: dict, p: tuple) -> ContainerdTarget | None:
     version = m.get("version")
     if isinstance(version, float):
         written = c.source_text(p + ("version",)) or repr(version)
-        c.add(p + ("version",), f"version {written} was read as a number" + ("" if written == repr(version) else f" ({version!r})"), f'quote it: version: "{written}"')
+        c.report(M.CONTAINERD_VERSION_NUMBER, p + ("version",), written=written, reading="" if written == repr(version) else f" ({version!r})")
         return None
     if "version" in m and not (isinstance(version, str) and _VERSION_RE.match(version)):
         release = _RELEASE_IN_TEXT.search(version) if isinstance(version, str) else None
@@ -74,7 +75,7 @@ def parse(c: Checker, m: dict, p: tuple) -> ContainerdTarget | None:
             fix = f'write the release as major.minor: version: "{release.group(1)}"'
         else:
             fix = 'write the node\'s containerd release, e.g. version: "1.6", "1.7" or "2.1" (`containerd --version`)'
-        c.add(p + ("version",), f"'{version}' is not a containerd release", fix)
+        c.report(M.CONTAINERD_VERSION, p + ("version",), version=version, fix=fix)
         return None
     config = common.path_option(c, m, p, "config", DEFAULT_CONFIG)
     hosts_dir = common.path_option(c, m, p, "hosts_dir", DEFAULT_HOSTS_DIR)
@@ -88,11 +89,7 @@ def parse(c: Checker, m: dict, p: tuple) -> ContainerdTarget | None:
 def check(c: Checker, target: ContainerdTarget, registries: list[Registry], p: tuple) -> None:
     """hosts.toml (mirrors, TLS) needs containerd >= 1.5."""
     if target.release < hoststoml.MIN_CONTAINERD and any(r.mirror_for or r.tls for r in registries):
-        c.add(
-            p + ("version",),
-            f"containerd {target.version} cannot read hosts.toml (config_path arrived in 1.5), so mirror_for/tls cannot work there",
-            "upgrade containerd to 1.5 or later (and say so in version:), or remove mirror_for/tls from the registries",
-        )
+        c.report(M.CONTAINERD_NO_HOSTS_TOML, p + ("version",), version=target.version)
 
 
 def schema() -> dict[str, Any]:

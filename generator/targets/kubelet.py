@@ -37,6 +37,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from generator.messages import inputs as M
 from generator.profile.checker import Checker, kind_of
 from generator.profile.model import Registry
 from generator.secrets.resolve import Credential
@@ -136,9 +137,9 @@ def parse(c: Checker, m: dict, p: tuple) -> KubeletTarget | None:
         for pattern, host in (raw or {}).items():
             problem = _match_problem(pattern)
             if problem:
-                c.add(p + ("match", pattern), problem, 'write e.g. "*-docker.pkg.dev": europe-docker.pkg.dev', key=True)
+                c.report(M.KUBELET_MATCH_GLOB, p + ("match", pattern), at_key=True, detail=problem)
             elif not isinstance(host, str):
-                c.add(p + ("match", pattern), f"the value must be a registry host from registries:, not {kind_of(host)}", f'write "{pattern}": europe-docker.pkg.dev')
+                c.report(M.KUBELET_MATCH_VALUE, p + ("match", pattern), kind=kind_of(host), pattern=pattern)
             else:
                 match[pattern] = host
     provider = _parse_provider(c, m["credential_provider"], p + ("credential_provider",)) if "credential_provider" in m else None
@@ -146,7 +147,7 @@ def parse(c: Checker, m: dict, p: tuple) -> KubeletTarget | None:
     restart = c.choice(m, "restart", p, common.RESTART_MODES, "if-running" if regauth else "never")
     if_missing = common.if_missing_option(c, m, p)
     if config_json is None and provider is None:
-        c.add(p, "config_json is off and there is no credential_provider: this target would do nothing", "remove config_json: false, or add credential_provider: {type: gcp}")
+        c.report(M.KUBELET_NOTHING, p)
     return KubeletTarget(config_json=config_json, match=match, provider=provider, restart=restart, if_missing=if_missing)
 
 
@@ -160,25 +161,25 @@ def _parse_provider(c: Checker, value: Any, p: tuple) -> Provider | None:
     bin_dir = common.path_option(c, m, p, "bin_dir", REGAUTH_BIN_DIR if kind == "regauth" else PROVIDER_BIN_DIR)
     flags = c.choice(m, "kubelet_flags", p, KUBELET_FLAGS, "auto" if kind == "regauth" else "none")
     if kind == "gcp" and flags != "none":
-        c.add(p + ("kubelet_flags",), "kubelet_flags is written only for type: regauth (auth-provider-gcp is installed and wired by its own tooling)", "remove kubelet_flags, or use type: regauth")
+        c.report(M.KUBELET_FLAGS_GCP, p + ("kubelet_flags",))
     images: tuple[str, ...] | None = None if kind == "regauth" else GCP_MATCH_IMAGES
     if "match_images" in m:
         raw = m["match_images"]
         if not isinstance(raw, list) or not raw:
-            c.add(p + ("match_images",), f"match_images must be a non-empty list, not {kind_of(raw)}", "write match_images: [\"*.pkg.dev\", \"gcr.io\", \"*.gcr.io\"]")
+            c.report(M.KUBELET_MATCH_IMAGES, p + ("match_images",), kind=kind_of(raw))
         else:
             for i, item in enumerate(raw):
                 problem = _match_problem(item)
                 if problem:
-                    c.add(p + ("match_images", i), problem, 'write e.g. "*.pkg.dev"')
+                    c.report(M.KUBELET_MATCH_IMAGE, p + ("match_images", i), detail=problem)
             images = tuple(str(x) for x in raw)
     default_duration = REGAUTH_CACHE_DURATION if kind == "regauth" else "1m"
     duration = m.get("cache_duration", default_duration)
     if not isinstance(duration, str) or not _DURATION_RE.match(duration):
-        c.add(p + ("cache_duration",), f"'{duration}' is not a duration kubelet reads", "write cache_duration: 1m (Go duration: 30s, 1m, 1h)")
+        c.report(M.KUBELET_CACHE_DURATION, p + ("cache_duration",), duration=duration)
         duration = default_duration
     elif kind == "regauth" and not re.match(r"^[0-9]+[smh]$", duration):
-        c.add(p + ("cache_duration",), f"'{duration}' is a Go duration, but regauth's provider also uses it for its own cache and reads one number and unit", "write cache_duration: 5m (a whole number of s, m or h)")
+        c.report(M.KUBELET_CACHE_UNIT, p + ("cache_duration",), duration=duration)
         duration = default_duration
     return Provider(type=kind, config=config, bin_dir=bin_dir, match_images=images, cache_duration=duration, kubelet_flags=flags)
 
@@ -193,17 +194,15 @@ def check(c: Checker, target: KubeletTarget, registries: list[Registry], p: tupl
     hosts = {r.host for r in registries}
     for pattern, host in target.match.items():
         if host not in hosts:
-            c.add(p + ("match", pattern), f"'{host}' is not a host under registries:", "name one of: " + (", ".join(sorted(hosts)) or "(no registries yet)"))
+            c.report(M.KUBELET_MATCH_HOST, p + ("match", pattern), host=host, hosts=", ".join(sorted(hosts)) or "(no registries yet)")
     if target.match and target.config_json is None:
-        c.add(p + ("match",), "match needs config_json (the globs are keys of that file)", "remove config_json: false, or remove match")
+        c.report(M.KUBELET_MATCH_NO_CONFIG, p + ("match",))
     if target.provider is not None and target.provider.type == "regauth":
         for reg in registries:
             if reg.mirror_for is not None:
-                c.add(p + ("credential_provider",), f"regauth's provider does not serve the mirror {reg.host}: kubelet asks for the image's own host ({reg.mirror_for}), never the mirror's",
-                      "let a runtime target (containerd, k3s, ...) carry the mirror's credentials, or pull from the mirror host directly", severity="warning")  # fmt: skip
+                c.report(M.PROVIDER_MIRROR, p + ("credential_provider",), host=reg.host, upstream=reg.mirror_for)
             elif reg.host == DOCKER_HUB_HOST:
-                c.add(p + ("credential_provider",), f"regauth's provider is not proven for Docker Hub: kubelet matches matchImages against the image name (docker.io/..., or none at all), not {DOCKER_HUB_HOST}",
-                      "give Docker Hub credentials to a runtime target (containerd, k3s, docker, ...) or to config_json", severity="warning")  # fmt: skip
+                c.report(M.PROVIDER_DOCKER_HUB, p + ("credential_provider",), host=DOCKER_HUB_HOST)
 
 
 def schema() -> dict[str, Any]:

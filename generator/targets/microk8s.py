@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from generator.messages import inputs as M
 from generator.profile.checker import Checker, kind_of
 from generator.profile.model import Registry
 from generator.secrets.resolve import Credential
@@ -62,7 +63,7 @@ def parse(c: Checker, m: dict, p: tuple) -> MicroK8sTarget | None:
     if_missing = common.if_missing_option(c, m, p, "fail", IF_MISSING)
     wait = m.get("wait_for_template", DEFAULT_WAIT)
     if isinstance(wait, bool) or not isinstance(wait, int) or not 0 <= wait <= MAX_WAIT:
-        c.add(p + ("wait_for_template",), f"wait_for_template must be whole seconds from 0 to {MAX_WAIT}, not {kind_of(wait) if not isinstance(wait, int) else wait}", "write wait_for_template: 300")
+        c.report(M.MICROK8S_WAIT, p + ("wait_for_template",), limit=MAX_WAIT, shown=kind_of(wait) if not isinstance(wait, int) else wait)
         wait = DEFAULT_WAIT
     return MicroK8sTarget(template=template, restart=restart, wait_for_template=wait, if_missing=if_missing)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from generator.messages import inputs as M
 from generator.profile.checker import Checker
 from generator.profile.model import Registry
 from generator.secrets.resolve import Credential
@@ -77,12 +78,8 @@ def check(distro: Distro, c: Checker, target: RancherTarget, registries: list[Re
             continue
         first = seen.setdefault(reg.mirror_for, reg)
         if first is not reg and first.path != reg.path:
-            c.add(
-                p,
-                f"{distro.name} applies a mirror's rewrite to every endpoint of {reg.mirror_for}, so {first.host} (path {first.path or 'none'}) "
-                f"and {reg.host} (path {reg.path or 'none'}) cannot both mirror it",
-                f"keep one of them for the {distro.name} target (or give both the same path)",
-            )
+            c.report(M.RANCHER_MIRROR_PATHS, p, distro=distro.name, upstream=reg.mirror_for, first=first.host, first_path=first.path or "none",
+                     host=reg.host, given=reg.path or "none")
 
 
 def schema(distro: Distro) -> dict[str, Any]:

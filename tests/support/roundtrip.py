@@ -40,7 +40,7 @@ from typing import Any, Iterator
 import yaml
 
 from generator import applyscript
-from generator.profile.load import check_profile
+from generator.profiles import check_profile
 from generator.profile.model import Profile
 from generator.render import Rendered, render_profile
 from generator.secrets.resolve import SecretResolver

@@ -4,6 +4,7 @@ no traceback, and leaves the output folder exactly as it was.
 Each case is one file in tests/fixtures/bad/ whose header says what must happen::
 
     # exit: 2                      (1 for runtime faults)
+    # code: <code>                 the problem's stable code (generator/messages), shown as [code]
     # expect: <message fragment>   (one or more)
     # at: <text>                   the message must name FILE:LINE of the first line holding <text>
                                    ('-': the problem has no line, e.g. a missing --merge-with file)
@@ -33,6 +34,7 @@ from pathlib import Path
 import pytest
 
 from generator import cli
+from generator.messages import lookup
 from tests.conftest import ROOT
 from tests.support.keys import key_file_bytes, service_account_key
 
@@ -195,6 +197,10 @@ def test_corpus_is_large_and_every_case_says_what_it_expects() -> None:
     for path in CASES:
         spec = header(path)
         assert spec.get("exit") and spec.get("expect") and spec.get("at"), f"{path.name}: header incomplete"
+        # Every case is a catalogue entry: it names its code, of the kind its exit says.
+        kind = {"2": "input", "1": "runtime"}[spec["exit"][0]]
+        assert spec.get("code"), f"{path.name}: no code"
+        assert all(lookup(c) is not None and lookup(c).kind == kind for c in spec["code"]), f"{path.name}: {spec['code']}"
 
 
 SUBPROCESS_SAMPLE = {"yaml-python-tag", "secret-nul", "host-wildcard", "key-pasted-newlines", "oversize-even-gzipped"}
@@ -232,6 +238,11 @@ def test_bad_input(path: Path, case_dir: Path, capsys: pytest.CaptureFixture[str
     for fragment in spec["expect"]:
         assert fragment in text, f"{fragment!r} not in:\n{text}"
     marker = spec["at"][0]
+    for problem_code in spec.get("code", []):  # on the line the case points at, when it has one
+        shown = [line for line in text.splitlines() if f"error: [{problem_code}] " in line]
+        assert shown, f"[{problem_code}] not in:\n{text}"
+        if marker != "-":
+            assert any(expected_location(profile, marker) in line for line in shown), f"[{problem_code}] not at {marker!r}:\n{text}"
     if marker != "-":
         assert expected_location(profile, marker) in text, f"expected {expected_location(profile, marker)} in:\n{text}"
     assert "Traceback" not in text and "internal error" not in text, text

@@ -13,8 +13,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from generator.profile.load import check_profile
-from generator.profile.schema import profile_schema
+from generator.profiles import check_profile
+from generator.profiles import profile_schema
 from tests.conftest import run_cli, write_profile
 
 KEYLESS = "europe-docker.pkg.dev"

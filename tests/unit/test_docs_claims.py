@@ -63,7 +63,7 @@ def test_render_says_when_and_why_user_data_was_gzipped(tmp_path: Path) -> None:
 def test_readme_on_boot_fetch_default_and_rotation(tmp_path: Path) -> None:
     import yaml
 
-    from generator.profile.load import load_profile
+    from generator.profiles import load_profile
 
     folder = _profiles_copy(tmp_path, with_key=False)
     text = (folder / "demo-boot-fetch.yaml").read_text()

@@ -21,7 +21,7 @@ from generator.doctor.command import check_sources
 from generator.doctor.discover import find, follow_imports
 from generator.doctor.errors_explain import explain
 from generator.doctor.findings import CODES
-from generator.doctor.imageref import BadReference, parse_image
+from generator.core.imageref import BadReference, parse_image
 from generator.doctor.locate import json_positions, toml_positions
 from tests.conftest import ROOT, gar_profile, run_cli, write_profile
 from tests.support.doctor_corpus import (

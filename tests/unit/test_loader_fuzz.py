@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from generator.errors import Problem, RegauthError
-from generator.profile.load import check_profile, load_profile
+from generator.profiles import check_profile, load_profile
 from generator.render import render_all
 from generator.targets import TARGETS
 from tests.support.keys import key_file_bytes, service_account_key

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from generator.profile.load import check_profile
-from generator.profile.sakey import check_service_account_key
+from generator.profiles import check_profile
+from generator.core.sakey import check_service_account_key
 from tests.conftest import gar_profile, run_cli, write_profile
 from tests.support.keys import key_file_bytes
 
@@ -34,7 +34,7 @@ def test_default_port_on_a_host_is_an_error_with_the_bare_host(profile_dir: Path
     import jsonschema
     import yaml
 
-    from generator.profile.schema import profile_schema
+    from generator.profiles import profile_schema
 
     doc = yaml.safe_load((profile_dir / "node.yaml").read_text())
     with pytest.raises(jsonschema.ValidationError):

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from generator.cli import main
-from generator.secrets.keylike import KEY_HINT, looks_like_key, redact
+from generator.core.keylike import KEY_HINT, looks_like_key, redact
 from tests.conftest import run_cli
 from tests.support.keys import key_file_bytes, service_account_key
 

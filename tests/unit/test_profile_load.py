@@ -9,8 +9,8 @@ import jsonschema
 import pytest
 
 from generator.errors import InvalidInput
-from generator.profile.load import check_profile, load_profile
-from generator.profile.schema import profile_schema
+from generator.profiles import check_profile, load_profile
+from generator.profiles import profile_schema
 from tests.conftest import ROOT, gar_profile, write_profile
 
 
@@ -40,7 +40,7 @@ def test_host_mistakes_name_the_fix(profile_dir: Path, host: str, expected: list
     text = messages(gar_profile(profile_dir, host=host))
     for fragment in expected:
         assert fragment in text
-    assert "node.yaml:8:11: error: registries[0].host:" in text
+    assert "node.yaml:8:11: error: [registry-host] registries[0].host:" in text
 
 
 def test_all_errors_at_once_with_positions_and_did_you_mean(tmp_path: Path) -> None:
@@ -62,9 +62,9 @@ def test_all_errors_at_once_with_positions_and_did_you_mean(tmp_path: Path) -> N
     _, problems = check_profile(path)
     text = "\n".join(p.render() for p in problems)
     assert len(problems) == 6, text
-    assert "node.yaml:4:14: error: targets.containerd.version: version 1.7 was read as a number" in text
+    assert "node.yaml:4:14: error: [containerd-version-number] targets.containerd.version: version 1.7 was read as a number" in text
     assert 'quote it: version: "1.7"' in text
-    assert "node.yaml:5:5: error: targets.containerd.restrat: unknown key 'restrat'\n  fix: did you mean 'restart'?" in text
+    assert "node.yaml:5:5: error: [unknown-key] targets.containerd.restrat: unknown key 'restrat'\n  fix: did you mean 'restart'?" in text
     assert "leaves the profile's folder" in text
     assert "did you mean 'gcp-service-account'?" in text
     assert "no secret named 'gar-kye'\n  fix: did you mean 'gar-key'?" in text

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from generator.profile.sakey import check_service_account_key
+from generator.core.sakey import check_service_account_key
 
 
 def _dump(key: dict) -> bytes:
@@ -55,7 +55,7 @@ def test_der_check_agrees_with_google_auth_on_good_and_damaged_keys(sa_key: dict
 
     from google.oauth2 import service_account
 
-    from generator.profile.sakey import rsa_private_key_problem
+    from generator.core.sakey import rsa_private_key_problem
 
     pem = sa_key["private_key"]
     body = "".join(pem.strip().splitlines()[1:-1])

@@ -254,7 +254,7 @@ def _walk(obj: Any, seen: set[int], depth: int = 0) -> list[Any]:
 
 def test_repr_and_str_of_every_secret_holding_object_are_redacted(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from generator.render import Outcome, _Job, node_files, plan_steps, render_all, render_profile, with_manifest
-    from generator.profile.load import load_profile
+    from generator.profiles import load_profile
     from generator.secrets.resolve import SecretResolver
 
     monkeypatch.setenv("REGAUTH_CANARY_PW", ENV_PASSWORD)

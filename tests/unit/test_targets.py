@@ -15,6 +15,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -474,7 +475,7 @@ def test_route_fields_are_validated_with_positions(entry: str, where: str, words
     registries = f"registries:\n  - {{host: {HOST}, auth: {{type: gcp-service-account, secret: gar-key}}, {entry}}}\n"
     result = run_cli("validate", str(profile(folder, '  containerd: {version: "1.7"}\n', registries)))
     assert result.code == 2, result.err
-    assert "node.yaml:" in result.err and f"error: {where}:" in result.err and words in result.err, result.err
+    assert "node.yaml:" in result.err and re.search(rf"error: \[[a-z0-9-]+\] {re.escape(where)}:", result.err) and words in result.err, result.err
 
 
 def test_tls_files_are_checked_at_render(folder: Path) -> None:
@@ -503,7 +504,7 @@ def test_kubelet_match_is_validated(folder: Path) -> None:
 def test_docker_mirror_is_a_warning(folder: Path) -> None:
     registries = f"registries:\n  - {{host: {HOST}, auth: {{type: gcp-service-account, secret: gar-key}}, mirror_for: docker.io, path: /v2/p/r}}\n"
     result = run_cli("render", str(profile(folder, "  docker: {}\n", registries)), "-o", str(folder / "out"))
-    assert result.code == 0 and "warning: targets.docker: Docker cannot use" in result.err
+    assert result.code == 0 and "warning: [authfile-mirror] targets.docker: Docker cannot use" in result.err
 
 
 # ------------------------------------------------------------------ the shipped script

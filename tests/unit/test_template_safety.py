@@ -24,7 +24,7 @@ import yaml
 
 from generator import applyscript
 from generator.outputs import templating
-from generator.profile.load import check_profile
+from generator.profiles import check_profile
 from generator.render import render_all
 from generator.targets import TARGETS
 from tests.support import roundtrip as rt
@@ -179,7 +179,7 @@ def test_no_code_path_compiles_a_template_from_a_string() -> None:
         if re.search(r"from_string\(|Template\(|\.compile\(", text) and "jinja" in text.lower():
             offenders.append(f"{path}: compiles a template from a string")
     assert not offenders, offenders
-    schema = json.dumps(__import__("generator.profile.schema", fromlist=["x"]).profile_schema())
+    schema = json.dumps(__import__("generator.profiles", fromlist=["x"]).profile_schema())
     assert "template_file" not in schema and "jinja" not in schema.lower(), "users cannot bring templates"
 
 

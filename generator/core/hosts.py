@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from generator.secrets.keylike import looks_like_key
+from generator.core.keylike import looks_like_key
 
 # Artifact Registry multi-region and common regional Docker hosts, for suggestions.
 GAR_EXAMPLES = (
@@ -89,7 +89,7 @@ def host_problem(host: object) -> tuple[str, str] | None:
 def is_google_registry(host: str) -> bool:
     """Artifact Registry (``*-docker.pkg.dev``, ``*.pkg.dev``) or Container Registry
     (``gcr.io``, ``*.gcr.io``): the registries that accept a Google access token."""
-    name = host.split(":", 1)[0]
+    name = host.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0].lower()  # also a URL-ish key from a node's file
     return name.endswith(".pkg.dev") or name == "gcr.io" or name.endswith(".gcr.io")
 
 

@@ -1,7 +1,11 @@
-"""Many profiles at once: load each, then the checks that span them (name clashes).
+"""Profiles as the commands see them: the layers wired together, then many at once.
 
-Kept apart from :mod:`generator.render` so ``regauth validate`` and ``verify`` load
-profiles without importing the output stage (Jinja and friends).
+:mod:`generator.profile` validates a profile's document but knows neither the runtimes
+nor how secrets are read (it sits below both); this module, above them, passes the
+registry of targets and the offline secret checks in.  It also loads many profiles at
+once with the checks that span them (name clashes).  Kept apart from
+:mod:`generator.render` so ``regauth validate`` and ``verify`` load profiles without
+importing the output stage (Jinja and friends).
 """
 
 from __future__ import annotations
@@ -9,8 +13,33 @@ from __future__ import annotations
 from pathlib import Path
 
 from generator.errors import InvalidInput, Problem
-from generator.profile.load import check_profile
+from generator.messages import inputs as M
+from generator.profile import load
 from generator.profile.model import Profile
+from generator.targets import TARGETS  # a lazy mapping: a runtime's module loads on first lookup
+
+
+def _key_problems(profile: Profile) -> list[Problem]:
+    from generator.secrets.resolve import local_problems  # only for a profile with other errors
+
+    return local_problems(profile)
+
+
+def check_profile(path: Path) -> tuple[Profile | None, list[Problem]]:
+    """Every problem of one profile file (see :func:`generator.profile.load.check_profile`)."""
+    return load.check_profile(path, TARGETS, _key_problems)
+
+
+def load_profile(path: Path) -> Profile:
+    """One valid profile, or InvalidInput listing every problem."""
+    return load.load_profile(path, TARGETS, _key_problems)
+
+
+def profile_schema() -> dict[str, object]:
+    """The JSON Schema of a profile (``regauth schema``), every runtime's options included."""
+    from generator.profile.schema import profile_schema as schema
+
+    return schema(TARGETS)
 
 
 def load_all(paths: list[Path]) -> tuple[list[Profile], list[Problem]]:
@@ -60,7 +89,7 @@ def gather(loaded: list[tuple[Profile | None, list[Problem]]], out_dir: Path | N
         if profile.name in seen:
             target = f"{out_dir.as_posix().rstrip('/')}/{profile.name}/" if out_dir is not None else f"the output folder's {profile.name}/"
             problems.append(
-                Problem(str(profile.file), f"another profile is also named '{profile.name}' ({seen[profile.name]}); both would write {target}", "rename one of the files")
+                M.PROFILE_NAME_CLASH.problem(str(profile.file), name=profile.name, other=seen[profile.name], target=target)
             )
             continue
         seen[profile.name] = profile.file

@@ -7,6 +7,7 @@ not the ``docker.io`` in the name.  Shared by ``doctor --image`` and ``verify --
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from dataclasses import dataclass
 
@@ -62,3 +63,20 @@ def parse_image(text: str) -> ImageRef:
     if not _NAME_RE.match(remainder):
         raise BadReference(f"'{text}' has an invalid repository name '{remainder}' (lower case letters, digits, . _ - and /)")
     return ImageRef(registry, remainder, digest or tag or "latest", text.strip())
+
+
+def kubelet_match(key: str, image: ImageRef) -> bool:
+    """kubelet's URLsMatch: same number of host labels, each a glob, then a path prefix."""
+    bare = key.split("://", 1)[-1]
+    for prefix in ("index.docker.io/v1/", "index.docker.io/v2/"):
+        if bare.startswith(prefix):
+            bare = "index.docker.io"
+    khost, _, kpath = bare.partition("/")
+    if khost == "index.docker.io" and image.registry == DOCKER_HUB:
+        return True
+    ihost = image.registry
+    klabels, ilabels = khost.split("."), ihost.split(".")
+    if len(klabels) != len(ilabels) or not all(fnmatch.fnmatchcase(i, k) for k, i in zip(klabels, ilabels)):
+        return False
+    kpath = kpath.strip("/")
+    return not kpath or image.repository == kpath or image.repository.startswith(kpath + "/")
