@@ -59,52 +59,12 @@ BINARY_SERIES = {"1.6": "1.6", "1.7": "1.7", "2.1": "2"}
 # --- known failures: corpus id (or "id@series") -> the real cause --------------------
 # Current behaviour of regauth-apply, fixed in parallel under issue 14.  Each entry is a
 # strict xfail: when the fix lands the case XPASSes, which fails the run; delete the entry.
-_INLINE = (
-    "issue 14 items 2-3: the host's auth (or the registry/configs/plugins table holding it) is defined by an "
-    "inline table or dotted keys; regauth-apply appends a table header for it, its own tomllib check finds the "
-    "table defined twice and it refuses, although containerd accepts the form and the auth can be expressed"
-)
-_CRLF = (
-    "issue 14 item 3: CRLF line endings: `version` and table headers are not recognised (the \\r), so 1.x "
-    "refuses with the misleading 'auth does not read back exactly' and 2.1 with 'the config is version 1'"
-)
 _BOM = (
     "issue 14 item 3: a UTF-8 BOM: the merged text does not parse for the self-check ('Invalid statement at "
     "line 1'), and on 2.1 the version is missed ('the config is version 1')"
 )
-_HEX = (
-    "issue 14 item 2: `version = 0x2` / `+2` is not read as 2 (a regular expression, not a TOML reader), so the "
-    "auth goes to the version-1 table: 1.x refuses 'does not read back exactly', 2.1 'the config is version 1'"
-)
 XFAIL: dict[str, str] = {
-    **{name: _INLINE for name in (
-        "config-path-dotted-mirror", "config-path-inline-tls", "inline-configs-other", "inline-plugin-table",
-        "inline-plugins", "inline-registry", "stale-dotted-in-host", "stale-dotted-in-registry",
-        "stale-dotted-inline-in-plugin", "stale-inline-configs", "stale-inline-in-configs", "stale-inline-in-host",
-        "stale-top-dotted", "stale-v3-inline", "tls-inline-configs-auth")},
-    **{name: _CRLF for name in (
-        "crlf-multiline-string", "crlf-v2-stale", "mixed-line-endings", "stock-1.6-default-crlf", "stock-2.1-default-crlf")},
-    **{name: _BOM for name in ("bom-v2-stale", "stock-1.7-default-bom", "stock-2.1-default-bom")},
-    "version-hex": _HEX,
-    "version-plus": _HEX,
-    "managed-marker-in-string": (
-        "issue 14 item 3: markers are matched anywhere, not as whole lines outside strings: regauth's begin marker "
-        "inside a multi-line string makes it refuse ('found the start of a regauth block but not its end')"
-    ),
-    "managed-block-edited@1.6": "issue 14 item 3: a setting someone added inside regauth's block is silently dropped",
-    "managed-block-edited@1.7": "issue 14 item 3: a setting someone added inside regauth's block is silently dropped",
-    "tls-other-dotted-tls": (
-        "issue 14: configs.\"other.io\".tls written as dotted keys is not seen as a conflict: config_path is added, "
-        "exit 0, and the 1.x CRI plugin then does not load ('configs.tls cannot be set when config_path is provided')"
-    ),
-    "tls-other-inline-mirror": (
-        "issue 14: configs.\"other.io\".tls written as an inline table is not seen as a conflict: config_path is "
-        "added, exit 0, and the 1.x CRI plugin then does not load ('configs.tls cannot be set when config_path is provided')"
-    ),
-    "v1-top-dotted": (
-        "issue 14: a version-less file setting plugins.cri with top-level dotted keys: regauth prepends `version = 2`, "
-        "containerd 1.x then rejects the file ('invalid plugin key URI \"cri\"')"
-    ),
+    **{name: _BOM for name in ("bom-v2-stale@2.1", "stock-2.1-default-bom")},
     "v1-stale-auth": (
         "a version-less file whose only table is the host's stale auth: after the first run only regauth's block is "
         "left, so the second run prepends `version = 2` (not idempotent)"
@@ -117,11 +77,7 @@ XFAIL: dict[str, str] = {
 XFAIL["stale-escaped-key@1.7"] = XFAIL["stale-escaped-key@1.6"]
 
 # Whole interpreters whose results differ from the reference until issue 14 lands.
-PYTHON_XFAIL = {
-    **{name: "issue 14: without tomllib (< 3.11) regauth-apply skips its self-check (and says so on stderr), so its "
-             "results differ from 3.11+: it merges configs that 3.11+ refuses"
-       for name in ("py3.6", "py3.7", "py3.8", "py3.9", "py3.10")},
-}
+PYTHON_XFAIL: dict[str, str] = {}
 
 
 def cases() -> list[Any]:
