@@ -13,7 +13,7 @@ import tempfile
 from typing import Dict, List, Optional
 
 from .containerd_imports import load_order, set_imports
-from .errors import ApplyError
+from .errors import ApplyError, log
 from .files import LOCK_DIR
 from .tomlparse import parse
 from .tomltext import toml_string
@@ -44,6 +44,9 @@ def _dump(binary: str, config: str) -> Optional[str]:
                               stderr=subprocess.PIPE, timeout=TIMEOUT, cwd="/", check=False)
     except subprocess.TimeoutExpired:
         return "`config dump` did not finish within %ds" % TIMEOUT
+    except OSError as exc:  # e.g. another architecture's binary in an image being prepared
+        log("cannot run %s (%s): its config dump check is skipped" % (binary, exc.strerror))
+        return None
     return None if proc.returncode == 0 else _first_error(proc.stderr.decode("utf-8", "replace"))
 
 

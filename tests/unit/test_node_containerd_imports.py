@@ -150,3 +150,14 @@ def test_the_nodes_containerd_judges_the_result(python: str, series: str, versio
     assert "/usr/bin/containerd --config COPY config dump: it rejects the config as it is already" in proc.stderr
     assert str(root) not in proc.stderr and "/run/regauth/" not in proc.stderr  # node paths only
     assert files(root) == before
+
+
+@pythons
+def test_a_containerd_that_cannot_run_is_skipped_with_a_line(python: str, tmp_path: Path) -> None:
+    root = node(tmp_path, {MAIN: "version = 3\n"})
+    (root / "usr/bin").mkdir(parents=True)
+    (root / "usr/bin/containerd").write_bytes(b"\x7fELF not a real binary")  # ENOEXEC, as another architecture's
+    (root / "usr/bin/containerd").chmod(0o755)
+    proc = run(python, root, "2.1")
+    assert proc.returncode == 0, proc.stderr
+    assert "usr/bin/containerd (Exec format error): its config dump check is skipped" in proc.stderr
