@@ -112,17 +112,7 @@ def require(node: NodePython) -> Path:
 # Node-program cases known to fail under some interpreters until issue 14 lands.
 # Each becomes xfail(strict=True): when the fix lands they XPASS, which fails the run
 # and forces the entry's removal.  (test function name, interpreter names) -> cause.
-_PRE_311 = frozenset({"py3.6", "py3.7", "py3.8", "py3.9", "py3.10"})
-KNOWN_FAILURES: dict[tuple[str, frozenset[str]], str] = {
-    ("test_unmergeable_config_fails_and_is_left_untouched", _PRE_311): (
-        "issue 14: without tomllib (< 3.11) the self-check is skipped, so an inline-table auth is merged "
-        "into a file containerd refuses and regauth-apply exits 0"
-    ),
-    ("test_containerd_hosts_toml_merges_with_a_foreign_one", _PRE_311): (
-        "issue 14: without tomllib (< 3.11) an existing foreign hosts.toml is replaced, not merged "
-        "(its other mirror is dropped)"
-    ),
-}
+KNOWN_FAILURES: dict[tuple[str, frozenset[str]], str] = {}
 
 
 def known_failure(test: str, node: NodePython) -> str | None:
