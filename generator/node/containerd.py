@@ -7,6 +7,8 @@ may have written (headers, dotted keys at any level, inline tables, CRLF, a BOM,
 
 from typing import List, Optional, Tuple
 
+from .containerd_dump import dump_check
+from .containerd_imports import check_1x, dropin_plan, dropin_verify
 from .errors import ApplyError, log
 from .files import Context, Outcome, cred_summary, proceed
 from .plan import credentials, needs_hosts
@@ -295,7 +297,10 @@ def effective_certs_dir(text: str, step: dict) -> str:
     doc = parse(text)
     version = doc.value.get("version", 1)
     node = doc.node(CONTAINERD_AUTH_TABLE[version][:-1] + ("config_path",))
-    value = node.value if node is not None and isinstance(node.value, str) and node.value else step["hosts_dir"]
+    return certs_dir(node.value if node is not None and isinstance(node.value, str) and node.value else step["hosts_dir"], step)
+
+
+def certs_dir(value: str, step: dict) -> str:
     first = value.split(":")[0]
     for placeholder, real in sorted((step.get("placeholders") or {}).items()):
         first = first.replace(placeholder, real)
@@ -314,12 +319,25 @@ def prepare_containerd(step: dict, ctx: Context) -> Outcome:
         return out
     creds = credentials(step["registries"], ctx.fetcher)
     out.summary = cred_summary(creds)
-    existing = ctx.read(step["path"])
-    new = containerd_merge(existing, step, creds)
-    containerd_verify(existing, new, creds, step)
-    out.add(ctx, step["path"], new.encode("utf-8"), 0o600)
+    path = step["path"]
+    existing = ctx.read(path)
+    major = release(step["containerd_version"])[0]
+    files = {}
+    if major >= 2:  # a drop-in regauth owns, imported by the main file (containerd_imports)
+        base = containerd_merge(existing, step, [])
+        new, dropin, files[dropin], certs, notes = dropin_plan(ctx, step, base, creds)
+        out.notes.extend(notes)
+        dropin_verify(ctx, path, base, new, dropin, files[dropin], creds)
+    else:
+        new = containerd_merge(existing, step, creds)
+        containerd_verify(existing, new, creds, step)
+        check_1x(ctx, path, parse(new), major)
+    files[path] = new
+    dump_check(ctx, path, files, major, [c["password"] for c in creds])
+    for name, text in sorted(files.items(), key=lambda item: item[0] == path):  # the main file last
+        out.add(ctx, name, text.encode("utf-8"), 0o644 if name == path and major >= 2 else 0o600)  # 2.x: no secret in it
     if needs_hosts(creds):
         from .hoststoml import hosts_edits  # shipped only to nodes whose plan has mirrors/TLS (plan.modules)
 
-        hosts_edits(out, ctx, effective_certs_dir(new, step), step, creds)
+        hosts_edits(out, ctx, certs_dir(certs, step) if major >= 2 else effective_certs_dir(new, step), step, creds)
     return out

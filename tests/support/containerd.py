@@ -458,3 +458,14 @@ def running_containerd(
     finally:
         stop_process(proc)
         running.log_text()  # keep the text for assertions made after the stop
+
+
+DROPIN = "etc/containerd/conf.d/50-regauth.toml"  # regauth-apply's drop-in for containerd 2.x, beside config.toml
+
+
+def dropin_config(root: Path) -> dict[str, Any]:
+    """What regauth-apply wrote for containerd 2.x under ``root``: its drop-in, parsed (the
+    main config only gains ``imports = ["conf.d/50-regauth.toml"]``)."""
+    main = tomllib.loads((root / "etc/containerd/config.toml").read_text())
+    assert "conf.d/50-regauth.toml" in main.get("imports", []) or any("*" in item for item in main.get("imports", []))
+    return tomllib.loads((root / DROPIN).read_text())

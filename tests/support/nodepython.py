@@ -109,10 +109,9 @@ def require(node: NodePython) -> Path:
     return found  # type: ignore[return-value]
 
 
-# Node-program cases known to fail under some interpreters.  Each becomes
-# xfail(strict=True): when the fix lands it XPASSes, which fails the run and forces the
-# entry's removal.  (test function name, interpreter names) -> cause.  Empty since the
-# node program proves its merges with its own TOML reader on every Python (issue 14).
+# Node-program cases known to fail under some interpreters until issue 14 lands.
+# Each becomes xfail(strict=True): when the fix lands they XPASS, which fails the run
+# and forces the entry's removal.  (test function name, interpreter names) -> cause.
 KNOWN_FAILURES: dict[tuple[str, frozenset[str]], str] = {}
 
 

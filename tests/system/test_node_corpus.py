@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from generator.tomlcompat import tomllib
+import tomllib
 
 from tests.conftest import ROOT as REPO, run_cli, write_profile
 from tests.support.containerd import Containerd, clean_env, require_binary, require_root, stop_process
@@ -57,21 +57,9 @@ SNAP_VARS = {"${SNAP}": "/snap/microk8s/current", "${SNAP_DATA}": "/var/snap/mic
 BINARY_SERIES = {"1.6": "1.6", "1.7": "1.7", "2.1": "2"}
 
 # --- known failures: corpus id (or "id@series") -> the real cause --------------------
-# What regauth-apply still gets wrong.  Each entry is a strict xfail: when the fix lands
-# the case XPASSes, which fails the run; delete the entry.  (Inline tables, dotted keys,
-# CRLF, BOM, `version = 0x2`, markers in strings and CRI conflicts in any form left this
-# list when the node got its own TOML reader.)
-_ON_NODE = (
-    "issue 14 item 5: containerd already rejects the original ({}); regauth-apply exits 0 because it does not "
-    "run `containerd config dump` on the node"
-)
+# Current behaviour of regauth-apply, fixed in parallel under issue 14.  Each entry is a
+# strict xfail: when the fix lands the case XPASSes, which fails the run; delete the entry.
 XFAIL: dict[str, str] = {
-    "imports-cri-table-1x": (
-        "issue 14 item 4: containerd 1.x replaces whole plugin tables from imports: the drop-in's CRI table wipes "
-        "the auth regauth merged into the main file (exit 0, pulls would get 401)"
-    ),
-    "imports-stale-auth-1x": "issue 14 item 4: containerd 1.x: the imported drop-in's CRI table (with a stale auth) replaces the main file's, so the stale auth wins (exit 0)",
-    "imports-stale-auth-2.1": "issue 14 item 4: containerd 2.x merges drop-ins key by key after the main file: the drop-in's stale auth wins over regauth's (exit 0)",
     "v1-stale-auth": (
         "a version-less file whose only table is the host's stale auth: after the first run only regauth's block is "
         "left, so the second run prepends `version = 2` (not idempotent)"
@@ -80,15 +68,10 @@ XFAIL: dict[str, str] = {
         "containerd 1.x (go-toml v1) does not unescape quoted keys: `\"europe-docker\\u002Epkg.dev\"` is another host "
         "to it, and regauth-apply deletes that host's auth as if it were the profile host's stale one"
     ),
-    "values-of-every-type@1.6": _ON_NODE.format("go-toml v1 has no local dates"),
-    "values-of-every-type@1.7": _ON_NODE.format("go-toml v1 has no local dates"),
-    "wrong-type": _ON_NODE.format("a string where containerd wants an integer"),
-    "version-4-on-2.1": _ON_NODE.format("2.1 reads config versions up to 3; regauth knows 1-4"),
 }
 XFAIL["stale-escaped-key@1.7"] = XFAIL["stale-escaped-key@1.6"]
 
-# Whole interpreters whose results differ from the reference: none since the node
-# program proves its merges with its own TOML reader on every Python (issue 14).
+# Whole interpreters whose results differ from the reference until issue 14 lands.
 PYTHON_XFAIL: dict[str, str] = {}
 
 
@@ -147,8 +130,12 @@ def config_path(entry: dict) -> str:
     return CONFIG if entry["target"] == "containerd" else TEMPLATE
 
 
-def make_node(root: Path, entry: dict) -> None:
+def make_node(root: Path, entry: dict, series: str) -> None:
+    """ROOT with the case's files and, as on a real node, the series' containerd at
+    ROOT/usr/bin/containerd (a link: regauth-apply runs its ``config dump`` on the result)."""
     root.mkdir(parents=True)
+    (root / "usr/bin").mkdir(parents=True)
+    (root / "usr/bin/containerd").symlink_to(require_binary(BINARY_SERIES[series]).path)
     files = dict(entry.get("extra", {}))
     if "file" in entry:
         files[config_path(entry)] = entry["file"]
@@ -338,7 +325,7 @@ def reference_result(name: str, series: str, out: Path, base: Path) -> tuple[tup
     """Exit code, stdout, stderr and the resulting tree under the reference interpreter (cached)."""
     if (name, series) not in _REFERENCE_RESULTS:
         root = base / f"ref-{name}-{series}"
-        make_node(root, INDEX[name])
+        make_node(root, INDEX[name], series)
         proc = apply(require_python(REFERENCE), node_env(REFERENCE), out, root)
         _REFERENCE_RESULTS[(name, series)] = (normalised(proc), tree(root))
     return _REFERENCE_RESULTS[(name, series)]
@@ -351,7 +338,7 @@ def test_corpus_config_is_merged_correctly_or_refused_cleanly(name: str, series:
     binary = require_binary(BINARY_SERIES[series])
     out = rendered(series, entry["profile"], entry["target"])
     root = tmp_path / "root"
-    make_node(root, entry)
+    make_node(root, entry, series)
     before_tree = tree(root)
     original = original_dump(binary, root, entry)
     first = apply(require_python(REFERENCE), node_env(REFERENCE), out, root)
@@ -387,14 +374,14 @@ def test_corpus_config_is_merged_correctly_or_refused_cleanly(name: str, series:
     assert want in ("merge", "either"), f"merged a config that should be refused ({entry['exercises']})"
 
 
-def _inputs_key(entry: dict, out: Path) -> str:
-    """Same rendered output (script + plan) and same node files: same result; run once per node Python.
-    (1.6 and 1.7 profiles, for example, render the same plan.)"""
+def _inputs_key(entry: dict, out: Path, series: str) -> str:
+    """Same rendered output (script + plan), same node files and same containerd: same result;
+    run once per node Python.  (1.6 and 1.7 profiles, for example, render the same plan.)"""
     digest = hashlib.sha256()
     for path in sorted(out.rglob("*")):
         if path.is_file():
             digest.update(str(path.relative_to(out)).encode() + b"\0" + path.read_bytes() + b"\0")
-    digest.update(json.dumps([entry["target"], entry.get("file"), entry.get("extra")], sort_keys=True).encode())
+    digest.update(json.dumps([entry["target"], entry.get("file"), entry.get("extra"), series], sort_keys=True).encode())
     return digest.hexdigest()
 
 
@@ -410,13 +397,13 @@ def test_every_node_python_gives_the_reference_results(node, rendered, tmp_path:
     runs = [(name, entry, series) for name, entry in sorted(INDEX.items()) for series in entry["series"]]
     for name, entry, series in runs:
         out = rendered(series, entry["profile"], entry["target"])
-        key = _inputs_key(entry, out)
+        key = _inputs_key(entry, out, series)
         if key in seen:
             continue
         seen.add(key)
         ref_result, ref_tree = reference_result(name, series, out, tmp_path)
         root = tmp_path / f"{node.name}-{name}-{series}"
-        make_node(root, entry)
+        make_node(root, entry, series)
         got = normalised(apply(python, node_env(node), out, root))
         if got != ref_result:
             differ.append(f"{name}@{series}: exit {got[0]} vs {ref_result[0]}: {got[2].decode(errors='replace')[-300:]}")

@@ -17,6 +17,7 @@ import pytest
 from generator import applyscript
 from generator.secrets.resolve import password_from_payload
 from tests.conftest import run_cli, write_profile
+from tests.support.containerd import dropin_config
 from tests.support.fake_gsm import running_fake_gsm
 from tests.support.fake_metadata import DOWN, running_fake_metadata
 from tests.support.keys import key_file_bytes
@@ -96,7 +97,7 @@ def test_boot_fetch_writes_exact_password(tmp_path: Path, servers, sa_key: dict,
     result = run_apply(out, root, md.host_port)
     assert result.returncode == 0, result.stderr
     config = tomllib.loads((root / "etc/containerd/config.toml").read_text())
-    auth = config["plugins"]["io.containerd.cri.v1.images"]["registry"]["configs"][HOST]["auth"]
+    auth = dropin_config(root)["plugins"]["io.containerd.cri.v1.images"]["registry"]["configs"][HOST]["auth"]
     want = base64.b64encode(key).decode() if username == "_json_key_base64" else key.decode()
     assert auth == {"username": username, "password": want}
     assert config["plugins"]["io.containerd.cri.v1.images"]["snapshotter"] == "overlayfs"

@@ -424,6 +424,7 @@ def test_boot_fetch_plan_runs_on_node_pythons(python: Path, tmp_path: Path, sa_k
     import base64
     from generator.tomlcompat import tomllib
 
+    from tests.support.containerd import dropin_config
     from tests.support.fake_gsm import running_fake_gsm
     from tests.support.fake_metadata import running_fake_metadata
     from tests.support.keys import key_file_bytes
@@ -442,8 +443,7 @@ def test_boot_fetch_plan_runs_on_node_pythons(python: Path, tmp_path: Path, sa_k
         argv = [exe, "-I", str(rootfs / "usr/local/sbin/regauth-apply"), "--root", str(root), "--plan", str(rootfs / "etc/regauth/plan.json"), "--no-restart", "--fetch-timeout", "20"]
         proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    config = tomllib.loads((root / "etc/containerd/config.toml").read_text())
-    auth = config
+    auth = dropin_config(root)
     for part in V3 + (HOST, "auth"):
         auth = auth[part]
     assert auth == {"username": "_json_key_base64", "password": base64.b64encode(key).decode()}

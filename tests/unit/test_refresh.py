@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from tests.conftest import run_cli, write_profile
+from tests.support.containerd import dropin_config
 from tests.support.fake_gsm import UNAVAILABLE, running_fake_gsm
 from tests.support.fake_metadata import running_fake_metadata
 
@@ -62,7 +63,7 @@ def refresh(out: Path, root: Path, md_host: str, env: dict[str, str]) -> subproc
 
 
 def password(root: Path) -> str:
-    doc = tomllib.loads((root / "etc/containerd/config.toml").read_text())
+    doc = dropin_config(root)
     for key in V3:
         doc = doc[key]
     return doc[HOST]["auth"]["password"]

@@ -188,6 +188,8 @@ def test_basic_auth_from_env_strips_one_newline_and_v3_table(tmp_path: Path) -> 
     result = run_cli("render", str(profile), "-o", str(out), env={"REGAUTH_TEST_PW": 'p"a\\ss\n'})
     assert result.code == 0, result.err
     config = tomllib.loads((out / "node/rootfs/etc/containerd/config.toml").read_text())
+    assert config["version"] == 3 and config["imports"] == ["conf.d/50-regauth.toml"]
+    config = tomllib.loads((out / "node/rootfs/etc/containerd/conf.d/50-regauth.toml").read_text())  # containerd 2.x: regauth's drop-in
     assert config["version"] == 3
     auth = config["plugins"]["io.containerd.cri.v1.images"]["registry"]["configs"]["registry.example.com:5000"]["auth"]
     assert auth == {"username": "robot", "password": 'p"a\\ss'}

@@ -193,13 +193,13 @@ def check_runtime_files(tree: dict[str, bytes], plan: dict[str, Any], expected: 
     carrying = set()
     for path, data in tree.items():
         parsed = rt.parse_by_extension(Path(path), data)
-        if parsed is None or path.endswith("hosts.toml"):
-            continue
+        if parsed is None or path.endswith("hosts.toml") or (path == "/etc/containerd/config.toml" and DROPIN in tree):
+            continue  # containerd 2.x: config.toml only imports regauth's drop-in, which carries them
         for host, (user, password) in expected.items():
             assert rt.carries(parsed, user, password), f"{path} does not carry the exact credential for {host}"
         carrying.add(path)
     for step in plan["steps"]:
-        named = {v for v in _strings(step) if v.startswith("/")}
+        named = {v for v in _strings(step) if v.startswith("/")} | ({DROPIN} if step["kind"] == "containerd" else set())
         assert named & carrying, f"step {step['kind']}: none of its files {sorted(named)} carries the credentials (written: {sorted(carrying)})"
 
 
@@ -251,11 +251,14 @@ def test_every_output_and_target_reads_back_the_exact_secret(workspace: Path, ca
     # The node: every target applied, every runtime file read back, idempotent.
     tree, _ = apply_on_node(files, rt.EXISTING_CONFIGS["v3"])
     check_runtime_files(tree, plan, expected)
+    # containerd 2.x: the auth is in regauth's drop-in, which the main config imports.
+    assert "conf.d/50-regauth.toml" in tomllib.loads(tree["/etc/containerd/config.toml"].decode("utf-8"))["imports"]
     for host, (user, password) in expected.items():
-        assert rt.containerd_auth(tree["/etc/containerd/config.toml"].decode("utf-8"), host) == {"username": user, "password": password}
+        assert rt.containerd_auth(tree[DROPIN].decode("utf-8"), host) == {"username": user, "password": password}
     check_containerd_versions(profile, files[rt.SCRIPT][0], expected)
 
 
+DROPIN = "/etc/containerd/conf.d/50-regauth.toml"
 # containerd release on the node -> the existing config it has (None: no file yet):
 # config versions 1 (legacy), 2 (1.x) and 3 (2.x), new and merged.
 # (2.1 merged into an existing v3 file is the full node apply above.)

@@ -1,0 +1,163 @@
+"""containerd's `imports` rules in the node program (issue 14 items 4 and 5), run as a
+node runs it (the shipped file, --root) under the oldest and newest node Python; the
+`config dump` check with the real containerd binaries placed into the fake ROOT."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from generator import applyscript
+from generator.tomlcompat import tomllib
+from tests.support.containerd import require_binary
+from tests.support.node_pythons import NEWEST, OLDEST, python_id, require_python
+
+HOST = "europe-docker.pkg.dev"
+PASSWORD = 'pw"\\ $x \u00e9'
+CRED = {"host": HOST, "username": "robot", "password": PASSWORD}
+MAIN = "etc/containerd/config.toml"
+DROPIN = "etc/containerd/conf.d/50-regauth.toml"
+I3 = "plugins.'io.containerd.cri.v1.images'"
+C2 = 'plugins."io.containerd.grpc.v1.cri"'
+STALE = f"version = 3\n\n[{I3}.registry.configs.'{HOST}'.auth]\n  identitytoken = 'old'\n  password = 'stale'\n"
+
+pythons = pytest.mark.parametrize("python", [OLDEST, NEWEST], ids=python_id)
+
+
+def node(tmp: Path, files: dict[str, str], binary: str | None = None) -> Path:
+    root = tmp / "root"
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    if binary:
+        (root / "usr/bin").mkdir(parents=True)
+        (root / "usr/bin/containerd").symlink_to(require_binary(binary).path)
+    (root / "etc").mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def run(python: str, root: Path, version: str) -> subprocess.CompletedProcess:
+    steps = [{"kind": "containerd", "path": "/" + MAIN, "containerd_version": version, "unit": "containerd", "registries": [CRED]}]
+    plan = root.parent / "plan.json"
+    plan.write_text(json.dumps({"format": 1, "profile": "t", "steps": steps}))
+    script = root.parent / "regauth-apply"
+    script.write_bytes(applyscript.script_for_plan(steps))
+    proc = subprocess.run([require_python(python), str(script), "--root", str(root), "--plan", str(plan), "--no-restart"],
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert PASSWORD not in proc.stdout + proc.stderr
+    return proc
+
+
+def files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and "run" not in p.parts}
+
+
+def auth(text: bytes, table: str = "io.containerd.cri.v1.images") -> dict:
+    return tomllib.loads(text.decode())["plugins"][table]["registry"]["configs"][HOST]["auth"]
+
+
+@pythons
+def test_2x_writes_a_dropin_and_only_adds_the_import(python: str, tmp_path: Path) -> None:
+    main = f"version = 3\n# site settings\n\n[{I3}]\n  snapshotter = 'native'\n"
+    root = node(tmp_path, {MAIN: main})
+    first = run(python, root, "2.1")
+    assert first.returncode == 0, first.stderr
+    got = (root / MAIN).read_text()
+    assert got == "version = 3\nimports = [\"conf.d/50-regauth.toml\"]\n" + main[len("version = 3\n"):]  # beside the main file
+    assert auth((root / DROPIN).read_bytes()) == {"username": "robot", "password": PASSWORD}
+    assert oct((root / DROPIN).stat().st_mode & 0o777) == "0o600"
+    before = files(root)
+    second = run(python, root, "2.1")
+    assert second.returncode == 0 and files(root) == before, second.stderr
+
+
+@pythons
+def test_2x_an_existing_glob_covers_the_dropin_and_the_main_file_is_untouched(python: str, tmp_path: Path) -> None:
+    main = f"version = 3\nimports = ['/etc/containerd/conf.d/*.toml']\n\n[{I3}]\n  snapshotter = 'native'\n"
+    root = node(tmp_path, {MAIN: main, "etc/containerd/conf.d/10-old.toml": STALE})
+    proc = run(python, root, "2.1")
+    assert proc.returncode == 0, proc.stderr
+    assert (root / MAIN).read_text() == main and not (root / (MAIN + ".regauth.orig")).exists()
+    # 10-old.toml is read before ours: its identitytoken would survive the key-by-key merge, so ours blanks it.
+    assert auth((root / DROPIN).read_bytes()) == {"username": "robot", "password": PASSWORD, "identitytoken": ""}
+    assert "10-old.toml:3" in proc.stderr and "overridden by /etc/containerd/conf.d/50-regauth.toml" in proc.stderr
+
+
+@pythons
+@pytest.mark.parametrize("imports, stale", [
+    ("['/etc/containerd/conf.d/*.toml']", "etc/containerd/conf.d/90-site.toml"),  # sorts after 50-regauth.toml
+    ("['/etc/containerd/conf.d/50-regauth.toml', 'site/10.toml']", "etc/containerd/site/10.toml"),  # listed after it (relative)
+])  # fmt: skip
+def test_2x_an_auth_read_after_the_dropin_is_refused(python: str, imports: str, stale: str, tmp_path: Path) -> None:
+    root = node(tmp_path, {MAIN: f"version = 3\nimports = {imports}\n", stale: STALE})
+    before = files(root)
+    proc = run(python, root, "2.1")
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and f"/{stale}:3" in proc.stderr and "read after regauth's drop-in" in proc.stderr
+    assert files(root) == before
+
+
+@pythons
+@pytest.mark.parametrize("imports, dropin", [
+    ('["/etc/containerd/conf.d/cri.toml"]', "etc/containerd/conf.d/cri.toml"),
+    ('["conf.d/cri.toml"]', "etc/containerd/conf.d/cri.toml"),  # relative: beside the main file
+    ('["/etc/containerd/conf.d/*.toml"]', "etc/containerd/conf.d/cri.toml"),
+])  # fmt: skip
+def test_1x_an_import_replacing_the_cri_table_is_refused(python: str, imports: str, dropin: str, tmp_path: Path) -> None:
+    main = f'version = 2\nimports = {imports}\n\n[{C2}]\n  sandbox_image = "pause"\n'
+    root = node(tmp_path, {MAIN: main, dropin: f'version = 2\n\n[{C2}.containerd]\n  snapshotter = "native"\n'})
+    proc = run(python, root, "1.7")
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+    assert f"/{dropin}" in proc.stderr and "replaces the main file's whole" in proc.stderr
+    assert (root / MAIN).read_text() == main
+
+
+@pythons
+def test_1x_an_import_of_another_plugin_merges_into_the_main_file(python: str, tmp_path: Path) -> None:
+    main = f'version = 2\nimports = ["/etc/containerd/conf.d/*.toml"]\n\n[{C2}]\n  sandbox_image = "pause"\n'
+    root = node(tmp_path, {MAIN: main, "etc/containerd/conf.d/m.toml": 'version = 2\n[metrics]\n  address = "127.0.0.1:1"\n'})
+    proc = run(python, root, "1.7")
+    assert proc.returncode == 0, proc.stderr
+    assert auth((root / MAIN).read_bytes(), "io.containerd.grpc.v1.cri") == {"username": "robot", "password": PASSWORD}
+    assert not (root / DROPIN).exists()
+
+
+OTHER = {"etc/containerd/conf.d/m.toml": "version = 2\n"}
+
+
+@pythons
+@pytest.mark.parametrize("series, version, config, extra, accepted", [
+    ("1.7", "1.7", f'version = 2\n\n[{C2}]\n  max_concurrent_downloads = "three"\n', {}, False),
+    ("2", "2.1", f"version = 3\n\n[{I3}]\n  snapshotter = 3\n", {}, False),
+    ("1.7", "1.7", f'version = 2\nimports = ["/etc/containerd/conf.d/*.toml"]\n\n[{C2}]\n  sandbox_image = "pause"\n', OTHER, True),
+    ("2", "2.1", "version = 3\nimports = ['/etc/containerd/conf.d/*.toml']\n", OTHER, True),  # a v2 import under a v3 main
+])  # fmt: skip
+def test_the_nodes_containerd_judges_the_result(python: str, series: str, version: str, config: str, extra: dict, accepted: bool,
+                                                tmp_path: Path) -> None:  # fmt: skip
+    root = node(tmp_path, {MAIN: config, **extra}, binary=series)
+    before = files(root)
+    proc = run(python, root, version)
+    assert not list((root / "run/regauth").iterdir())  # the private copies are gone
+    assert os.path.islink(root / "usr/bin/containerd")
+    if accepted:
+        assert proc.returncode == 0, proc.stderr
+        return
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "/usr/bin/containerd --config COPY config dump: it rejects the config as it is already" in proc.stderr
+    assert str(root) not in proc.stderr and "/run/regauth/" not in proc.stderr  # node paths only
+    assert files(root) == before
+
+
+@pythons
+def test_a_containerd_that_cannot_run_is_skipped_with_a_line(python: str, tmp_path: Path) -> None:
+    root = node(tmp_path, {MAIN: "version = 3\n"})
+    (root / "usr/bin").mkdir(parents=True)
+    (root / "usr/bin/containerd").write_bytes(b"\x7fELF not a real binary")  # ENOEXEC, as another architecture's
+    (root / "usr/bin/containerd").chmod(0o755)
+    proc = run(python, root, "2.1")
+    assert proc.returncode == 0, proc.stderr
+    assert "usr/bin/containerd (Exec format error): its config dump check is skipped" in proc.stderr
