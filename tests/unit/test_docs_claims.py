@@ -37,23 +37,25 @@ def test_help_example_for_a_folder_names_what_the_examples_need(tmp_path: Path) 
 def test_render_says_when_and_why_user_data_was_gzipped(tmp_path: Path) -> None:
     folder = _profiles_copy(tmp_path)
     demo = (folder / "demo.yaml").read_text()
-    # For AWS: a registry with a basic password.  Its user-data is over 16 KB as text and
-    # fits once gzipped (a service-account key in user-data no longer fits AWS: README,
-    # Limitations).
+    # For AWS: a Docker node with a basic password, merged with the user's own 8 KB
+    # cloud-config part: over 16 KB as text, and it fits once gzipped.  (No containerd
+    # profile fits AWS any more: README, Limitations.)
     (folder / "pw").write_text("robot-password\n")
     (folder / "pw").chmod(0o600)
     (folder / "robot.yaml").write_text(
-        "version: 1\ntargets:\n  containerd: {version: \"1.7\"}\nsecrets:\n  pw: {source: file, path: pw}\n"
+        "version: 1\ntargets:\n  docker: {}\nsecrets:\n  pw: {source: file, path: pw}\n"
         "registries:\n  - host: registry.example.com\n    auth: {type: basic, username: robot, secret: pw}\noutput:\n  cloud: aws\n"
     )
+    theirs = tmp_path / "theirs.yaml"
+    theirs.write_text("#cloud-config\n" + "".join(f"# site notes, line {i}: keep this node patched\n" for i in range(200)))
     (folder / "plain.yaml").write_text(demo.replace("output:\n", "output:\n  cloud: gce\n"))
     (folder / "always.yaml").write_text(demo.replace("output:\n", "output:\n  compress: always\n"))
     paths = [str(folder / f"{name}.yaml") for name in ("robot", "plain", "always")]
-    r = run_cli("render", *paths, "-o", str(tmp_path / "out"))
+    r = run_cli("render", *paths, "-o", str(tmp_path / "out"), "--merge-with", str(theirs))
     assert r.code == 0, r.err
     notes = [line for line in r.err.splitlines() if "gzip" in line]
     assert (tmp_path / "out/robot/user-data").read_bytes()[:2] == b"\x1f\x8b"  # over AWS's 16 KB as text
-    assert (tmp_path / "out/plain/user-data").read_bytes().startswith(b"#cloud-config")
+    assert (tmp_path / "out/plain/user-data").read_bytes().startswith(b"Content-Type: multipart/mixed")  # GCE: not compressed
     assert len(notes) == 2 and notes[1] == "always: user-data is gzip-compressed (output.compress: always): send user-data.b64 with user-data-encoding=base64"
     # The README shows this very line (sizes aside).
     shown = next(line for line in README.splitlines() if line.startswith("robot: user-data is gzip-compressed"))
