@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import tomllib
+from generator.tomlcompat import tomllib
 
 from tests.conftest import ROOT as REPO, run_cli, write_profile
 from tests.support.containerd import Containerd, clean_env, require_binary, require_root, stop_process
