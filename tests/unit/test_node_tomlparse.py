@@ -58,13 +58,10 @@ def test_corpus_in_process(corpus):
 
 
 def test_corpus_exceptions_are_really_rejected_by_tomllib(corpus):
-    # NOT_TOML_1_0 lists valid/ files the reader must reject; the standard library's tomllib
-    # (TOML 1.0, Python 3.11+) agrees on each.  On 3.10 tomlcompat gives the tomli backport,
-    # whose newer releases read TOML 1.1, so only the reader's half is checked there.
+    # NOT_TOML_1_0 lists valid/ files the reader must reject; tomllib (TOML 1.0) agrees on each.
     for rel in toml_corpus.NOT_TOML_1_0:
-        if sys.version_info >= (3, 11):
-            with pytest.raises(tomllib.TOMLDecodeError):
-                tomllib.loads(Path(corpus, rel).read_text(encoding="utf-8"))
+        with pytest.raises(tomllib.TOMLDecodeError):
+            tomllib.loads(Path(corpus, rel).read_text(encoding="utf-8"))
         with pytest.raises(TOMLError):
             tomlparse.parse(Path(corpus, rel).read_bytes())
 
