@@ -291,7 +291,6 @@ exit 0
 """
 
 
-@pytest.mark.xfail(sys.version_info < (3, 11), strict=True, reason="regauth-apply proves a merge with tomllib, which Python 3.10 lacks: there it merges without that check (README: Limitations); this test runs the node program with the suite's interpreter")
 def test_apply_step_spawns_nothing_that_carries_a_secret(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     result = run_cli("render", str(write_profile(folder, PROFILE, "canary")), "-o", str(folder / "out"), env=ENV)
     assert result.code == 0, result.err
