@@ -101,3 +101,13 @@ def test_a_wrong_value_is_refused_with_the_choices(profile_dir: Path) -> None:
     result = run_cli("validate", str(profile))
     assert result.code == 2
     assert "output.program" in result.err and "image" in result.err and "user-data" in result.err
+
+
+def test_no_packer_warning_when_the_profile_says_the_image_goes_with_its_user_data(profile_dir: Path) -> None:
+    """The no-plan warning tells users an image needs user-data too; with output.program:
+    image that is what the profile says, so it would be noise."""
+    body = gar_profile(profile_dir).read_text()
+    warned = run_cli("validate", str(write_profile(profile_dir, body + "output:\n  packer: {}\n", name="warned")))
+    assert warned.code == 0 and "[packer-no-plan]" in warned.err
+    quiet = run_cli("validate", str(write_profile(profile_dir, body + "output:\n  program: image\n  packer: {}\n", name="quiet")))
+    assert quiet.code == 0 and "[packer-no-plan]" not in quiet.err, quiet.err
