@@ -12,10 +12,9 @@ import subprocess
 import tempfile
 from typing import Dict, List, Optional
 
-from .containerd_imports import load_order, set_imports
+from .containerd_imports import load_order, read, set_imports
 from .errors import ApplyError, log
 from .files import LOCK_DIR
-from .tomlparse import parse
 from .tomltext import toml_string
 
 BINARIES = ("/usr/bin/containerd", "/usr/local/bin/containerd")
@@ -63,7 +62,7 @@ def dump_check(ctx, main: str, files: Dict[str, str], major: int, secrets: List[
         def copy(name: str, text: str, order=None, mine=(), path_shown=main) -> str:
             path = os.path.join(work, name)
             shown[path] = path_shown
-            doc = parse(text)
+            doc = read(text, major)
             if order is not None:  # the main file: every import named as containerd would reach it
                 text = ("\ufeff" if doc.bom else "") + set_imports(doc, [os.path.join(work, "%d.toml" % i) if p in mine else ctx.root + p
                                                                         for i, (p, _d) in enumerate(order)])
@@ -71,7 +70,7 @@ def dump_check(ctx, main: str, files: Dict[str, str], major: int, secrets: List[
                 handle.write(text)
             return path
 
-        new_order = load_order(ctx, main, parse(files[main]), major, files)
+        new_order = load_order(ctx, main, read(files[main], major), major, files)
         for index, (path, _doc) in enumerate(new_order):
             if path in files:
                 copy("%d.toml" % index, files[path], path_shown=path)
@@ -82,7 +81,7 @@ def dump_check(ctx, main: str, files: Dict[str, str], major: int, secrets: List[
         before = None
         if old is not None:
             try:
-                before = _dump(binary, copy("before.toml", old, load_order(ctx, main, parse(old), major, {})))
+                before = _dump(binary, copy("before.toml", old, load_order(ctx, main, read(old, major), major, {})))
             except (ApplyError, ValueError) as exc:
                 before = str(exc)
         for path in sorted(shown, key=len, reverse=True):

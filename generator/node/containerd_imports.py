@@ -30,12 +30,26 @@ DROPIN_NOTE = "# Written by regauth-apply: registry auth for containerd. Edit th
 AUTH_TABLES = {1: ("cri", "io.containerd.grpc.v1.cri"), 2: ("io.containerd.grpc.v1.cri",), 3: ("io.containerd.cri.v1.images",)}
 
 
-def read_doc(ctx, path: str, text: Optional[str] = None):
+def header_escapes(major: int) -> bool:
+    """Does containerd ``major`` unescape "quoted" keys in [table] headers? 1.x parses with
+    go-toml v1, which keeps them as written: `[...configs."a\\u002Eb".auth]` is the auth of
+    host `a\\u002Eb` to it, not of `a.b`; keys of key/value lines (dotted, inline) it does
+    unescape. 2.x (go-toml v2) unescapes both, as TOML 1.0 says. (Checked with 1.6.20,
+    1.7.24 and 2.1.9 `config dump`.)"""
+    return major >= 2
+
+
+def read(text: str, major: int):
+    """``text`` as containerd ``major`` reads it (see header_escapes)."""
+    return parse(text, header_escapes=header_escapes(major))
+
+
+def read_doc(ctx, path: str, major: int, text: Optional[str] = None):
     text = ctx.read(path) if text is None else text
     if text is None:
         return None
     try:
-        return parse(text)
+        return read(text, major)
     except TOMLError as exc:
         raise ApplyError("%s:%d:%d: an imported file is not valid TOML (%s); containerd cannot load it either" % (path, exc.line, exc.col, exc.reason))
 
@@ -87,7 +101,7 @@ def load_order(ctx, main: str, doc, major: int, extra: Dict[str, str]) -> list:
         if path in seen:
             continue
         seen.add(path)
-        got = read_doc(ctx, path, extra.get(path))
+        got = read_doc(ctx, path, major, extra.get(path))
         if got is None:
             if major < 2:
                 raise ApplyError("%s imports %s, which does not exist: containerd 1.x refuses to start; create it or drop it from imports" % (main, path))

@@ -50,7 +50,7 @@ def prepare_microk8s(step: dict, ctx: Context) -> Outcome:
     containerd_verify(existing, new, creds, step)
     # The snap seds ${SNAP}, ${SNAP_DATA}, ... over the template at every start: prove
     # that our values survive any such substitution (they hold no '$' at all).
-    containerd_verify(None, snap_render(new), creds, None, values_only=True)
+    containerd_verify(None, snap_render(new), creds, step, values_only=True)
     out.add(ctx, path, new.encode("utf-8"), 0o600)
     if needs_hosts(creds):
         from .hoststoml import hosts_edits  # shipped only to nodes whose plan has mirrors/TLS (plan.modules)

@@ -59,17 +59,7 @@ BINARY_SERIES = {"1.6": "1.6", "1.7": "1.7", "2.1": "2"}
 # --- known failures: corpus id (or "id@series") -> the real cause --------------------
 # Current behaviour of regauth-apply, fixed in parallel under issue 14.  Each entry is a
 # strict xfail: when the fix lands the case XPASSes, which fails the run; delete the entry.
-XFAIL: dict[str, str] = {
-    "v1-stale-auth": (
-        "a version-less file whose only table is the host's stale auth: after the first run only regauth's block is "
-        "left, so the second run prepends `version = 2` (not idempotent)"
-    ),
-    "stale-escaped-key@1.6": (
-        "containerd 1.x (go-toml v1) does not unescape quoted keys: `\"europe-docker\\u002Epkg.dev\"` is another host "
-        "to it, and regauth-apply deletes that host's auth as if it were the profile host's stale one"
-    ),
-}
-XFAIL["stale-escaped-key@1.7"] = XFAIL["stale-escaped-key@1.6"]
+XFAIL: dict[str, str] = {}
 
 # Whole interpreters whose results differ from the reference until issue 14 lands.
 PYTHON_XFAIL: dict[str, str] = {}
