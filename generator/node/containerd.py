@@ -344,9 +344,9 @@ def prepare_containerd(step: dict, ctx: Context) -> Outcome:
     else:
         new = containerd_merge(existing, step, creds)
         containerd_verify(existing, new, creds, step)
-        check_1x(ctx, path, read(new, major), major)
+        check_1x(ctx, path, read(new, major), release(step["containerd_version"]))
     files[path] = new
-    dump_check(ctx, path, files, major, [c["password"] for c in creds])
+    dump_check(ctx, path, files, release(step["containerd_version"]), [c["password"] for c in creds])
     for name, text in sorted(files.items(), key=lambda item: item[0] == path):  # the main file last
         out.add(ctx, name, text.encode("utf-8"), 0o644 if name == path and major >= 2 else 0o600)  # 2.x: no secret in it
     if needs_hosts(creds):

@@ -122,10 +122,12 @@ def config_path(entry: dict) -> str:
 
 def make_node(root: Path, entry: dict, series: str) -> None:
     """ROOT with the case's files and, as on a real node, the series' containerd at
-    ROOT/usr/bin/containerd (a link: regauth-apply runs its ``config dump`` on the result)."""
+    ROOT/usr/bin/containerd, or for MicroK8s in the snap, ROOT/snap/microk8s/current/bin
+    (a link: regauth-apply runs its ``config dump`` on the result)."""
     root.mkdir(parents=True)
-    (root / "usr/bin").mkdir(parents=True)
-    (root / "usr/bin/containerd").symlink_to(require_binary(BINARY_SERIES[series]).path)
+    binary = "usr/bin/containerd" if entry["target"] == "containerd" else "snap/microk8s/current/bin/containerd"
+    (root / binary).parent.mkdir(parents=True)
+    (root / binary).symlink_to(require_binary(BINARY_SERIES[series]).path)
     files = dict(entry.get("extra", {}))
     if "file" in entry:
         files[config_path(entry)] = entry["file"]
@@ -180,6 +182,7 @@ mount -t tmpfs -o mode=0755,size=16m regauth-run /run
 mkdir -p /etc/containerd "$R/etc/containerd"
 mount --bind "$R/etc/containerd" /etc/containerd
 if command -v ip >/dev/null; then ip link set lo up; fi
+cd /  # systemd's default WorkingDirectory: containerd 1.6 matches relative imports globs there
 exec "$@"
 """
 

@@ -161,3 +161,79 @@ def test_a_containerd_that_cannot_run_is_skipped_with_a_line(python: str, tmp_pa
     proc = run(python, root, "2.1")
     assert proc.returncode == 0, proc.stderr
     assert "usr/bin/containerd (Exec format error): its config dump check is skipped" in proc.stderr
+
+
+@pytest.mark.parametrize("release, matched", [((1, 6), ["/conf.d/a.toml"]), ((1, 7), ["/etc/containerd/conf.d/a.toml"]),
+                                              ((2, 1), ["/etc/containerd/conf.d/a.toml"])])
+def test_a_relative_glob_is_matched_where_each_containerd_matches_it(tmp_path: Path, release, matched) -> None:
+    """1.6 globs a relative import in its working directory (/ under systemd); 1.7+ beside
+    the importing file (checked with config dump; corpus: imports-relative-glob*)."""
+    from generator.node.containerd_imports import resolve
+
+    for folder in ("conf.d", "etc/containerd/conf.d"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "a.toml").write_text("")
+
+    class Ctx:
+        root = str(tmp_path)
+
+    assert resolve(Ctx(), "/etc/containerd/config.toml", ["conf.d/*.toml"], release, {}) == matched
+    # A plain relative path is beside the importing file on every version.
+    assert resolve(Ctx(), "/etc/containerd/config.toml", ["conf.d/a.toml"], release, {}) == ["/etc/containerd/conf.d/a.toml"]
+
+
+TEMPLATE = "var/snap/microk8s/current/args/containerd-template.toml"
+SNAP_CONTAINERD = "snap/microk8s/current/bin/containerd"
+
+
+def run_microk8s(python: str, root: Path) -> subprocess.CompletedProcess:
+    from generator.targets.microk8s import PLACEHOLDERS
+
+    steps = [{"kind": "microk8s", "path": "/" + TEMPLATE, "containerd_version": "1.7", "dollar_safe": True, "wait": 0,
+              "if_missing": "fail", "restart": "if-running", "units": ["snap.microk8s.daemon-containerd"],
+              "restart_command": ["snap", "restart", "microk8s.daemon-containerd"], "placeholders": PLACEHOLDERS,
+              "registries": [CRED]}]  # fmt: skip
+    plan = root.parent / "plan.json"
+    plan.write_text(json.dumps({"format": 1, "profile": "t", "steps": steps}))
+    script = root.parent / "regauth-apply"
+    script.write_bytes(applyscript.script_for_plan(steps))
+    proc = subprocess.run([require_python(python), str(script), "--root", str(root), "--plan", str(plan), "--no-restart"],
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert PASSWORD not in proc.stdout + proc.stderr
+    return proc
+
+
+@pythons
+def test_microk8s_template_is_dumped_by_the_snaps_containerd_as_the_snap_renders_it(python: str, tmp_path: Path) -> None:
+    """MicroK8s: the snap's own containerd (not one on the host) runs `config dump` on the
+    template with its ${...} placeholders replaced as run-containerd-with-args does."""
+    template = (Path(__file__).parents[1] / "fixtures/microk8s/containerd-template-08a8c4a.toml").read_text()
+    assert "${SNAPSHOTTER}" in template and "${RUNTIME}" in template
+    # The real 1.7 binary in the snap: it reads the rendered result (the raw template's
+    # placeholders would be fine to it too, so the fake below proves the rendering).
+    root = node(tmp_path / "real", {TEMPLATE: template})
+    (root / SNAP_CONTAINERD).parent.mkdir(parents=True)
+    (root / SNAP_CONTAINERD).symlink_to(require_binary("1.7").path)
+    proc = run_microk8s(python, root)
+    assert proc.returncode == 0, proc.stderr
+    # A fake snap containerd that keeps what it was given and rejects it; a failing
+    # /usr/bin/containerd beside it must not be consulted (MicroK8s does not run it).
+    root = node(tmp_path / "fake", {TEMPLATE: template})
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    for rel, text in ((SNAP_CONTAINERD, f'cat "$2" > {seen}/$$.toml\necho "containerd: snap says no" >&2\nexit 1\n'),
+                      ("usr/bin/containerd", "echo host binary ran >&2\nexit 1\n")):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("#!/bin/sh\n" + text)
+        (root / rel).chmod(0o755)
+    before = files(root)
+    proc = run_microk8s(python, root)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "/snap/microk8s/current/bin/containerd --config COPY config dump: it rejects the config as it is already: " \
+           "containerd: snap says no" in proc.stderr
+    assert files(root) == before
+    dumped = [p.read_text() for p in seen.iterdir()]
+    assert len(dumped) == 2  # the result, then the original (to name the cause)
+    for text in dumped:
+        assert "${" not in text, "the snap's sed leaves no placeholder of the template"
+        assert 'snapshotter = "overlayfs"' in text and "/var/snap/microk8s/current/" in text
