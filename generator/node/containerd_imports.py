@@ -7,9 +7,12 @@ what they do to registry auth (its config.go: LoadConfig, resolveImports, mergeC
   directory, except a relative glob on 1.6 (see relative_glob_base).
 - 1.x: an imported `[plugins.X]` replaces the whole plugin table X, so auth merged into
   the main file is lost when an import defines the CRI plugin: refuse, naming it.
-- 2.x (checked on 2.1.9): files merge key by key, even inside one auth table; a later
-  file wins (an empty string too), imports win over the main file, a missing import is
-  skipped. regauth writes a drop-in it owns (conf.d/50-regauth.toml beside the main
+- 1.6/1.7: a missing import is fatal (`failed to load TOML: ... no such file or
+  directory`); a glob matching nothing is not (checked on 1.6.20 and 1.7.24).
+- 2.x (checked on 2.1.9): files merge key by key, even inside one auth table (a drop-in
+  with only username/password keeps an earlier file's identitytoken: hence the blanked
+  keys below); a later file wins (an empty string too), imports win over the main file,
+  a missing import is skipped. regauth writes a drop-in it owns (conf.d/50-regauth.toml beside the main
   file, imported as that relative path unless a glob covers it), read after every other
   definition of a profile host's auth; the main file's only edit is `imports`."""
 
@@ -115,7 +118,7 @@ def load_order(ctx, main: str, doc, release: Tuple[int, int], extra: Dict[str, s
         seen.add(path)
         got = read_doc(ctx, path, major, extra.get(path))
         if got is None:
-            if major < 2:
+            if major < 2:  # 1.6/1.7 stop at a missing import; 2.x skips it (module docstring)
                 raise ApplyError("%s imports %s, which does not exist: containerd 1.x refuses to start; create it or drop it from imports" % (main, path))
             continue
         out.append((path, got))

@@ -237,3 +237,51 @@ def test_microk8s_template_is_dumped_by_the_snaps_containerd_as_the_snap_renders
     for text in dumped:
         assert "${" not in text, "the snap's sed leaves no placeholder of the template"
         assert 'snapshotter = "overlayfs"' in text and "/var/snap/microk8s/current/" in text
+
+
+@pytest.mark.parametrize("series, loads", [("1.6", False), ("1.7", False), ("2", True)])
+def test_containerd_facts_a_missing_import_is_fatal_on_1x_skipped_on_2x(series: str, loads: bool, tmp_path: Path) -> None:
+    """What load_order relies on, checked on the real binaries: 1.6/1.7 fail `failed to load
+    TOML: ... no such file or directory`, 2.1 goes on without it; a glob matching nothing is
+    fine everywhere."""
+    binary = require_binary(series).path
+    (tmp_path / "missing.toml").write_text(f'version = 2\nimports = ["{tmp_path}/nope.toml"]\n')
+    (tmp_path / "glob.toml").write_text(f'version = 2\nimports = ["{tmp_path}/nope/*.toml"]\n')
+    missing = subprocess.run([str(binary), "--config", str(tmp_path / "missing.toml"), "config", "dump"],
+                             capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert (missing.returncode == 0) == loads, missing.stderr
+    if not loads:
+        assert "nope.toml: no such file or directory" in missing.stderr
+    glob = subprocess.run([str(binary), "--config", str(tmp_path / "glob.toml"), "config", "dump"],
+                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert glob.returncode == 0, glob.stderr
+
+
+def test_containerd_facts_2x_merges_imports_key_by_key_inside_one_auth_table(tmp_path: Path) -> None:
+    """What dropin_plan relies on (2.1.9): the main file's identitytoken survives a drop-in
+    that sets only username/password for the same host, so regauth blanks such keys in its
+    drop-in."""
+    binary = require_binary("2").path
+    (tmp_path / "drop.toml").write_text(f"version = 3\n[{I3}.registry.configs.'{HOST}'.auth]\n  username = 'drop'\n  password = 'p'\n")
+    (tmp_path / "main.toml").write_text(f"version = 3\nimports = ['{tmp_path}/drop.toml']\n"
+                                        f"[{I3}.registry.configs.'{HOST}'.auth]\n  username = 'main'\n  identitytoken = 'tok'\n")  # fmt: skip
+    proc = subprocess.run([str(binary), "--config", str(tmp_path / "main.toml"), "config", "dump"],
+                          capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    got = tomllib.loads(proc.stdout)["plugins"]["io.containerd.cri.v1.images"]["registry"]["configs"][HOST]["auth"]
+    assert {k: v for k, v in got.items() if v} == {"username": "drop", "password": "p", "identitytoken": "tok"}
+
+
+@pythons
+@pytest.mark.parametrize("version, refused", [("1.7", True), ("2.1", False)])
+def test_a_missing_import_is_refused_for_1x_and_merged_for_2x(python: str, version: str, refused: bool, tmp_path: Path) -> None:
+    main = ("version = 2\n" if version == "1.7" else "version = 3\n") + 'imports = ["/etc/containerd/site.toml"]\n'
+    root = node(tmp_path, {MAIN: main}, binary=version.split(".")[0] if version == "2.1" else version)
+    before = files(root)
+    proc = run(python, root, version)
+    if refused:
+        assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+        assert "imports /etc/containerd/site.toml, which does not exist: containerd 1.x refuses to start" in proc.stderr
+        assert files(root) == before
+    else:
+        assert proc.returncode == 0, proc.stderr
+        assert auth((root / DROPIN).read_bytes()) == {"username": "robot", "password": PASSWORD}
