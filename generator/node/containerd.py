@@ -334,7 +334,8 @@ def prepare_containerd(step: dict, ctx: Context) -> Outcome:
     out.summary = cred_summary(creds)
     path = step["path"]
     existing = ctx.read(path)
-    major = release(step["containerd_version"])[0]
+    runs = release(step["containerd_version"])
+    major = runs[0]
     files = {}
     if major >= 2:  # a drop-in regauth owns, imported by the main file (containerd_imports)
         base = containerd_merge(existing, step, [])
@@ -344,9 +345,9 @@ def prepare_containerd(step: dict, ctx: Context) -> Outcome:
     else:
         new = containerd_merge(existing, step, creds)
         containerd_verify(existing, new, creds, step)
-        check_1x(ctx, path, read(new, major), release(step["containerd_version"]))
+        check_1x(ctx, path, read(new, major), runs)
     files[path] = new
-    dump_check(ctx, path, files, release(step["containerd_version"]), [c["password"] for c in creds])
+    dump_check(ctx, path, files, runs, [c["password"] for c in creds])
     for name, text in sorted(files.items(), key=lambda item: item[0] == path):  # the main file last
         out.add(ctx, name, text.encode("utf-8"), 0o644 if name == path and major >= 2 else 0o600)  # 2.x: no secret in it
     if needs_hosts(creds):
