@@ -41,7 +41,11 @@ def node(tmp: Path, files: dict[str, str], binary: str | None = None) -> Path:
 
 
 def run(python: str, root: Path, version: str) -> subprocess.CompletedProcess:
-    steps = [{"kind": "containerd", "path": "/" + MAIN, "containerd_version": version, "unit": "containerd", "registries": [CRED]}]
+    return run_steps(python, root, [{"kind": "containerd", "path": "/" + MAIN, "containerd_version": version, "unit": "containerd",
+                                     "registries": [CRED]}])  # fmt: skip
+
+
+def run_steps(python: str, root: Path, steps: list[dict]) -> subprocess.CompletedProcess:
     plan = root.parent / "plan.json"
     plan.write_text(json.dumps({"format": 1, "profile": "t", "steps": steps}))
     script = root.parent / "regauth-apply"
@@ -193,14 +197,7 @@ def run_microk8s(python: str, root: Path) -> subprocess.CompletedProcess:
               "if_missing": "fail", "restart": "if-running", "units": ["snap.microk8s.daemon-containerd"],
               "restart_command": ["snap", "restart", "microk8s.daemon-containerd"], "placeholders": PLACEHOLDERS,
               "registries": [CRED]}]  # fmt: skip
-    plan = root.parent / "plan.json"
-    plan.write_text(json.dumps({"format": 1, "profile": "t", "steps": steps}))
-    script = root.parent / "regauth-apply"
-    script.write_bytes(applyscript.script_for_plan(steps))
-    proc = subprocess.run([require_python(python), str(script), "--root", str(root), "--plan", str(plan), "--no-restart"],
-                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
-    assert PASSWORD not in proc.stdout + proc.stderr
-    return proc
+    return run_steps(python, root, steps)
 
 
 @pythons
