@@ -151,8 +151,8 @@ def _header(path, major: int, shown: str) -> str:
     """`[path]` as containerd ``major`` reads it back (1.x keeps escapes in header keys)."""
     keys = [header_key(k, header_escapes(major)) for k in path]
     if None in keys:
-        raise ApplyError("%s: cannot write a [table] header for %s that containerd %d.x reads (it keeps escapes in header keys "
-                         "as written, and a ' or control character rules out a literal key); fix the host in the profile" % (shown, dotted(path), major))
+        raise ApplyError("%s: no [table] header that containerd %d.x reads back can name %s (it keeps escapes there); fix the host"
+                         % (shown, major, dotted(path)))
     return "[" + ".".join(keys) + "]"
 
 

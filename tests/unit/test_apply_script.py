@@ -147,7 +147,7 @@ def test_merge_round_trips_any_host_user_password(host: str, user: str, password
     if apply.header_key(host, False) is None:
         # containerd 1.x keeps escapes in [table] header keys as written, and a literal key
         # cannot hold a ' or control character: no header 1.x reads as this host.
-        with pytest.raises(apply.ApplyError, match=r"containerd 1\.x reads"):
+        with pytest.raises(apply.ApplyError, match=r"containerd 1\.x reads back"):
             apply.containerd_merge(existing, step, [cred])
         return
     text = apply.containerd_merge(existing, step, [cred])
