@@ -8,13 +8,13 @@ may have written (headers, dotted keys at any level, inline tables, CRLF, a BOM,
 from typing import List, Optional, Tuple
 
 from .containerd_dump import dump_check
-from .containerd_imports import check_1x, dropin_plan, dropin_verify
+from .containerd_imports import check_1x, dropin_plan, dropin_verify, header_escapes, read
 from .errors import ApplyError, log
 from .files import Context, Outcome, cred_summary, proceed
 from .plan import credentials, needs_hosts
 from .tomledit import apply_edits, describe, dotted, insert_inline, insert_line, placement, removal_edits, where
-from .tomlparse import Table, TOMLError, parse
-from .tomltext import _dig, _prune, toml_string
+from .tomlparse import Table, TOMLError
+from .tomltext import _dig, _prune, header_key, toml_string
 
 BEGIN = "# >>> regauth managed: registry auth. Edit the regauth profile, not this block."
 END = "# <<< regauth managed"
@@ -29,9 +29,9 @@ CONTAINERD_AUTH_TABLE = {
 }
 
 
-def _parse(text: str, shown: str, what: str = "the config"):
+def _parse(text: str, shown: str, major: int, what: str = "the config"):
     try:
-        return parse(text)
+        return read(text, major)
     except TOMLError as exc:
         raise ApplyError("%s:%d:%d: %s is not valid TOML (%s); fix the file, then rerun" % (shown, exc.line, exc.col, what, exc.reason))
 
@@ -147,7 +147,16 @@ def hosts_conflicts(doc, version: int, shown: str) -> List[str]:
     return found
 
 
-def _write(doc, path, value: str, header, lines: List[str], block: List[str], newline: str, shown: str) -> Optional[str]:
+def _header(path, major: int, shown: str) -> str:
+    """`[path]` as containerd ``major`` reads it back (1.x keeps escapes in header keys)."""
+    keys = [header_key(k, header_escapes(major)) for k in path]
+    if None in keys:
+        raise ApplyError("%s: no [table] header that containerd %d.x reads back can name %s (it keeps escapes there); fix the host"
+                         % (shown, major, dotted(path)))
+    return "[" + ".".join(keys) + "]"
+
+
+def _write(doc, path, value: str, header, lines: List[str], block: List[str], newline: str, shown: str, major: int) -> Optional[str]:
     """Define `path` (absent now) as `value` (TOML text). Where a header is valid: `lines`
     under a `[header]` in regauth's block (None returned: `block` grew). Where TOML forbids
     one: a dotted line in the section that defined the parent, or an entry of the inline
@@ -156,7 +165,7 @@ def _write(doc, path, value: str, header, lines: List[str], block: List[str], ne
     if how == "blocked":
         raise ApplyError("%s: cannot write %s: a %s is in the way; remove it, then rerun" % (shown, dotted(path), describe(doc, node, shown)))
     if how == "header":
-        block.append("[" + dotted(header) + "]")
+        block.append(_header(header, major, shown))
         block.extend(lines)
         return None
     if how == "line":
@@ -166,7 +175,7 @@ def _write(doc, path, value: str, header, lines: List[str], block: List[str], ne
     return insert_inline(doc, node, "%s = %s" % (dotted(rel), value))
 
 
-def _set_config_path(doc, registry, value: str, block: List[str], newline: str, shown: str) -> Optional[str]:
+def _set_config_path(doc, registry, value: str, block: List[str], newline: str, shown: str, major: int) -> Optional[str]:
     """config_path = value: in place when it is set (empty), else first in the registry's
     [table], else wherever `_write` finds valid."""
     note = "  " + CONFIG_PATH_NOTE
@@ -181,7 +190,7 @@ def _set_config_path(doc, registry, value: str, block: List[str], newline: str, 
     table = doc.node(registry)
     if isinstance(table, Table) and table.kind == "header":
         return insert_line(doc, table, line, newline, first=True)
-    return _write(doc, registry + ("config_path",), toml_string(value), registry, [line], block, newline, shown)
+    return _write(doc, registry + ("config_path",), toml_string(value), registry, [line], block, newline, shown, major)
 
 
 def containerd_merge(existing: Optional[str], step: dict, creds: List[dict]) -> str:
@@ -189,14 +198,17 @@ def containerd_merge(existing: Optional[str], step: dict, creds: List[dict]) -> 
     for the profile's hosts removed in whatever form it is written, ours written once,
     the file's BOM and line endings kept."""
     shown = step.get("path", "config.toml")
-    doc = _parse(existing or "", shown)
+    major = release(step["containerd_version"])[0]
+    doc = _parse(existing or "", shown, major)
     bom = doc.bom
     first_eol = doc.text.find("\n")
     newline = "\r\n" if first_eol > 0 and doc.text[first_eol - 1] == "\r" else "\n"  # the file's own line endings
     base = strip_managed(doc, shown)
-    doc = _parse(base, shown, "the config without regauth's block")
+    # The version is read from the file as containerd reads it, regauth's block included: a
+    # version-less file whose only plugins table was a stale auth holds, after the first run,
+    # nothing but regauth's [plugins.cri...] block, and is still version 1 on the next run.
     version, write_version = config_version(doc, step, shown)
-    major = release(step["containerd_version"])[0]
+    doc = _parse(base, shown, major, "the config without regauth's block")
     if version == 1 and major >= 2:
         raise ApplyError(
             "%s: the config is version 1 (plugins.cri) but the node runs containerd 2.x, which silently drops "
@@ -216,7 +228,7 @@ def containerd_merge(existing: Optional[str], step: dict, creds: List[dict]) -> 
         if edits and _dig(doc.value, prefix + (c["host"], "auth")) != {"username": c["username"], "password": c["password"]}:
             log("%s: replacing the existing auth for %s (%s)" % (shown, c["host"], "; ".join(e[3] for e in edits)))
         if edits:
-            doc = _parse(apply_edits(doc.text, edits), shown, "the config after removing the old auth")
+            doc = _parse(apply_edits(doc.text, edits), shown, major, "the config after removing the old auth")
     block = [BEGIN]
     if needs_hosts(creds):
         # Mirrors and TLS live in certs.d/*/hosts.toml, read only when config_path is set;
@@ -229,16 +241,16 @@ def containerd_merge(existing: Optional[str], step: dict, creds: List[dict]) -> 
             )
         current = doc.node(registry + ("config_path",))
         if not (current is not None and isinstance(current.value, str) and current.value):
-            text = _set_config_path(doc, registry, step["hosts_dir"], block, newline, shown)
+            text = _set_config_path(doc, registry, step["hosts_dir"], block, newline, shown, major)
             if text is not None:
-                doc = _parse(text, shown, "the config with config_path")
+                doc = _parse(text, shown, major, "the config with config_path")
     safe = bool(step.get("dollar_safe"))
     for c in sorted(creds, key=lambda c: c["host"]):
         lines = ["username = " + toml_string(c["username"], safe), "password = " + toml_string(c["password"], safe)]
         path = prefix + (c["host"], "auth")
-        text = _write(doc, path, "{ %s }" % ", ".join(lines), path, lines, block, newline, shown)
+        text = _write(doc, path, "{ %s }" % ", ".join(lines), path, lines, block, newline, shown, major)
         if text is not None:
-            doc = _parse(text, shown, "the merged config")
+            doc = _parse(text, shown, major, "the merged config")
     block.append(END)
     body = doc.text.rstrip("\r\n")
     if write_version:
@@ -253,8 +265,9 @@ def containerd_verify(existing: Optional[str], new: str, creds: List[dict], step
     effective auth for each host is exactly the profile's, and nothing else changed
     (except ``config_path``, which hosts.toml needs and which must then be set)."""
     shown = (step or {}).get("path", "config.toml")
+    major = release(step["containerd_version"])[0] if step else 2
     try:
-        after_doc = parse(new)
+        after_doc = read(new, major)
     except TOMLError as exc:
         raise ApplyError("%s: the merged config would not parse (line %d: %s); nothing written" % (shown, exc.line, exc.reason))
     after = after_doc.value
@@ -269,8 +282,8 @@ def containerd_verify(existing: Optional[str], new: str, creds: List[dict], step
         del _dig(after, prefix + (c["host"],))["auth"]
     if values_only:
         return
-    before_doc = parse(existing or "")
-    before = parse(strip_managed(before_doc, shown)).value
+    before_doc = read(existing or "", major)
+    before = read(strip_managed(before_doc, shown), major).value
     for c in creds:
         host = _dig(before, prefix + (c["host"],))
         if isinstance(host, dict):
@@ -294,7 +307,7 @@ def containerd_verify(existing: Optional[str], new: str, creds: List[dict], step
 
 def effective_certs_dir(text: str, step: dict) -> str:
     """First directory of the config's ``config_path`` with placeholders (MicroK8s) resolved."""
-    doc = parse(text)
+    doc = read(text, release(step["containerd_version"])[0])
     version = doc.value.get("version", 1)
     node = doc.node(CONTAINERD_AUTH_TABLE[version][:-1] + ("config_path",))
     return certs_dir(node.value if node is not None and isinstance(node.value, str) and node.value else step["hosts_dir"], step)
@@ -321,7 +334,8 @@ def prepare_containerd(step: dict, ctx: Context) -> Outcome:
     out.summary = cred_summary(creds)
     path = step["path"]
     existing = ctx.read(path)
-    major = release(step["containerd_version"])[0]
+    runs = release(step["containerd_version"])
+    major = runs[0]
     files = {}
     if major >= 2:  # a drop-in regauth owns, imported by the main file (containerd_imports)
         base = containerd_merge(existing, step, [])
@@ -331,9 +345,9 @@ def prepare_containerd(step: dict, ctx: Context) -> Outcome:
     else:
         new = containerd_merge(existing, step, creds)
         containerd_verify(existing, new, creds, step)
-        check_1x(ctx, path, parse(new), major)
+        check_1x(ctx, path, read(new, major), runs)
     files[path] = new
-    dump_check(ctx, path, files, major, [c["password"] for c in creds])
+    dump_check(ctx, path, files, runs, [c["password"] for c in creds])
     for name, text in sorted(files.items(), key=lambda item: item[0] == path):  # the main file last
         out.add(ctx, name, text.encode("utf-8"), 0o644 if name == path and major >= 2 else 0o600)  # 2.x: no secret in it
     if needs_hosts(creds):

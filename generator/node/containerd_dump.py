@@ -10,23 +10,24 @@ import os
 import shutil
 import subprocess
 import tempfile
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
-from .containerd_imports import load_order, set_imports
+from .containerd_imports import load_order, read, set_imports
 from .errors import ApplyError, log
 from .files import LOCK_DIR
-from .tomlparse import parse
 from .tomltext import toml_string
 
 BINARIES = ("/usr/bin/containerd", "/usr/local/bin/containerd")
 TIMEOUT = 30
 
 
-def find_containerd(root: str) -> Optional[str]:
-    for path in BINARIES:
+def find_containerd(root: str, paths: Optional[Tuple[str, ...]] = None) -> Optional[str]:
+    """The first executable of ``paths`` under ``root``; by default containerd's usual
+    places, then (on the node itself) PATH."""
+    for path in paths or BINARIES:
         if os.access(root + path, os.X_OK):
             return root + path
-    return None if root else shutil.which("containerd")
+    return None if root or paths else shutil.which("containerd")
 
 
 def _first_error(stderr: str) -> str:
@@ -50,10 +51,15 @@ def _dump(binary: str, config: str) -> Optional[str]:
     return None if proc.returncode == 0 else _first_error(proc.stderr.decode("utf-8", "replace"))
 
 
-def dump_check(ctx, main: str, files: Dict[str, str], major: int, secrets: List[str]) -> None:
-    """Refuse, touching nothing, when the node's containerd rejects the would-be config
-    (``files``: path -> new text, the main config among them)."""
-    binary = find_containerd(ctx.root)
+def dump_check(ctx, main: str, files: Dict[str, str], release: Tuple[int, int], secrets: List[str],
+               binaries: Optional[Tuple[str, ...]] = None, render: Optional[Callable[[str], str]] = None) -> None:
+    """Refuse, touching nothing, when the node's containerd (``release``: (major, minor))
+    rejects the would-be config (``files``: path -> new text, the main config among them).
+    ``binaries``: where that containerd is (default: find_containerd's); ``render``: what
+    happens to the main file before containerd reads it (MicroK8s: the snap's sed)."""
+    major = release[0]
+    render = render or (lambda text: text)
+    binary = find_containerd(ctx.root, binaries)
     if binary is None:
         return
     folder = ctx.root + LOCK_DIR
@@ -63,7 +69,7 @@ def dump_check(ctx, main: str, files: Dict[str, str], major: int, secrets: List[
         def copy(name: str, text: str, order=None, mine=(), path_shown=main) -> str:
             path = os.path.join(work, name)
             shown[path] = path_shown
-            doc = parse(text)
+            doc = read(text, major)
             if order is not None:  # the main file: every import named as containerd would reach it
                 text = ("\ufeff" if doc.bom else "") + set_imports(doc, [os.path.join(work, "%d.toml" % i) if p in mine else ctx.root + p
                                                                         for i, (p, _d) in enumerate(order)])
@@ -71,18 +77,18 @@ def dump_check(ctx, main: str, files: Dict[str, str], major: int, secrets: List[
                 handle.write(text)
             return path
 
-        new_order = load_order(ctx, main, parse(files[main]), major, files)
+        new_order = load_order(ctx, main, read(files[main], major), release, files)
         for index, (path, _doc) in enumerate(new_order):
             if path in files:
                 copy("%d.toml" % index, files[path], path_shown=path)
-        error = _dump(binary, copy("config.toml", files[main], new_order, files))
+        error = _dump(binary, copy("config.toml", render(files[main]), new_order, files))
         if error is None:
             return
         old = ctx.read(main)
         before = None
         if old is not None:
             try:
-                before = _dump(binary, copy("before.toml", old, load_order(ctx, main, parse(old), major, {})))
+                before = _dump(binary, copy("before.toml", render(old), load_order(ctx, main, read(old, major), release, {})))
             except (ApplyError, ValueError) as exc:
                 before = str(exc)
         for path in sorted(shown, key=len, reverse=True):
@@ -90,7 +96,8 @@ def dump_check(ctx, main: str, files: Dict[str, str], major: int, secrets: List[
         if ctx.root:
             error = error.replace(ctx.root + "/", "/")
         for secret in secrets:
-            error = error.replace(secret, "***").replace(toml_string(secret)[1:-1], "***")
+            for form in (secret, toml_string(secret)[1:-1], toml_string(secret, True)[1:-1]):
+                error = error.replace(form, "***")
         why = "it rejects the config as it is already" if before else "it rejects the result"
         raise ApplyError("%s: %s --config COPY config dump: %s: %s; nothing written" % (main, binary[len(ctx.root):], why, error))
     finally:

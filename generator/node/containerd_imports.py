@@ -4,25 +4,29 @@ what they do to registry auth (its config.go: LoadConfig, resolveImports, mergeC
 - Order: the main file, then its imports as listed, breadth first (an import's own
   imports after all earlier ones), each path once; an entry with `*` is a glob (matches
   sorted, dot files included); a relative entry is relative to the importing file's
-  directory (1.x globs: containerd's working directory, / under systemd).
+  directory, except a relative glob on 1.6 (see relative_glob_base).
 - 1.x: an imported `[plugins.X]` replaces the whole plugin table X, so auth merged into
   the main file is lost when an import defines the CRI plugin: refuse, naming it.
-- 2.x (checked on 2.1.9): files merge key by key, even inside one auth table; a later
-  file wins (an empty string too), imports win over the main file, a missing import is
-  skipped. regauth writes a drop-in it owns (conf.d/50-regauth.toml beside the main
+- 1.6/1.7: a missing import is fatal (`failed to load TOML: ... no such file or
+  directory`); a glob matching nothing is not (checked on 1.6.20 and 1.7.24).
+- 2.x (checked on 2.1.9): files merge key by key, even inside one auth table (a drop-in
+  with only username/password keeps an earlier file's identitytoken: hence the blanked
+  keys below); a later file wins (an empty string too), imports win over the main file,
+  a missing import is skipped. regauth writes a drop-in it owns (conf.d/50-regauth.toml beside the main
   file, imported as that relative path unless a glob covers it), read after every other
   definition of a profile host's auth; the main file's only edit is `imports`."""
 
 import fnmatch
 import os
 import posixpath
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from .errors import ApplyError
 from .tomledit import describe, dotted, insert_line
 from .tomlparse import TOMLError, parse
 from .tomltext import _dig, toml_key, toml_string
 
+V2 = (2, 0)  # the drop-in rules below are 2.x's; imports resolve alike on every 2.x
 DROPIN = "conf.d/50-regauth.toml"  # beside the main config; regauth owns it
 DROPIN_NOTE = "# Written by regauth-apply: registry auth for containerd. Edit the regauth profile, not this file."
 # A file's version -> the plugin tables containerd takes registry auth from in it (2.x
@@ -30,12 +34,26 @@ DROPIN_NOTE = "# Written by regauth-apply: registry auth for containerd. Edit th
 AUTH_TABLES = {1: ("cri", "io.containerd.grpc.v1.cri"), 2: ("io.containerd.grpc.v1.cri",), 3: ("io.containerd.cri.v1.images",)}
 
 
-def read_doc(ctx, path: str, text: Optional[str] = None):
+def header_escapes(major: int) -> bool:
+    """Does containerd ``major`` unescape "quoted" keys in [table] headers? 1.x parses with
+    go-toml v1, which keeps them as written: `[...configs."a\\u002Eb".auth]` is the auth of
+    host `a\\u002Eb` to it, not of `a.b`; keys of key/value lines (dotted, inline) it does
+    unescape. 2.x (go-toml v2) unescapes both, as TOML 1.0 says. (Checked with 1.6.20,
+    1.7.24 and 2.1.9 `config dump`.)"""
+    return major >= 2
+
+
+def read(text: str, major: int):
+    """``text`` as containerd ``major`` reads it (see header_escapes)."""
+    return parse(text, header_escapes=header_escapes(major))
+
+
+def read_doc(ctx, path: str, major: int, text: Optional[str] = None):
     text = ctx.read(path) if text is None else text
     if text is None:
         return None
     try:
-        return parse(text)
+        return read(text, major)
     except TOMLError as exc:
         raise ApplyError("%s:%d:%d: an imported file is not valid TOML (%s); containerd cannot load it either" % (path, exc.line, exc.col, exc.reason))
 
@@ -68,32 +86,43 @@ def imports_of(doc, path: str) -> List[str]:
     return value
 
 
-def resolve(ctx, parent: str, entries: List[str], major: int, extra) -> List[str]:
+def relative_glob_base(release: Tuple[int, int], parent: str) -> str:
+    """The directory a relative `imports` glob is matched in. containerd 1.6 globs it as
+    written, i.e. in its working directory (/ under systemd, and regauth's config dump
+    check runs it there); 1.7 and later join it to the importing file's directory first,
+    like a plain relative path. Checked with `config dump` run from another directory:
+    `imports = ["conf.d/*.toml"]` in /x/sub/main.toml reads ./conf.d/ on 1.6.20 and
+    /x/sub/conf.d/ on 1.7.24 and 2.1.9."""
+    return "/" if release < (1, 7) else posixpath.dirname(parent)
+
+
+def resolve(ctx, parent: str, entries: List[str], release: Tuple[int, int], extra) -> List[str]:
     out = []
     for entry in entries:
         path = posixpath.normpath(entry)
-        if not path.startswith("/") and (major >= 2 or "*" not in path):
-            path = posixpath.join(posixpath.dirname(parent), path)
-        out.extend(_glob(ctx.root, posixpath.join("/", path), extra) if "*" in path else [path])
+        if not path.startswith("/"):
+            path = posixpath.join(relative_glob_base(release, parent) if "*" in path else posixpath.dirname(parent), path)
+        out.extend(_glob(ctx.root, path, extra) if "*" in path else [path])
     return out
 
 
-def load_order(ctx, main: str, doc, major: int, extra: Dict[str, str]) -> list:
-    """[(path, doc)] of every file containerd reads after ``main`` (whose parsed result is
-    ``doc``), in its order; ``extra``: path -> text of files about to be written."""
-    out, seen, pending = [], {main}, resolve(ctx, main, imports_of(doc, main), major, extra)
+def load_order(ctx, main: str, doc, release: Tuple[int, int], extra: Dict[str, str]) -> list:
+    """[(path, doc)] of every file containerd ``release`` ((major, minor)) reads after ``main``
+    (whose parsed result is ``doc``), in its order; ``extra``: path -> text of files about to be written."""
+    major = release[0]
+    out, seen, pending = [], {main}, resolve(ctx, main, imports_of(doc, main), release, extra)
     while pending:
         path = pending.pop(0)
         if path in seen:
             continue
         seen.add(path)
-        got = read_doc(ctx, path, extra.get(path))
+        got = read_doc(ctx, path, major, extra.get(path))
         if got is None:
-            if major < 2:
+            if major < 2:  # 1.6/1.7 stop at a missing import; 2.x skips it (module docstring)
                 raise ApplyError("%s imports %s, which does not exist: containerd 1.x refuses to start; create it or drop it from imports" % (main, path))
             continue
         out.append((path, got))
-        pending.extend(resolve(ctx, path, imports_of(got, path), major, extra))
+        pending.extend(resolve(ctx, path, imports_of(got, path), release, extra))
     return out
 
 
@@ -102,9 +131,9 @@ def _tables(doc) -> tuple:
     return AUTH_TABLES.get(min(version, 3) if isinstance(version, int) and not isinstance(version, bool) else 1, ())
 
 
-def check_1x(ctx, main: str, doc, major: int) -> None:
+def check_1x(ctx, main: str, doc, release: Tuple[int, int]) -> None:
     """containerd 1.x: refuse when an import replaces the CRI plugin table holding the auth."""
-    for path, got in load_order(ctx, main, doc, major, {}):
+    for path, got in load_order(ctx, main, doc, release, {}):
         for name in AUTH_TABLES[1]:
             node = got.node(("plugins", name))
             if node is not None:
@@ -158,12 +187,12 @@ def dropin_plan(ctx, step: dict, base: str, creds: List[dict]) -> tuple:
     doc = parse(base)
     version = doc.value["version"]
     notes = []
-    order = load_order(ctx, main, doc, 2, {dropin: ""})
+    order = load_order(ctx, main, doc, V2, {dropin: ""})
     if dropin not in [p for p, _ in order]:
         # Relative: 2.x resolves it beside the main file, so the pair also works in a chroot or image build.
         doc = parse(add_import(doc, DROPIN))
         notes.append("%s: %s (regauth's drop-in %s) added to its imports" % (main, DROPIN, dropin))
-        order = load_order(ctx, main, doc, 2, {dropin: ""})
+        order = load_order(ctx, main, doc, V2, {dropin: ""})
     files = [(main, doc)] + order
     ours = [p for p, _ in files].index(dropin)
     prefix = ("plugins", AUTH_TABLES[min(version, 3)][-1], "registry")
@@ -200,7 +229,7 @@ def dropin_plan(ctx, step: dict, base: str, creds: List[dict]) -> tuple:
 def effective_auth(ctx, main: str, doc, extra: Dict[str, str], host: str) -> dict:
     """The auth for ``host`` containerd 2.x reads: every file's, merged key by key in order."""
     merged = {}
-    for _, got in [(main, doc)] + load_order(ctx, main, doc, 2, extra):
+    for _, got in [(main, doc)] + load_order(ctx, main, doc, V2, extra):
         for auth, _node in auth_defs(got, host):
             merged.update(auth)
     return {k: v for k, v in merged.items() if v != ""}

@@ -162,6 +162,7 @@ class Document(object):
         self.multiline_strings = []
         self._line_starts = None
         self._ascii = None
+        self.header_escapes = True
 
     def line_col(self, offset):
         """1-based (line, column) of a character offset (column counts characters)."""
@@ -209,8 +210,13 @@ def loads(text):
     return parse(text).value
 
 
-def parse(data):
-    """Parse a whole TOML 1.0 document (str, or UTF-8 bytes) into a Document."""
+def parse(data, header_escapes=True):
+    """Parse a whole TOML 1.0 document (str, or UTF-8 bytes) into a Document.
+
+    `header_escapes=False` reads like go-toml v1 (containerd 1.x): a "quoted" key in a
+    [table] header keeps its backslash escapes as written (`"a\\u002Eb"` names `a\\u002Eb`,
+    backslash included, not `a.b`), while keys of key/value lines are
+    unescaped as TOML says (checked with containerd 1.6.20 and 1.7.24 `config dump`)."""
     bom = False
     if isinstance(data, (bytes, bytearray)):
         if data[:3] == b"\xef\xbb\xbf":
@@ -228,6 +234,7 @@ def parse(data):
             bom = True
             text = text[1:]
     doc = Document(text, bom)
+    doc.header_escapes = header_escapes
     _Parser(doc).run()
     return doc
 
@@ -394,12 +401,24 @@ class _Parser(object):
                 continue
             return keys, pos
 
+    def raw_key(self, key):
+        """go-toml v1's reading of a header key: a basic string's text between its quotes, as written."""
+        written = self.text[key.start:key.end]
+        if not written.startswith('"') or "\\" not in written:
+            return key
+        if '"' in written[1:-1]:
+            # go-toml v1: "invalid bare key character" (containerd 1.x cannot load the file)
+            self.fail(key.start, 'an escaped quote in a [table] header key, which containerd 1.x cannot read')
+        return Key(written[1:-1], key.start, key.end)
+
     # ---- headers ---------------------------------------------------------------------
     def header(self, pos, line_start):
         text = self.text
         aot = text.startswith("[[", pos)
         p = self.ws(pos + (2 if aot else 1))
         keys, p = self.key_path(p)
+        if not self.doc.header_escapes:
+            keys = [self.raw_key(k) for k in keys]
         close = "]]" if aot else "]"
         if not text.startswith(close, p):
             self.fail(p, "expected %r to close the table header, found %s" % (close, self.what(p)))

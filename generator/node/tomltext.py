@@ -3,7 +3,7 @@ table headers and keys (with their offsets) without a full parser."""
 
 import json
 import re
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 from .errors import ApplyError
 
@@ -33,6 +33,20 @@ def toml_string(value: str, dollar_safe: bool = False) -> str:
 
 def toml_key(key: str) -> str:
     return key if _BARE_KEY.match(key) else toml_string(key)
+
+
+_NOT_IN_LITERAL = re.compile("['\x00-\x08\x0a-\x1f\x7f]")
+
+
+def header_key(key: str, escapes: bool = True) -> Optional[str]:
+    """``key`` for a [table] header. For a reader that keeps escapes in header keys as
+    written (``escapes=False``: containerd 1.x), a key that needs one is written as a
+    'literal string', which every reader takes as written; None when no form can hold it
+    there (a ' or a control character besides tab, next to a character needing an escape)."""
+    text = toml_key(key)
+    if escapes or "\\" not in text:
+        return text
+    return None if _NOT_IN_LITERAL.search(key) else "'" + key + "'"
 
 
 def toml_value(value) -> str:

@@ -59,17 +59,7 @@ BINARY_SERIES = {"1.6": "1.6", "1.7": "1.7", "2.1": "2"}
 # --- known failures: corpus id (or "id@series") -> the real cause --------------------
 # Current behaviour of regauth-apply, fixed in parallel under issue 14.  Each entry is a
 # strict xfail: when the fix lands the case XPASSes, which fails the run; delete the entry.
-XFAIL: dict[str, str] = {
-    "v1-stale-auth": (
-        "a version-less file whose only table is the host's stale auth: after the first run only regauth's block is "
-        "left, so the second run prepends `version = 2` (not idempotent)"
-    ),
-    "stale-escaped-key@1.6": (
-        "containerd 1.x (go-toml v1) does not unescape quoted keys: `\"europe-docker\\u002Epkg.dev\"` is another host "
-        "to it, and regauth-apply deletes that host's auth as if it were the profile host's stale one"
-    ),
-}
-XFAIL["stale-escaped-key@1.7"] = XFAIL["stale-escaped-key@1.6"]
+XFAIL: dict[str, str] = {}
 
 # Whole interpreters whose results differ from the reference until issue 14 lands.
 PYTHON_XFAIL: dict[str, str] = {}
@@ -132,10 +122,12 @@ def config_path(entry: dict) -> str:
 
 def make_node(root: Path, entry: dict, series: str) -> None:
     """ROOT with the case's files and, as on a real node, the series' containerd at
-    ROOT/usr/bin/containerd (a link: regauth-apply runs its ``config dump`` on the result)."""
+    ROOT/usr/bin/containerd, or for MicroK8s in the snap, ROOT/snap/microk8s/current/bin
+    (a link: regauth-apply runs its ``config dump`` on the result)."""
     root.mkdir(parents=True)
-    (root / "usr/bin").mkdir(parents=True)
-    (root / "usr/bin/containerd").symlink_to(require_binary(BINARY_SERIES[series]).path)
+    binary = "usr/bin/containerd" if entry["target"] == "containerd" else "snap/microk8s/current/bin/containerd"
+    (root / binary).parent.mkdir(parents=True)
+    (root / binary).symlink_to(require_binary(BINARY_SERIES[series]).path)
     files = dict(entry.get("extra", {}))
     if "file" in entry:
         files[config_path(entry)] = entry["file"]
@@ -190,6 +182,7 @@ mount -t tmpfs -o mode=0755,size=16m regauth-run /run
 mkdir -p /etc/containerd "$R/etc/containerd"
 mount --bind "$R/etc/containerd" /etc/containerd
 if command -v ip >/dev/null; then ip link set lo up; fi
+cd /  # systemd's default WorkingDirectory: containerd 1.6 matches relative imports globs there
 exec "$@"
 """
 

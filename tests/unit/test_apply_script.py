@@ -143,6 +143,13 @@ def test_toml_string_round_trips(value: str) -> None:
 def test_merge_round_trips_any_host_user_password(host: str, user: str, password: str) -> None:
     cred = {"host": host, "username": user, "password": password}
     existing = (FIXTURES / "1.6.20-default.toml").read_text()
-    text = apply.containerd_merge(existing, {"containerd_version": "1.7"}, [cred])
-    apply.containerd_verify(existing, text, [cred])
-    assert apply.containerd_merge(text, {"containerd_version": "1.7"}, [cred]) == text
+    step = {"containerd_version": "1.7"}
+    if apply.header_key(host, False) is None:
+        # containerd 1.x keeps escapes in [table] header keys as written, and a literal key
+        # cannot hold a ' or control character: no header 1.x reads as this host.
+        with pytest.raises(apply.ApplyError, match=r"containerd 1\.x reads back"):
+            apply.containerd_merge(existing, step, [cred])
+        return
+    text = apply.containerd_merge(existing, step, [cred])
+    apply.containerd_verify(existing, text, [cred], step)
+    assert apply.containerd_merge(text, step, [cred]) == text

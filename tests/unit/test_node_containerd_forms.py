@@ -298,3 +298,25 @@ def test_tls_profile_merges_unless_the_cri_would_refuse(case):
     containerd.containerd_verify(existing, new, TLS_CREDS, step)
     assert containerd.containerd_merge(new, step, TLS_CREDS) == new
     judge_merged("generated tls", existing, TLS_CREDS, new, new)
+
+
+@pytest.mark.parametrize("series", ["1.6", "1.7", "2.1"])
+def test_an_escaped_header_key_is_the_host_only_where_containerd_unescapes_it(series: str) -> None:
+    """`[...configs."h\\u002Eexample".auth]` is host h.example's auth to containerd 2.x, but
+    host `h\\u002Eexample` (another one, kept) to 1.x, which keeps header escapes as written."""
+    from generator.node import containerd
+    from generator.node.containerd_imports import read
+
+    existing = f'version = 2\n[{V2}.configs."h\\u002Eexample".auth]\n  username = "old"\n  password = "stale"\n'
+    step = {"path": "/etc/containerd/config.toml", "containerd_version": series, "hosts_dir": HOSTS_DIR}
+    creds = [CREDS[0]]
+    new = containerd.containerd_merge(existing, step, creds)
+    containerd.containerd_verify(existing, new, creds, step)
+    assert containerd.containerd_merge(new, step, creds) == new
+    major = int(series[0])
+    configs = _dig(read(new, major).value, ("plugins", "io.containerd.grpc.v1.cri", "registry", "configs"))
+    mine = {"username": CREDS[0]["username"], "password": CREDS[0]["password"]}
+    if major == 1:
+        assert configs == {"h\\u002Eexample": {"auth": {"username": "old", "password": "stale"}}, H: {"auth": mine}}
+    else:
+        assert configs == {H: {"auth": mine}}

@@ -572,3 +572,20 @@ def near_misses(draw):
 @given(near_misses())
 def test_accepts_and_rejects_exactly_what_tomllib_does(text):
     _agrees_with_tomllib(text)
+
+
+def test_header_escapes_off_reads_header_keys_as_go_toml_v1_does() -> None:
+    """containerd 1.x (go-toml v1) keeps escapes in [table] header keys as written and
+    unescapes key/value keys (checked with 1.6.20 / 1.7.24 `config dump`)."""
+    text = '["a\\u002Eb".c]\nx = 1\n["lit\\\\"]\n"k\\u002Ey".z = 2\n'
+    assert tomlparse.parse(text).value == {"a.b": {"c": {"x": 1}}, "lit\\": {"k.y": {"z": 2}}}
+    raw = tomlparse.parse(text, header_escapes=False)
+    assert raw.value == {"a\\u002Eb": {"c": {"x": 1}}, "lit\\\\": {"k.y": {"z": 2}}}
+    assert raw.node(("a\\u002Eb", "c")).kind == "header"
+    # Both spellings are one table to TOML 1.0, two to go-toml v1.
+    twice = '["a\\u002Eb"]\nx = 1\n["a.b"]\nx = 2\n'
+    with pytest.raises(TOMLError):
+        tomlparse.parse(twice)
+    assert tomlparse.parse(twice, header_escapes=False).value == {"a\\u002Eb": {"x": 1}, "a.b": {"x": 2}}
+    with pytest.raises(TOMLError, match="escaped quote"):
+        tomlparse.parse('["a\\"b"]\n', header_escapes=False)  # go-toml v1: invalid bare key character

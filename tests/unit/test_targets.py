@@ -524,13 +524,14 @@ def test_containerd_only_script_stays_small() -> None:
     """AWS allows 16 KB of user-data: a containerd node must not carry the other runtimes."""
     small = applyscript.script_for_plan([{"kind": "containerd", "registries": [{"host": "h", "password": "p"}]}])
     assert b"def auths_merge" not in small and b"def registries_yaml_merge" not in small and b"def load_document" not in small
-    # Measured 2026-11-30: 17,738 of 26,486 bytes gzipped; the TOML reader both carry is ~5.3 KB
+    # Measured 2026-11-30: 17,738 of 26,486 bytes gzipped, then 18,159 of 27,142 with containerd
+    # 1.x's header keys, 1.6's relative globs and the MicroK8s config dump; the TOML reader both carry is ~5.3 KB
     # of it.  The demo's plan (one key) and cloud-config add ~3 KB, so the demo for AWS would
     # need this <= ~13.35 KB to fit 16 KB (README: Limitations): the bound below is where it
     # is now, not that goal, so growth is noticed.
     small_gz, full_gz = len(gzip.compress(small, 9)), len(gzip.compress(applyscript.full_script(), 9))
     assert small_gz < full_gz * 3 // 4
-    assert small_gz <= 17_900
+    assert small_gz <= 18_300
 
 
 @settings(max_examples=300, deadline=None)
