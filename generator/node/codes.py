@@ -13,6 +13,7 @@ SELF_CHECK = "node-self-check"  # the merged file would not read back exactly: n
 CANNOT_MERGE = "node-cannot-merge"  # a file regauth cannot rewrite faithfully (BOM, shell expansion, tags, no python3-yaml)
 FILE_TYPE = "node-file-type"  # a directory, a broken symlink or non-UTF-8 text where a file was expected
 WRITE_FAILED = "node-write-failed"  # writing failed (the files written before it were restored)
+READ_FAILED = "node-read-failed"  # reading a file (or running a runtime's binary) failed before anything was written
 RESTART_FAILED = "node-restart-failed"  # config written, restarting the runtime failed
 LOCKED = "node-lock"  # the lock directory cannot be used
 PLAN_INVALID = "node-plan-invalid"  # the plan is not one this regauth-apply reads
@@ -24,6 +25,6 @@ RUNTIME_MISSING = "node-runtime-missing"  # the target's runtime (or its config 
 CREDENTIAL_HELPER = "node-credential-helper"  # Docker's credsStore/credHelpers would ignore the written auths
 CONFIG_PATH_CONFLICT = "node-config-path-conflict"  # mirrors/configs.tls that the CRI plugin refuses with config_path
 
-ALL = (CONFIG_SYNTAX, CONFIG_SHAPE, CONFIG_VERSION, MANAGED_BLOCK, SELF_CHECK, CANNOT_MERGE, FILE_TYPE, WRITE_FAILED,
+ALL = (CONFIG_SYNTAX, CONFIG_SHAPE, CONFIG_VERSION, MANAGED_BLOCK, SELF_CHECK, CANNOT_MERGE, FILE_TYPE, WRITE_FAILED, READ_FAILED,
        RESTART_FAILED, LOCKED, PLAN_INVALID, FETCH_GAVE_UP, FETCH_REFUSED, SECRET_PAYLOAD, PROVIDER_STORE, RUNTIME_MISSING,
        CREDENTIAL_HELPER, CONFIG_PATH_CONFLICT)

@@ -92,6 +92,6 @@ def dump_check(ctx, main: str, files: Dict[str, str], major: int, secrets: List[
         for secret in secrets:
             error = error.replace(secret, "***").replace(toml_string(secret)[1:-1], "***")
         why = "it rejects the config as it is already" if before else "it rejects the result"
-        raise ApplyError("%s: %s --config COPY config dump: %s: %s; nothing written" % (main, binary[len(ctx.root):], why, error))
+        raise ApplyError("%s: %s --config COPY config dump: %s: %s; nothing written" % (main, binary[len(ctx.root):], why, error), code="node-config-syntax" if before else "node-self-check")
     finally:
         shutil.rmtree(work, ignore_errors=True)
