@@ -294,7 +294,7 @@ def _check_registries(c: Checker, value: Any, secrets: dict[str, SecretSpec], de
         if "host" in m:
             problem = host_problem(host)
             if problem:
-                c.report(M.REGISTRY_HOST, p + ("host",), text=problem[0], fix=problem[1])
+                c.report(M.REGISTRY_HOST[problem.kind], p + ("host",), text=problem.text, fix=problem.fix)
             elif host in seen:
                 c.report(M.REGISTRY_TWICE, p + ("host",), host=host, first=seen[host])
             else:
