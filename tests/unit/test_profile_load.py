@@ -155,3 +155,36 @@ def test_schema_rejects_what_the_loader_rejects() -> None:
     bad = {"version": 1, "targets": {"containerd": {"version": "1.7"}}, "registries": [{"host": "*.pkg.dev", "auth": {"type": "basic", "secret": "x"}}]}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, profile_schema())
+
+
+def test_each_secret_source_parses_its_own_block(tmp_path: Path) -> None:
+    """Profile loading asks the source (generator.secrets.sources.SOURCES) for the keys of
+    its secrets: block and to parse it: a source passed in is all it takes (issue 18)."""
+    from generator.profile import load
+    from generator.profile.model import SecretSpec
+    from generator.secrets.sources import SOURCES
+    from generator.targets import TARGETS
+
+    assert set(SOURCES) == {"file", "env", "gcp-secret-manager"} and all("source" in s.keys for s in SOURCES.values())
+    seen = []
+
+    class Vault:
+        keys = ("source", "mount")
+
+        def parse(self, c, block, p, name, profile_path):  # type: ignore[no-untyped-def]
+            seen.append((name, block["mount"], p))
+            return SecretSpec(name=name, source="vault", at=c.at(p))
+
+    path = write_profile(tmp_path, """
+        version: 1
+        targets: {containerd: {version: "1.7"}}
+        secrets:
+          k: {source: vault, mount: kv/regauth, path: nope}
+        registries:
+          - {host: reg.example.com, auth: {type: basic, secret: k, username: u}}
+        """)
+    _, problems = load.check_profile(path, TARGETS, {**SOURCES, "vault": Vault()})
+    assert seen == [("k", "kv/regauth", ("secrets", "k"))]
+    assert [p.code for p in problems] == ["unknown-key"] and "path" in problems[0].render()
+    _, problems = load.check_profile(path, TARGETS, SOURCES)
+    assert "vault" in problems[0].render() and "gcp-secret-manager" in problems[0].render()
