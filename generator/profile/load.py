@@ -36,7 +36,7 @@ from generator.profile.model import (
 from generator.core.suggest import close_match
 from generator.profile.checker import Checker, kind_of as _kind
 from generator.profile.routes import check_route
-from generator.profile.yamlpos import load_yaml
+from generator.yamlpos import load_yaml
 from generator.core.keylike import looks_like_key
 
 TOP_KEYS = ("version", "description", "targets", "secrets", "registries", "output", "refresh")
