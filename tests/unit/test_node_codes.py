@@ -98,3 +98,13 @@ def test_a_subclass_keeps_its_code_and_a_site_can_name_another() -> None:
     assert FetchFailure("x").code == codes.FETCH_REFUSED and PlanError("x").code == codes.PLAN_INVALID
     assert FetchFailure("x", code=codes.SECRET_PAYLOAD).code == codes.SECRET_PAYLOAD
     assert ApplyError("x").code is None  # what test_every_apply_error_carries_a_known_code rules out in the source
+
+
+def test_a_plan_this_program_cannot_read_is_a_coded_line(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from generator.node.main import main
+
+    plan = tmp_path / "plan.json"
+    plan.write_text('{"format": 999, "steps": []}')
+    assert main(["--plan", str(plan), "--root", str(tmp_path)]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"regauth-apply: FAILED [node-plan-invalid] {plan}: plan format 999 is not ") and line.endswith("; re-render with a matching regauth")
