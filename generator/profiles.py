@@ -2,7 +2,7 @@
 
 :mod:`generator.profile` validates a profile's document but knows neither the runtimes
 nor how secrets are read (it sits below both); this module, above them, passes the
-registry of targets and the offline secret checks in.  It also loads many profiles at
+registry of targets, the secret sources and the offline secret checks in.  It also loads many profiles at
 once with the checks that span them (name clashes).  Kept apart from
 :mod:`generator.render` so ``regauth validate`` and ``verify`` load profiles without
 importing the output stage (Jinja and friends).
@@ -16,6 +16,7 @@ from generator.errors import InvalidInput, Problem
 from generator.messages import inputs as M
 from generator.profile import load
 from generator.profile.model import Profile
+from generator.secrets.sources import SOURCES  # each source parses its own secrets: block
 from generator.targets import TARGETS  # a lazy mapping: a runtime's module loads on first lookup
 
 
@@ -27,12 +28,12 @@ def _key_problems(profile: Profile) -> list[Problem]:
 
 def check_profile(path: Path) -> tuple[Profile | None, list[Problem]]:
     """Every problem of one profile file (see :func:`generator.profile.load.check_profile`)."""
-    return load.check_profile(path, TARGETS, _key_problems)
+    return load.check_profile(path, TARGETS, SOURCES, _key_problems)
 
 
 def load_profile(path: Path) -> Profile:
     """One valid profile, or InvalidInput listing every problem."""
-    return load.load_profile(path, TARGETS, _key_problems)
+    return load.load_profile(path, TARGETS, SOURCES, _key_problems)
 
 
 def profile_schema() -> dict[str, object]:

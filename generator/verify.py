@@ -27,7 +27,9 @@ from pathlib import Path
 from generator.core.hosts import is_google_registry as is_gar_host
 from generator.core.imageref import BadReference, ImageRef, kubelet_match, parse_image
 from generator.errors import EXIT_OK, EXIT_RUNTIME, InvalidInput
+from generator.messages import Message
 from generator.messages import inputs as M
+from generator.messages import results as R
 from generator.registryclient import (
     Challenge,
     RegistryClient,
@@ -42,19 +44,20 @@ from generator.secrets.resolve import Credential
 class Result:
     host: str
     status: str  # ok | failed | skipped
+    code: str  # the catalogue's code for this outcome (generator.messages.results)
     summary: str
     cause: str = ""
     checks: list[str] = field(default_factory=list)
     steps: list[str] = field(default_factory=list)  # what was sent and answered (no secrets)
 
     def as_dict(self) -> dict[str, object]:
-        return {"host": self.host, "status": self.status, "summary": self.summary, "cause": self.cause, "checks": self.checks, "steps": self.steps}
+        return {"host": self.host, "status": self.status, "code": self.code, "summary": self.summary, "cause": self.cause, "checks": self.checks, "steps": self.steps}
 
 
 class _Failed(Exception):
-    def __init__(self, summary: str, cause: str, checks: list[str]) -> None:
+    def __init__(self, code: Message, summary: str, cause: str, checks: list[str]) -> None:
         super().__init__(summary)
-        self.summary, self.cause, self.checks = summary, cause, checks
+        self.code, self.summary, self.cause, self.checks = code.code, summary, cause, checks
 
 
 def run(args: argparse.Namespace, gsm_settings: object | None = None) -> int:
@@ -90,7 +93,7 @@ def run(args: argparse.Namespace, gsm_settings: object | None = None) -> int:
         results = [verify_registry(client, cred, image) for cred in creds]
     if not provider and image is not None and not any(c.host == image.host for c in creds):
         results.append(
-            Result(image.host, "failed", f"the profile has no registry '{image.host}', the host {image.text} is pulled from",
+            Result(image.host, "failed", R.NO_REGISTRY.code, f"the profile has no registry '{image.host}', the host {image.text} is pulled from",
                    "containerd would find no credential for it and pull anonymously ('failed to fetch anonymous token')",
                    [f"add a registry with host: {image.host} to {args.profile}"])
         )
@@ -106,7 +109,7 @@ def _print(profile: str, results: list[Result]) -> None:
     print(f"regauth verify: {profile}")
     width = max((len(r.host) for r in results), default=0)
     for r in results:
-        print(f"  {r.status.upper():<7} {r.host:<{width}}  {r.summary}")
+        print(f"  {r.status.upper():<7} {r.host:<{width}}  [{r.code}] {r.summary}")
         pad = " " * 10
         if r.cause:
             print(f"{pad}cause: {r.cause}")
@@ -130,22 +133,22 @@ def verify_provider(client: RegistryClient, program: str, root: str | None, imag
     try:
         proc = subprocess.run(argv, input=json.dumps(request).encode(), capture_output=True, timeout=max(timeout, 30), check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return Result(image.host, "failed", f"could not run {program}", type(exc).__name__, ["is it executable (chmod 755) and its #! interpreter installed?"])
+        return Result(image.host, "failed", R.PROVIDER_NOT_RUN.code, f"could not run {program}", type(exc).__name__, ["is it executable (chmod 755) and its #! interpreter installed?"])
     if proc.returncode != 0:
         # The provider's stderr is one line by contract and never a secret.
-        return Result(image.host, "failed", f"{program} exited {proc.returncode}", proc.stderr.decode("utf-8", "replace").strip()[:500], ["run it by hand with the same request to see the error"])
+        return Result(image.host, "failed", R.PROVIDER_FAILED.code, f"{program} exited {proc.returncode}", proc.stderr.decode("utf-8", "replace").strip()[:500], ["run it by hand with the same request to see the error"])
     try:
         answer = json.loads(proc.stdout)
         matches = [(k, v) for k, v in (answer.get("auth") or {}).items() if kubelet_match(k, image)]
     except (ValueError, AttributeError):
-        return Result(image.host, "failed", f"{program} did not answer with a CredentialProviderResponse", "", ["it must print one JSON document on stdout"])
+        return Result(image.host, "failed", R.PROVIDER_ANSWER.code, f"{program} did not answer with a CredentialProviderResponse", "", ["it must print one JSON document on stdout"])
     if not matches:
-        return Result(image.host, "failed", f"the provider has no credentials for {image.registry} (empty auth)", "kubelet would pull anonymously",
+        return Result(image.host, "failed", R.PROVIDER_NO_AUTH.code, f"the provider has no credentials for {image.registry} (empty auth)", "kubelet would pull anonymously",
                       ["check the provider's registries (regauth: the profile's registries and matchImages)"])  # fmt: skip
     key, entry = matches[0]
     password = entry.get("password") if isinstance(entry, dict) else None
     if not isinstance(password, str) or not isinstance(entry.get("username"), str):
-        return Result(image.host, "failed", f"the provider's auth entry for {key} has no username/password", "", [])
+        return Result(image.host, "failed", R.PROVIDER_ANSWER.code, f"the provider's auth entry for {key} has no username/password", "", [])
     cred = Credential(image.host, entry["username"], "provider answer", password=SecretValue(password.encode("utf-8"), f"{program} answer"))
     result = verify_registry(client, cred, image)
     result.steps.insert(0, f"provider {program}: auth for {key} (username {entry['username']}, cacheKeyType {answer.get('cacheKeyType')}, cacheDuration {answer.get('cacheDuration')})")
@@ -155,18 +158,18 @@ def verify_provider(client: RegistryClient, program: str, root: str | None, imag
 def verify_registry(client: RegistryClient, cred: Credential, image: ImageRef | None) -> Result:
     """containerd's flow for one registry; never raises for registry or network trouble."""
     if cred.identity is not None:
-        return Result(cred.host, "skipped", "gcp-vm-identity: the token exists only on the VM (its metadata server); nothing to verify here",
+        return Result(cred.host, "skipped", R.SKIPPED_VM_IDENTITY.code, "gcp-vm-identity: the token exists only on the VM (its metadata server); nothing to verify here",
                       checks=["on the VM: regauth-credential-provider answers for an image of this host"])
     if cred.password is None:
-        return Result(cred.host, "skipped", f"secret '{cred.secret_name}' is fetched on the VM at boot; nothing to verify here",
+        return Result(cred.host, "skipped", R.SKIPPED_AT_BOOT.code, f"secret '{cred.secret_name}' is fetched on the VM at boot; nothing to verify here",
                       checks=["run regauth verify with a profile whose secret uses fetch: build, or check on the VM"])
     password = cred.password.text()
     steps: list[str] = []
     try:
         summary = _flow(client, cred, password, image if image is not None and image.host == cred.host else None, steps)
     except _Failed as failed:
-        return Result(cred.host, "failed", _scrub(failed.summary, password), _scrub(failed.cause, password), failed.checks, steps)
-    return Result(cred.host, "ok", summary, steps=steps)
+        return Result(cred.host, "failed", failed.code, _scrub(failed.summary, password), _scrub(failed.cause, password), failed.checks, steps)
+    return Result(cred.host, "ok", R.OK.code, summary, steps=steps)
 
 
 def _flow(client: RegistryClient, cred: Credential, password: str, image: ImageRef | None, steps: list[str]) -> str:
@@ -195,7 +198,7 @@ def _flow(client: RegistryClient, cred: Credential, password: str, image: ImageR
             raise _rejected(cred, password, [("GET with Basic", again.status)], again)
         how = f"Basic auth accepted as {cred.username}"
     else:
-        raise _Failed(f"GET https://{host}/v2/ answered {resp.status} without a usable challenge",
+        raise _Failed(R.NO_CHALLENGE, f"GET https://{host}/v2/ answered {resp.status} without a usable challenge",
                       "this is not a registry API endpoint, or a proxy/load balancer answers instead",
                       [f"curl -sv https://{host}/v2/ shows what answers"])
     if image is None:
@@ -232,7 +235,7 @@ def _token(client: RegistryClient, cred: Credential, password: str, challenge: C
         token = doc.get("token") or doc.get("access_token")
         if isinstance(token, str) and token:
             return token, f"token via {names[tried[-1][0]]} as {cred.username}"
-        raise _Failed("the token server answered 200 without a token", "the realm is not a registry token endpoint", [f"the challenge's realm: {realm}"])
+        raise _Failed(R.NO_TOKEN, "the token server answered 200 without a token", "the realm is not a registry token endpoint", [f"the challenge's realm: {realm}"])
     raise _rejected(cred, password, tried, resp)
 
 
@@ -249,7 +252,7 @@ def _rejected(cred: Credential, password: str, tried: list[tuple[str, int]], res
         cause = (f"the credentials were accepted but the account{who} may not pull"
                  + (": it lacks roles/artifactregistry.reader on the repository or project" if gar else ""))
         checks = [_iam_check(email)] if gar else ["the account's pull permission on the registry"]
-        return _Failed(f"token request denied: {shown}{detail}", cause, checks)
+        return _Failed(R.TOKEN_DENIED, f"token request denied: {shown}{detail}", cause, checks)
     if hint:
         cause = hint
     elif gar:
@@ -266,7 +269,7 @@ def _rejected(cred: Credential, password: str, tried: list[tuple[str, int]], res
         checks.append("the secret holds the service-account key JSON as downloaded (gcloud iam service-accounts keys create)")
     else:
         checks.append("log in by hand with the same user and password (docker login / skopeo login) to confirm")
-    return _Failed(f"credentials refused: {shown}{detail}", cause, checks)
+    return _Failed(R.CREDENTIALS_REFUSED, f"credentials refused: {shown}{detail}", cause, checks)
 
 
 def _manifest_failure(cred: Credential, image: ImageRef, m: Response, tags: Response | None) -> _Failed:
@@ -278,26 +281,26 @@ def _manifest_failure(cred: Credential, image: ImageRef, m: Response, tags: Resp
             code = tags.error_code() or code
         if code == "NAME_UNKNOWN" or tags is None or tags.status != 200:
             what = "repository" if code == "NAME_UNKNOWN" or (tags is not None and tags.status == 404) else "repository, image or tag"
-            return _Failed(f"credentials accepted; {name}: {what} not found (404{', ' + code if code else ''})",
+            return _Failed(R.REPOSITORY_NOT_FOUND, f"credentials accepted; {name}: {what} not found (404{', ' + code if code else ''})",
                            f"the {what} does not exist at {cred.host}",
                            [f"the image path: {cred.host}/PROJECT/REPOSITORY/IMAGE (gcloud artifacts docker images list {cred.host}/PROJECT/REPOSITORY)"
                             if gar else f"the repository name {image.repository} at {cred.host}"])
         listed = tags.json().get("tags") if tags is not None else None
         some = f" (it has: {', '.join(str(t) for t in listed[:5])}{', ...' if len(listed) > 5 else ''})" if isinstance(listed, list) and listed else ""
-        return _Failed(f"credentials accepted; {name}: tag or digest not found (404{', ' + code if code else ''})", f"the repository exists but has no '{image.reference}'{some}",
+        return _Failed(R.TAG_NOT_FOUND, f"credentials accepted; {name}: tag or digest not found (404{', ' + code if code else ''})", f"the repository exists but has no '{image.reference}'{some}",
                        [f"gcloud artifacts docker tags list {cred.host}/{image.repository}" if gar else "the tag exists (skopeo list-tags)"])
     if m.status in (401, 403):
         cause = ("the account may not read this repository: grant roles/artifactregistry.reader on the repository or project"
                  if gar else f"the token does not grant pull on {image.repository}")
-        return _Failed(f"credentials accepted; reading {name} refused ({m.status}{', ' + code if code else ''})", cause,
+        return _Failed(R.READ_DENIED, f"credentials accepted; reading {name} refused ({m.status}{', ' + code if code else ''})", cause,
                        [_iam_check("")] if gar else ["the account's permissions on the repository"])
-    return _Failed(f"manifest request for {name} answered {m.status}", "an unexpected registry answer", [f"curl -sv -X HEAD https://{cred.host}/v2/{image.repository}/manifests/{image.reference}"])
+    return _Failed(R.UNEXPECTED, f"manifest request for {name} answered {m.status}", "an unexpected registry answer", [f"curl -sv -X HEAD https://{cred.host}/v2/{image.repository}/manifests/{image.reference}"])
 
 
 def _unreachable(host: str, exc: Unreachable, token: bool = False) -> _Failed:
     what = "the token server " if token else ""
     if exc.kind == "tls":
-        return _Failed(f"TLS failure talking to {what}{host}: {exc.detail}",
+        return _Failed(R.TLS, f"TLS failure talking to {what}{host}: {exc.detail}",
                        "the certificate is not trusted here (private CA or TLS-intercepting proxy), names another host, or the port is not TLS",
                        [("--ca-file CA.pem (or SSL_CERT_FILE) for a private CA; the node must trust it too "
                         "(update-ca-certificates, or ca = ... in containerd's hosts.toml)")])
@@ -308,7 +311,7 @@ def _unreachable(host: str, exc: Unreachable, token: bool = False) -> _Failed:
         "network": ("the network path failed", ["connectivity to the registry"]),
     }
     cause, checks = causes.get(exc.kind, causes["network"])
-    return _Failed(f"cannot reach {what}{host}: {exc.detail}", cause, checks)
+    return _Failed(R.UNREACHABLE, f"cannot reach {what}{host}: {exc.detail}", cause, checks)
 
 
 def _iam_check(email: str) -> str:

@@ -244,8 +244,9 @@ _SERVICE_RE = re.compile(r"service=([A-Za-z0-9.\-]+(?:(?::|%3[Aa])[0-9]+)?)")
 _STATUS_RE = re.compile(r"\b(40[0-9]|429|50[0-9])\s+[A-Z][a-z]+")
 
 
-# The node program's failure line: regauth-apply: FAILED [node-...] cause (generator/node/main.py).
-_NODE_FAILED_RE = re.compile(r"regauth-apply: FAILED \[([a-z0-9-]+)\]:? ?([^\n]*)")
+# The node programs' failure line: regauth-apply: FAILED [node-...] cause (generator/node/main.py),
+# or regauth-credential-provider: FAILED [node-...] cause (generator/node/credprovider.py).
+_NODE_FAILED_RE = re.compile(r"regauth-(?:apply|credential-provider): FAILED \[([a-z0-9-]+)\]:? ?([^\n]*)")
 
 
 def _node_failures(text: str) -> list[Explanation]:

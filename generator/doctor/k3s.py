@@ -20,7 +20,7 @@ from generator.core.imageref import DOCKER_HUB, ImageRef
 from generator.doctor.source import Options, Source, permission_finding
 from generator.core.suggest import close_match
 from generator.core.hosts import host_problem
-from generator.profile.yamlpos import LoadedYaml, format_path, load_yaml
+from generator.yamlpos import LoadedYaml, format_path, load_yaml
 
 TOP_KEYS = ("mirrors", "configs")
 CONFIG_KEYS = ("auth", "tls")

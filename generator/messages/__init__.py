@@ -11,6 +11,7 @@ paths, never a secret).  The entries live in one module per audience:
 * :mod:`.runtime`: runtime failures (I/O, Secret Manager);
 * :mod:`.findings`: what doctor finds in a node's files;
 * :mod:`.pasted`: what doctor reads from a pasted runtime error (``--error``);
+* :mod:`.results`: what ``verify`` found for each registry;
 * :mod:`.node`: why the node program (``regauth-apply``) failed.
 
 This module imports only the standard library and :mod:`generator.errors` (lazily),
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from generator.errors import Problem
 
-KINDS = ("input", "runtime", "finding", "pasted", "node")
+KINDS = ("input", "runtime", "finding", "pasted", "verify", "node")
 # Names a template may not use: they are the arguments that place a problem.
 _PLACING = {"file", "path", "line", "col", "severity", "at_key", "msg", "self"}
 CATALOGUE: dict[str, "Message"] = {}
@@ -82,7 +83,7 @@ def lookup(code: str) -> Message | None:
 
 def load() -> None:
     """Import every catalogue module (each registers its entries on import)."""
-    from generator.messages import findings, inputs, node, pasted, runtime  # noqa: F401
+    from generator.messages import findings, inputs, node, pasted, results, runtime  # noqa: F401
 
 
 def readme_table() -> str:
@@ -93,6 +94,7 @@ def readme_table() -> str:
         "runtime": "Runtime failures (`render`, `validate`, `verify`; exit 1)",
         "finding": "Found in a node's files (`doctor`)",
         "pasted": "Read from a pasted runtime error (`doctor --error`)",
+        "verify": "What `verify` found for each registry (`--json`: `registries[].code`; exit 1 when one failed)",
         "node": "Why the node program failed (`regauth-apply: FAILED [code] ...`, exit 1)",
     }
     out = []

@@ -70,9 +70,22 @@ NO_REGISTRIES = entry("no-registries", "input", "no registries (and a target tha
                       "{what}", "add at least one registry, e.g.\n" + REG_EXAMPLE)
 REGISTRIES_NOT_LIST = entry("registries-not-list", "input", "registries: is not a list",
                             "registries must be a list, not {kind}", "write\n" + REG_EXAMPLE)
-REGISTRY_HOST = entry("registry-host", "input",
-                      "a host containerd never matches: wildcard, scheme, path, upper case, default port, docker.io (one rule, shared with doctor)",
-                      "{text}", "{fix}")
+# A host containerd never matches: one code per mistake (generator.core.hosts.host_problem,
+# the rule doctor shares), keyed by HostProblem.kind; the message and fix come from the rule.
+_HOST_TITLES = {
+    "empty": "the registry host is missing or not a string",
+    "key": "key material where the registry host belongs (never quoted back)",
+    "spaces": "the registry host has leading or trailing spaces",
+    "scheme": "the registry host has a scheme (`https://`): credentials are keyed by the bare host",
+    "wildcard": "the registry host is a wildcard (`*.pkg.dev`): containerd matches the exact host it contacts",
+    "path": "the registry host has a path: credentials are keyed by host only, the path belongs to the image",
+    "upper-case": "the registry host has upper-case letters: hosts match as written, image references are lower case",
+    "docker-io": "`docker.io` / `index.docker.io`: containerd contacts Docker Hub as `registry-1.docker.io`",
+    "invalid": "the registry host is not a valid DNS name or IP, with an optional :port",
+    "port-range": "the registry host's port is out of range (1-65535)",
+    "default-port": "the registry host names the default port (`:443`, `:80`), which no image reference carries",
+}
+REGISTRY_HOST = {kind: entry(f"registry-host-{kind}", "input", title, "{text}", "{fix}") for kind, title in _HOST_TITLES.items()}
 REGISTRY_TWICE = entry("registry-twice", "input", "the same registry host listed twice",
                        "registry '{host}' is listed twice (first at registries[{first}])", "keep one entry per host")
 NO_SUCH_SECRET = entry("no-such-secret", "input", "auth names a secret that is not defined (with did-you-mean)",

@@ -27,9 +27,12 @@ SELF_CHECK = entry(C.SELF_CHECK, "node", "the merged config would not read back 
 CANNOT_MERGE = entry(C.CANNOT_MERGE, "node", "a file regauth cannot rewrite faithfully (BOM, shell expansion, YAML tags, no python3-yaml)",
                      "merging would lose or change something the file says",
                      "do what the log line says (install python3-yaml, remove the BOM, add the flag by hand)")
-FILE_TYPE = entry(C.FILE_TYPE, "node", "a directory, broken symlink or non-UTF-8 file where a config file was expected",
+FILE_TYPE = entry(C.FILE_TYPE, "node", "a directory, broken symlink, non-UTF-8 or missing file where a config file was expected",
                   "the path regauth writes is not a regular text file",
                   "fix or remove the path named in the log, then rerun")
+READ_FAILED = entry(C.READ_FAILED, "node", "reading a file (or running the runtime's binary) failed before anything was written",
+                    "permissions, an I/O error or a missing binary stopped regauth-apply while it prepared the merge",
+                    "fix the cause named in the log (the file and its error), then rerun regauth-apply")
 WRITE_FAILED = entry(C.WRITE_FAILED, "node", "writing a file failed; the files written before it were restored",
                      "the disk, permissions or a read-only mount stopped the write",
                      "free space / fix permissions; if the log says restoring FAILED, restore from FILE.regauth.orig")
@@ -39,7 +42,7 @@ RESTART_FAILED = entry(C.RESTART_FAILED, "node", "the config was written but res
 LOCKED = entry(C.LOCKED, "node", "the lock directory cannot be used (another run, or a symlink/file in its place)",
                "regauth-apply serialises runs with a lock directory",
                "wait for the other run, or remove the path named in the log if no run is active")
-PLAN_INVALID = entry(C.PLAN_INVALID, "node", "the plan is not one this regauth-apply reads",
+PLAN_INVALID = entry(C.PLAN_INVALID, "node", "the plan is not one this regauth-apply reads (an unknown format, step or field, or a registry without its password)",
                      "the plan and the node program come from different regauth versions, or the plan was edited",
                      "re-render the user-data with one regauth version and apply both together")
 FETCH_GAVE_UP = entry(C.FETCH_GAVE_UP, "node", "a boot-time fetch kept failing until --fetch-timeout",

@@ -33,13 +33,13 @@ def auths_merge(existing: Optional[str], creds: List[dict], shown: str, helpers_
             if helpers_conflict and (key in helpers or cred["host"] in helpers):
                 raise ApplyError(
                     "%s: credHelpers sends %s to docker-credential-%s, so an auths entry would be ignored; "
-                    "remove that credHelpers entry (or drop this target from the profile)" % (shown, cred["host"], helpers.get(key) or helpers.get(cred["host"]))
+                    "remove that credHelpers entry (or drop this target from the profile)" % (shown, cred["host"], helpers.get(key) or helpers.get(cred["host"])), code="node-credential-helper"
                 )
             auths[key] = {"auth": basic_auth(cred["username"], cred["password"])}
     if helpers_conflict == "docker" and doc.get("credsStore"):
         raise ApplyError(
             "%s: credsStore is %r, so Docker asks docker-credential-%s for every registry and ignores auths; "
-            "remove credsStore (or drop the docker target)" % (shown, doc["credsStore"], doc["credsStore"])
+            "remove credsStore (or drop the docker target)" % (shown, doc["credsStore"], doc["credsStore"]), code="node-credential-helper"
         )
     return dump_document(doc, shown).decode("utf-8")
 
@@ -50,7 +50,7 @@ def auths_verify(text: str, creds: List[dict]) -> None:
         for key in cred.get("keys") or [cred["host"]]:
             got = base64.b64decode(auths[key]["auth"]).decode("utf-8")
             if got != "%s:%s" % (cred["username"], cred["password"]):
-                raise ApplyError("self-check failed: auth for %s does not read back exactly" % key)
+                raise ApplyError("self-check failed: auth for %s does not read back exactly" % key, code="node-self-check")
 
 
 def prepare_auth_file(step: dict, ctx: Context) -> Outcome:

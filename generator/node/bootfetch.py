@@ -84,7 +84,7 @@ class BootFetcher:
             except (urllib.error.URLError, OSError, TimeoutError) as exc:
                 reason = type(getattr(exc, "reason", exc)).__name__
             if self._left() <= delay:
-                raise ApplyError("%s failed after %d attempts (%s); gave up at the --fetch-timeout deadline" % (what, attempt, reason))
+                raise ApplyError("%s failed after %d attempts (%s); gave up at the --fetch-timeout deadline" % (what, attempt, reason), code="node-fetch-timeout")
             self.report("%s: attempt %d failed (%s); retrying in %.1fs" % (what, attempt, reason, delay))
             time.sleep(delay)
             import random
@@ -164,15 +164,15 @@ def password_from_payload(payload: bytes, transform: str) -> str:
     """The one definition of how a secret payload becomes a registry password: here at
     boot, and in ``generator.secrets.resolve`` at render time (it imports this)."""
     if not payload:
-        raise FetchFailure("the secret is empty, so the password would be empty")
+        raise FetchFailure("the secret is empty, so the password would be empty", code="node-secret-payload")
     if transform == "base64":
         return base64.b64encode(payload).decode("ascii")
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
-        raise FetchFailure("the secret is not UTF-8 text, so it cannot be a password")
+        raise FetchFailure("the secret is not UTF-8 text, so it cannot be a password", code="node-secret-payload")
     if "\x00" in text:
-        raise FetchFailure("the secret contains a NUL character")
+        raise FetchFailure("the secret contains a NUL character", code="node-secret-payload")
     if transform == "strip-newline":
         # `echo pass > file` and `gcloud secrets create --data-file` keep a newline
         # nobody means as part of the password (docker login --password-stdin trims it too).
@@ -181,7 +181,7 @@ def password_from_payload(payload: bytes, transform: str) -> str:
         elif text.endswith("\n"):
             text = text[:-1]
     if not text:
-        raise FetchFailure("the secret is empty (or only a line break), so the password would be empty")
+        raise FetchFailure("the secret is empty (or only a line break), so the password would be empty", code="node-secret-payload")
     return text
 
 
@@ -189,7 +189,7 @@ def _check_key_json(payload: bytes, name: str) -> None:
     try:
         doc = json.loads(payload)
     except ValueError:
-        raise FetchFailure("%s is not a service-account key (not JSON)" % name)
+        raise FetchFailure("%s is not a service-account key (not JSON)" % name, code="node-secret-payload")
     if not isinstance(doc, dict) or doc.get("type") != "service_account" or "private_key" not in doc:
-        raise FetchFailure("%s is not a service-account key JSON" % name)
+        raise FetchFailure("%s is not a service-account key JSON" % name, code="node-secret-payload")
 

@@ -33,7 +33,7 @@ def _parse(text: str, shown: str, major: int, what: str = "the config"):
     try:
         return read(text, major)
     except TOMLError as exc:
-        raise ApplyError("%s:%d:%d: %s is not valid TOML (%s); fix the file, then rerun" % (shown, exc.line, exc.col, what, exc.reason))
+        raise ApplyError("%s:%d:%d: %s is not valid TOML (%s); fix the file, then rerun" % (shown, exc.line, exc.col, what, exc.reason), code="node-config-syntax")
 
 
 def _marker_lines(doc, marker: str) -> List[Tuple[int, int]]:
@@ -78,7 +78,7 @@ def strip_managed(doc, shown: str) -> str:
     if len(begins) != 1 or len(ends) != 1 or ends[0][0] < begins[0][0]:
         lines = sorted(doc.line_col(s)[0] for s, _ in begins + ends)
         raise ApplyError("%s: regauth's block markers are broken (marker lines at %s; want one start line, then one end line); "
-                         "restore %s.regauth.orig or remove the markers" % (shown, ", ".join(map(str, lines)), shown))
+                         "restore %s.regauth.orig or remove the markers" % (shown, ", ".join(map(str, lines)), shown), code="node-managed-block")
     start, end = begins[0][0], ends[0][1]
     prefixes = set(CONTAINERD_AUTH_TABLE.values())
     block_tables = set()
@@ -86,16 +86,16 @@ def strip_managed(doc, shown: str) -> str:
         inside = start <= stmt.start < end
         if inside and not _ours(stmt, prefixes):
             raise ApplyError("%s:%d: this line is inside regauth's managed block (lines %d-%d) but was not written by regauth; "
-                             "move it above the block's start line, then rerun" % (shown, doc.line_col(stmt.start)[0], doc.line_col(start)[0], doc.line_col(end - 1)[0]))
+                             "move it above the block's start line, then rerun" % (shown, doc.line_col(stmt.start)[0], doc.line_col(start)[0], doc.line_col(end - 1)[0]), code="node-managed-block")
         if inside and stmt.kind == "header":
             block_tables.add(id(stmt.table))
         elif not inside and id(stmt.table) in block_tables:
             raise ApplyError("%s:%d: this line continues a table of regauth's managed block; put it under its own [table] header "
-                             "above the block, then rerun" % (shown, doc.line_col(stmt.start)[0]))
+                             "above the block, then rerun" % (shown, doc.line_col(stmt.start)[0]), code="node-managed-block")
     for c_start, c_end in doc.comments:
         if start <= c_start < end and text[c_start:c_end].rstrip() not in (BEGIN, END, CONFIG_PATH_NOTE):
             raise ApplyError("%s:%d: a comment inside regauth's managed block (it is rewritten at every run); move it above the block"
-                             % (shown, doc.line_col(c_start)[0]))
+                             % (shown, doc.line_col(c_start)[0]), code="node-managed-block")
     return text[:start] + text[end:]
 
 
@@ -122,7 +122,7 @@ def config_version(doc, step: dict, shown: str) -> Tuple[int, bool]:
         version = value["version"]
         if isinstance(version, bool) or not isinstance(version, int) or version not in CONTAINERD_AUTH_TABLE:
             node = doc.node(("version",))
-            raise ApplyError("%s:%d: config version %r is not one regauth knows (1-4)" % (shown, doc.line_col(node.start)[0], version))
+            raise ApplyError("%s:%d: config version %r is not one regauth knows (1-4)" % (shown, doc.line_col(node.start)[0], version), code="node-config-version")
         return version, False
     if "plugins" in value:
         return 1, False
@@ -163,7 +163,7 @@ def _write(doc, path, value: str, header, lines: List[str], block: List[str], ne
     table that holds it (the new text returned)."""
     how, node, rel = placement(doc, path)
     if how == "blocked":
-        raise ApplyError("%s: cannot write %s: a %s is in the way; remove it, then rerun" % (shown, dotted(path), describe(doc, node, shown)))
+        raise ApplyError("%s: cannot write %s: a %s is in the way; remove it, then rerun" % (shown, dotted(path), describe(doc, node, shown)), code="node-config-shape")
     if how == "header":
         block.append(_header(header, major, shown))
         block.extend(lines)
@@ -212,15 +212,15 @@ def containerd_merge(existing: Optional[str], step: dict, creds: List[dict]) -> 
     if version == 1 and major >= 2:
         raise ApplyError(
             "%s: the config is version 1 (plugins.cri) but the node runs containerd 2.x, which silently drops "
-            "registry settings from a version-1 file; migrate it first (containerd config migrate)" % shown
+            "registry settings from a version-1 file; migrate it first (containerd config migrate)" % shown, code="node-config-version"
         )
     if major < 2 and version >= 3:
         raise ApplyError("%s: the config is version %d, which only containerd 2.x reads, but the profile says containerd %s.x; "
-                         "fix targets.containerd.version or the file" % (shown, version, major))
+                         "fix targets.containerd.version or the file" % (shown, version, major), code="node-config-version")
     if bom and major >= 2:
         # Checked on 2.1.9: "invalid character at start of key: U+00EF" (1.6/1.7 accept it).
         raise ApplyError("%s starts with a UTF-8 byte order mark, which containerd 2.x cannot read (it fails on this file "
-                         "as it is too); remove the first 3 bytes, then rerun" % shown)
+                         "as it is too); remove the first 3 bytes, then rerun" % shown, code="node-cannot-merge")
     prefix = CONTAINERD_AUTH_TABLE[version]
     registry = prefix[:-1]
     for c in sorted(creds, key=lambda c: c["host"]):
@@ -237,7 +237,7 @@ def containerd_merge(existing: Optional[str], step: dict, creds: List[dict]) -> 
         if conflicts:
             raise ApplyError(
                 "%s sets %s, which containerd's CRI plugin refuses together with config_path (needed for the profile's "
-                "mirrors/tls); move them to hosts.toml files, or drop mirror_for/tls from the profile" % (shown, ", ".join(conflicts))
+                "mirrors/tls); move them to hosts.toml files, or drop mirror_for/tls from the profile" % (shown, ", ".join(conflicts)), code="node-config-path-conflict"
             )
         current = doc.node(registry + ("config_path",))
         if not (current is not None and isinstance(current.value, str) and current.value):
@@ -269,16 +269,16 @@ def containerd_verify(existing: Optional[str], new: str, creds: List[dict], step
     try:
         after_doc = read(new, major)
     except TOMLError as exc:
-        raise ApplyError("%s: the merged config would not parse (line %d: %s); nothing written" % (shown, exc.line, exc.reason))
+        raise ApplyError("%s: the merged config would not parse (line %d: %s); nothing written" % (shown, exc.line, exc.reason), code="node-self-check")
     after = after_doc.value
     version = after.get("version", 1)
     prefix = CONTAINERD_AUTH_TABLE.get(version)
     if prefix is None:
-        raise ApplyError("%s: unexpected config version after merge" % shown)
+        raise ApplyError("%s: unexpected config version after merge" % shown, code="node-self-check")
     for c in creds:
         got = _dig(after, prefix + (c["host"], "auth"))
         if got != {"username": c["username"], "password": c["password"]}:
-            raise ApplyError("%s: self-check failed: the auth for %s does not read back exactly; nothing written" % (shown, c["host"]))
+            raise ApplyError("%s: self-check failed: the auth for %s does not read back exactly; nothing written" % (shown, c["host"]), code="node-self-check")
         del _dig(after, prefix + (c["host"],))["auth"]
     if values_only:
         return
@@ -293,16 +293,16 @@ def containerd_verify(existing: Optional[str], new: str, creds: List[dict], step
     if needs_hosts(creds):
         registry = _dig(after, prefix[:-1])
         if not isinstance(registry, dict) or not registry.get("config_path"):
-            raise ApplyError("%s: self-check failed: config_path is not set, so containerd would ignore hosts.toml" % shown)
+            raise ApplyError("%s: self-check failed: config_path is not set, so containerd would ignore hosts.toml" % shown, code="node-self-check")
         old = _dig(before, prefix[:-1])
         if not (isinstance(old, dict) and old.get("config_path")):
             registry.pop("config_path")
             if isinstance(old, dict):
                 old.pop("config_path", None)
     if _prune(before) != _prune(after):
-        raise ApplyError("%s: self-check failed: merging would change settings other than registry auth; nothing written" % shown)
+        raise ApplyError("%s: self-check failed: merging would change settings other than registry auth; nothing written" % shown, code="node-self-check")
     if before_doc.bom != after_doc.bom or (before_doc.newline == "\r\n") != (after_doc.newline == "\r\n"):
-        raise ApplyError("%s: self-check failed: merging would change the file's BOM or line endings; nothing written" % shown)
+        raise ApplyError("%s: self-check failed: merging would change the file's BOM or line endings; nothing written" % shown, code="node-self-check")
 
 
 def effective_certs_dir(text: str, step: dict) -> str:
@@ -318,7 +318,7 @@ def certs_dir(value: str, step: dict) -> str:
     for placeholder, real in sorted((step.get("placeholders") or {}).items()):
         first = first.replace(placeholder, real)
     if not first.startswith("/") or "${" in first:
-        raise ApplyError("config_path %r is not an absolute directory regauth can write hosts.toml into" % value)
+        raise ApplyError("config_path %r is not an absolute directory regauth can write hosts.toml into" % value, code="node-cannot-merge")
     return first
 
 

@@ -99,6 +99,6 @@ def dump_check(ctx, main: str, files: Dict[str, str], release: Tuple[int, int], 
             for form in (secret, toml_string(secret)[1:-1], toml_string(secret, True)[1:-1]):
                 error = error.replace(form, "***")
         why = "it rejects the config as it is already" if before else "it rejects the result"
-        raise ApplyError("%s: %s --config COPY config dump: %s: %s; nothing written" % (main, binary[len(ctx.root):], why, error))
+        raise ApplyError("%s: %s --config COPY config dump: %s: %s; nothing written" % (main, binary[len(ctx.root):], why, error), code="node-config-syntax" if before else "node-self-check")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -55,7 +55,7 @@ def read_doc(ctx, path: str, major: int, text: Optional[str] = None):
     try:
         return read(text, major)
     except TOMLError as exc:
-        raise ApplyError("%s:%d:%d: an imported file is not valid TOML (%s); containerd cannot load it either" % (path, exc.line, exc.col, exc.reason))
+        raise ApplyError("%s:%d:%d: an imported file is not valid TOML (%s); containerd cannot load it either" % (path, exc.line, exc.col, exc.reason), code="node-config-syntax")
 
 
 def _glob(root: str, pattern: str, extra) -> List[str]:
@@ -82,7 +82,7 @@ def _glob(root: str, pattern: str, extra) -> List[str]:
 def imports_of(doc, path: str) -> List[str]:
     value = doc.value.get("imports", [])
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ApplyError("%s: `imports` is not a list of paths (containerd rejects it); fix it, then rerun" % path)
+        raise ApplyError("%s: `imports` is not a list of paths (containerd rejects it); fix it, then rerun" % path, code="node-config-shape")
     return value
 
 
@@ -119,7 +119,7 @@ def load_order(ctx, main: str, doc, release: Tuple[int, int], extra: Dict[str, s
         got = read_doc(ctx, path, major, extra.get(path))
         if got is None:
             if major < 2:  # 1.6/1.7 stop at a missing import; 2.x skips it (module docstring)
-                raise ApplyError("%s imports %s, which does not exist: containerd 1.x refuses to start; create it or drop it from imports" % (main, path))
+                raise ApplyError("%s imports %s, which does not exist: containerd 1.x refuses to start; create it or drop it from imports" % (main, path), code="node-file-type")
             continue
         out.append((path, got))
         pending.extend(resolve(ctx, path, imports_of(got, path), release, extra))
@@ -141,7 +141,7 @@ def check_1x(ctx, main: str, doc, release: Tuple[int, int]) -> None:
                     "%s: the CRI plugin table (%s) replaces the main file's whole [plugins.%s] in containerd 1.x, so the "
                     "registry auth regauth merges into %s would be ignored; regauth does not edit files it does not own: "
                     "move that file's CRI settings into %s (or drop the import), then rerun"
-                    % (path, describe(got, node, path), dotted([name]), main, main))
+                    % (path, describe(got, node, path), dotted([name]), main, main), code="node-config-shape")
 
 
 def auth_defs(doc, host: str) -> List[tuple]:
@@ -204,7 +204,7 @@ def dropin_plan(ctx, step: dict, base: str, creds: List[dict]) -> tuple:
                 if index > ours:
                     raise ApplyError(
                         "the auth for %s at %s is read after regauth's drop-in %s, so containerd 2.x would use it; regauth does "
-                        "not edit files it does not own: remove it there, then rerun" % (c["host"], describe(got, node, path), dropin))
+                        "not edit files it does not own: remove it there, then rerun" % (c["host"], describe(got, node, path), dropin), code="node-config-shape")
                 notes.append("the auth for %s at %s stays, overridden by %s (containerd 2.x reads imports over earlier files, key by key)"
                              % (c["host"], describe(got, node, path), dropin))
                 blank.update(k for k in auth if k not in ("username", "password"))
@@ -217,7 +217,7 @@ def dropin_plan(ctx, step: dict, base: str, creds: List[dict]) -> tuple:
             mirrors = got.node(prefix + ("mirrors",))
             if index != ours and _dig(got.value, prefix + ("mirrors",)):  # an empty table is no conflict
                 raise ApplyError("%s: registry.mirrors (%s) cannot be combined with config_path, which the profile's mirrors/tls "
-                                 "need; move them to hosts.toml files, or drop mirror_for/tls from the profile" % (path, describe(got, mirrors, path)))
+                                 "need; move them to hosts.toml files, or drop mirror_for/tls from the profile" % (path, describe(got, mirrors, path)), code="node-config-path-conflict")
             value = _dig(got.value, prefix + ("config_path",))
             certs = value if isinstance(value, str) and index != ours else certs
         if not certs:
@@ -243,7 +243,7 @@ def dropin_verify(ctx, main: str, base: str, new: str, dropin: str, text: str, c
     old, got = dict(before.value), dict(after.value)
     imports, added = old.pop("imports", []), got.pop("imports", [])
     if old != got or added not in (imports, imports + [DROPIN]) or before.bom != after.bom or before.newline not in (None, after.newline):
-        raise ApplyError("%s: self-check failed: the edit would change more than its imports; nothing written" % main)
+        raise ApplyError("%s: self-check failed: the edit would change more than its imports; nothing written" % main, code="node-self-check")
     for c in creds:
         if effective_auth(ctx, main, after, {dropin: text}, c["host"]) != {"username": c["username"], "password": c["password"]}:
-            raise ApplyError("%s: self-check failed: the auth containerd would read for %s is not exactly the profile's; nothing written" % (dropin, c["host"]))
+            raise ApplyError("%s: self-check failed: the auth containerd would read for %s is not exactly the profile's; nothing written" % (dropin, c["host"]), code="node-self-check")

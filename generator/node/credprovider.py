@@ -32,7 +32,7 @@ imports alone cost more than the answer (bench/run.py).
 import sys
 import time
 
-from .errors import ApplyError
+from .errors import ApplyError, failure_line
 from .jsontext import dumps, loads
 
 API_VERSION = "credentialprovider.kubelet.k8s.io/v1"
@@ -98,13 +98,13 @@ def load_store(path: str) -> dict:
         with open(path, "rb") as handle:
             doc = loads(handle.read().decode("utf-8"))
     except FileNotFoundError:
-        raise ApplyError("%s does not exist; run regauth-apply (it writes the file from the plan)" % path)
+        raise ApplyError("%s does not exist; run regauth-apply (it writes the file from the plan)" % path, code="node-provider-store")
     except PermissionError:
-        raise ApplyError("permission denied reading %s; kubelet runs providers as root" % path)
+        raise ApplyError("permission denied reading %s; kubelet runs providers as root" % path, code="node-provider-store")
     except (UnicodeDecodeError, ValueError):
-        raise ApplyError("%s is not JSON; re-run regauth-apply to rewrite it" % path)
+        raise ApplyError("%s is not JSON; re-run regauth-apply to rewrite it" % path, code="node-provider-store")
     if not isinstance(doc, dict) or doc.get("format") != STORE_FORMAT or not isinstance(doc.get("registries"), list):
-        raise ApplyError("%s is not a format-%d regauth provider store; re-run regauth-apply from a matching plan" % (path, STORE_FORMAT))
+        raise ApplyError("%s is not a format-%d regauth provider store; re-run regauth-apply from a matching plan" % (path, STORE_FORMAT), code="node-provider-store")
     return doc
 
 
@@ -187,7 +187,7 @@ def answer(image: str, store: dict, root: str = "", fetcher=None) -> dict:
     elif entry.get("identity") == "gcp-vm":
         password, seconds = _from_vm_identity(fetcher)
     else:
-        raise ApplyError("%s has no usable entry for %s; re-run regauth-apply from a matching plan" % (STORE, host))
+        raise ApplyError("%s has no usable entry for %s; re-run regauth-apply from a matching plan" % (STORE, host), code="node-provider-store")
     return response({host: {"username": entry["username"], "password": password}}, "Registry", seconds)
 
 
@@ -218,7 +218,7 @@ def main(argv=None) -> int:
         print("%s: %s" % (PROG, exc), file=sys.stderr)
         return 2
     except ApplyError as exc:
-        print("%s: %s" % (PROG, exc), file=sys.stderr)
+        print("%s: %s" % (PROG, failure_line(str(exc), exc.code)), file=sys.stderr)
         return 1
     except OSError as exc:
         print("%s: %s on %s" % (PROG, exc.strerror, exc.filename), file=sys.stderr)

@@ -82,7 +82,7 @@ def read_bytes(path: str) -> Optional[bytes]:
     except FileNotFoundError:
         return None
     except IsADirectoryError:
-        raise ApplyError("%s is a directory where a file was expected" % path)
+        raise ApplyError("%s is a directory where a file was expected" % path, code="node-file-type")
 
 
 def read_text(full: str, shown: str) -> Optional[str]:
@@ -92,7 +92,7 @@ def read_text(full: str, shown: str) -> Optional[str]:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise ApplyError("cannot read %s: it is not UTF-8 text" % shown)
+        raise ApplyError("cannot read %s: it is not UTF-8 text" % shown, code="node-file-type")
 
 
 def node_path(root: str, path: str) -> str:
@@ -113,7 +113,7 @@ def node_path(root: str, path: str) -> str:
         if os.path.islink(root + candidate):
             hops += 1
             if hops > 40:
-                raise ApplyError("%s: too many levels of symbolic links; fix the links" % path)
+                raise ApplyError("%s: too many levels of symbolic links; fix the links" % path, code="node-file-type")
             target = os.readlink(root + candidate)
             if target.startswith("/"):
                 done = ""
@@ -143,7 +143,7 @@ class Edit:
         self.restart, self.backup = restart, backup  # restart: the runtime reads it only at start
         link = root + node_path(root, os.path.dirname(path)) + "/" + os.path.basename(path)
         if os.path.islink(link) and not os.path.exists(self.full):
-            raise ApplyError("%s is a symlink to %s, which does not exist; fix or remove the link" % (path, self.target))
+            raise ApplyError("%s is a symlink to %s, which does not exist; fix or remove the link" % (path, self.target), code="node-file-type")
         self.before = read_bytes(self.full)
         st = os.stat(self.full) if self.before is not None else None
         self.before_mode = st.st_mode & 0o7777 if st is not None else None
@@ -243,8 +243,8 @@ def write_all(edits: List[Edit]) -> None:
             except OSError as again:
                 broken.append("%s (%s)" % (undo.edit.path, again.strerror))
         if broken:
-            raise ApplyError("%s while writing; restoring FAILED for %s: restore them from FILE.regauth.orig" % (cause, ", ".join(broken)))
-        raise ApplyError("%s while writing; every file written before it was restored, nothing was changed" % cause)
+            raise ApplyError("%s while writing; restoring FAILED for %s: restore them from FILE.regauth.orig" % (cause, ", ".join(broken)), code="node-write-failed")
+        raise ApplyError("%s while writing; every file written before it was restored, nothing was changed" % cause, code="node-write-failed")
 
 
 def commit_all(outcomes: List["Outcome"], do_restart: bool, final: Optional[dict] = None) -> None:
@@ -295,9 +295,9 @@ def restart_units(spec: dict, enabled: bool) -> str:
         try:
             result = subprocess.run(argv, check=False, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
         except FileNotFoundError:
-            raise ApplyError("config written but %s is not there to restart %s" % (argv[0], unit))
+            raise ApplyError("config written but %s is not there to restart %s" % (argv[0], unit), code="node-restart-failed")
         if result.returncode != 0:
-            raise ApplyError("config written but `%s` failed: %s" % (" ".join(argv), result.stderr.strip()[:300]))
+            raise ApplyError("config written but `%s` failed: %s" % (" ".join(argv), result.stderr.strip()[:300]), code="node-restart-failed")
     return "%s restarted" % ", ".join(active)
 
 
@@ -334,7 +334,7 @@ def proceed(step: dict, ctx: Context, outcome: Outcome) -> bool:
         return False
     raise ApplyError(
         "%s is not installed on this node (looked for %s); install it before regauth-apply runs, "
-        "or set if_missing: skip (or write) for this target in the profile" % (runtime, missing)
+        "or set if_missing: skip (or write) for this target in the profile" % (runtime, missing), code="node-runtime-missing"
     )
 
 
@@ -361,13 +361,13 @@ def lock(root: str, wait: float) -> Iterator[None]:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     except OSError as exc:
-        raise ApplyError("cannot open the lock directory %s (%s): it must be a directory, not a symlink; remove it and run again" % (path, exc.strerror))
+        raise ApplyError("cannot open the lock directory %s (%s): it must be a directory, not a symlink; remove it and run again" % (path, exc.strerror), code="node-lock")
     try:
         st = os.fstat(fd)
         if st.st_uid != os.geteuid() or st.st_mode & 0o077:
             raise ApplyError(
                 "the lock directory %s is not private (owner uid %d, mode %04o); it must belong to uid %d with mode 0700: "
-                "remove it and run again" % (path, st.st_uid, st.st_mode & 0o7777, os.geteuid())
+                "remove it and run again" % (path, st.st_uid, st.st_mode & 0o7777, os.geteuid()), code="node-lock"
             )
         deadline = time.monotonic() + wait
         while True:
@@ -377,7 +377,7 @@ def lock(root: str, wait: float) -> Iterator[None]:
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     raise ApplyError(
-                        "another regauth-apply has held %s for %gs; let it finish (ps -C regauth-apply) or raise --lock-timeout" % (path, wait)
+                        "another regauth-apply has held %s for %gs; let it finish (ps -C regauth-apply) or raise --lock-timeout" % (path, wait), code="node-lock"
                     )
                 time.sleep(0.1)
         yield

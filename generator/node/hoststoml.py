@@ -52,7 +52,7 @@ def hosts_toml(entry: dict, creds: List[dict], existing: Optional[str], shown: s
         try:
             doc = loads(existing)  # the node's own reader: the same on every Python
         except TOMLError as exc:
-            raise ApplyError("%s:%d: not valid TOML (%s); fix or remove it" % (shown, exc.line, exc.reason))
+            raise ApplyError("%s:%d: not valid TOML (%s); fix or remove it" % (shown, exc.line, exc.reason), code="node-config-syntax")
         for key, value in doc.items():
             if key == "host" and isinstance(value, dict):
                 for url, table in value.items():
@@ -87,5 +87,5 @@ def hosts_edits(outcome: Outcome, ctx: Context, certs_dir: str, step: dict, cred
         try:
             loads(text)
         except TOMLError as exc:
-            raise ApplyError("self-check failed: %s would not parse (line %d: %s)" % (path, exc.line, exc.reason))
+            raise ApplyError("self-check failed: %s would not parse (line %d: %s)" % (path, exc.line, exc.reason), code="node-self-check")
         outcome.add(ctx, path, text.encode("utf-8"), 0o644, restart=False)

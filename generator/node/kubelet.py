@@ -15,12 +15,12 @@ def provider_merge(existing: Optional[str], provider: dict, shown: str) -> str:
     doc = load_document(existing, shown)
     if doc:
         if doc.get("kind") != "CredentialProviderConfig" or doc.get("apiVersion") != "kubelet.config.k8s.io/v1":
-            raise ApplyError("%s is %s %s, not kubelet.config.k8s.io/v1 CredentialProviderConfig; move it aside or point credential_provider.config elsewhere" % (shown, doc.get("apiVersion"), doc.get("kind")))
+            raise ApplyError("%s is %s %s, not kubelet.config.k8s.io/v1 CredentialProviderConfig; move it aside or point credential_provider.config elsewhere" % (shown, doc.get("apiVersion"), doc.get("kind")), code="node-config-shape")
     else:
         doc = {"apiVersion": "kubelet.config.k8s.io/v1", "kind": "CredentialProviderConfig"}
     providers = doc.get("providers") or []
     if not isinstance(providers, list):
-        raise ApplyError("%s: providers is not a list; fix or remove it" % shown)
+        raise ApplyError("%s: providers is not a list; fix or remove it" % shown, code="node-config-shape")
     # The plan's JSON has sorted keys; write kubelet's documented field order instead.
     order = ("name", "apiVersion", "matchImages", "defaultCacheDuration", "args", "env")
     provider = {k: provider[k] for k in sorted(provider, key=lambda k: order.index(k) if k in order else len(order))}

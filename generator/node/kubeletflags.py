@@ -53,7 +53,7 @@ def detect(root: str) -> str:
 def flags(config: str, bin_dir: str) -> Dict[str, str]:
     for value in (config, bin_dir):
         if not _PLAIN.match(value):
-            raise ApplyError("%r cannot be written as a kubelet flag value (spaces, quotes or shell characters); use a plain path" % value)
+            raise ApplyError("%r cannot be written as a kubelet flag value (spaces, quotes or shell characters); use a plain path" % value, code="node-cannot-merge")
     return {CONFIG_FLAG: config, BIN_DIR_FLAG: bin_dir}
 
 
@@ -88,9 +88,9 @@ def merge_default_kubelet(existing: Optional[str], wanted: Dict[str, str], shown
             # split that ExecStart's unquoted $KUBELET_EXTRA_ARGS makes.
             args = " ".join(shlex.split(m.group(3), comments=True)).split()
         except ValueError:
-            raise ApplyError("%s: KUBELET_EXTRA_ARGS is not a value regauth can read (unbalanced quotes); fix the line" % shown)
+            raise ApplyError("%s: KUBELET_EXTRA_ARGS is not a value regauth can read (unbalanced quotes); fix the line" % shown, code="node-config-syntax")
         if any("$" in a or "`" in a for a in args):
-            raise ApplyError("%s: KUBELET_EXTRA_ARGS uses shell expansion, which regauth cannot merge into; add %s by hand" % (shown, " ".join(ours)))
+            raise ApplyError("%s: KUBELET_EXTRA_ARGS uses shell expansion, which regauth cannot merge into; add %s by hand" % (shown, " ".join(ours)), code="node-cannot-merge")
         merged = _without(args, wanted) + ours
         lines[i] = '%s%sKUBELET_EXTRA_ARGS="%s"' % (m.group(1), m.group(2) or "", " ".join(merged))
         break
@@ -114,7 +114,7 @@ def merge_rancher_config(existing: Optional[str], wanted: Dict[str, str], shown:
     elif isinstance(current, str):
         current = [current]
     elif not isinstance(current, list) or not all(isinstance(a, str) for a in current):
-        raise ApplyError("%s: kubelet-arg is not a list of strings; fix or remove it" % shown)
+        raise ApplyError("%s: kubelet-arg is not a list of strings; fix or remove it" % shown, code="node-config-shape")
     doc["kubelet-arg"] = _without(current, wanted) + ["%s=%s" % item for item in sorted(wanted.items())]
     return dump_document(doc, shown).decode("utf-8")
 

@@ -30,7 +30,7 @@ def regauth_provider_edits(out: Outcome, ctx: Context, provider: dict) -> None:
         distribution = detect(ctx.root)
     if distribution != "none":
         if distribution not in DISTRIBUTIONS:
-            raise ApplyError("unknown kubelet_flags %r in the plan; re-render with a matching regauth" % distribution)
+            raise ApplyError("unknown kubelet_flags %r in the plan; re-render with a matching regauth" % distribution, code="node-plan-invalid")
         path, restart = DISTRIBUTIONS[distribution]
         text = merged(distribution, ctx.read(path), flags(provider["config"], provider["bin_dir"]), path)
         default = 0o600 if distribution in ("k3s", "rke2") else 0o644

@@ -8,7 +8,6 @@ import json
 import time
 from typing import Callable, Dict, Iterable, List, Optional
 
-from .codes import WRITE_FAILED
 from .errors import ApplyError, failure_line, log
 from .files import Context, commit_all, lock
 from .plan import STEP_KINDS, PlanError, check_plan, fetches_at_boot
@@ -55,11 +54,11 @@ def _run(plan: dict, root: str, args) -> int:
     try:
         outcomes = [prepare[step["kind"]](step, ctx) for step in plan["steps"]]
     except (ApplyError, OSError) as exc:
-        return failed(exc, "; the runtime config was left unchanged")
+        return failed(exc, "; the runtime config was left unchanged", "node-read-failed")
     try:
         commit_all(outcomes, ctx.do_restart, ctx.pending)
     except (ApplyError, OSError) as exc:
-        return failed(exc, "" if isinstance(exc, ApplyError) else " while writing", WRITE_FAILED)
+        return failed(exc, "" if isinstance(exc, ApplyError) else " while writing", "node-write-failed")
     return 0
 
 
@@ -85,7 +84,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         check_plan(plan)
     except PlanError as exc:
-        log("%s: %s; re-render with a matching regauth" % (plan_path, exc))
+        log(failure_line("%s: %s; re-render with a matching regauth" % (plan_path, exc), exc.code))
         return 2
     try:
         with lock(root, args.lock_timeout):  # cloud-init and the boot unit may race

@@ -63,7 +63,7 @@ def prepare_microk8s(step: dict, ctx: Context) -> Outcome:
             return out
         raise ApplyError(
             "%s did not appear within %ss: install MicroK8s before regauth-apply runs (snap install microk8s --classic "
-            "earlier in runcmd), raise wait_for_template, or set if_missing: skip" % (path, step.get("wait", 0))
+            "earlier in runcmd), raise wait_for_template, or set if_missing: skip" % (path, step.get("wait", 0)), code="node-runtime-missing"
         )
     creds = credentials(step["registries"], ctx.fetcher)
     out.summary = cred_summary(creds)

@@ -61,6 +61,8 @@ _TYPES = {"string": str, "integer": int, "boolean": bool, "array": list, "object
 class PlanError(ApplyError):
     """The plan does not match this program (exit 2: re-render with a matching regauth)."""
 
+    code = "node-plan-invalid"
+
 
 def _check(value: object, fields: dict, where: str) -> None:
     if not isinstance(value, dict):
@@ -138,7 +140,7 @@ def credentials(entries: List[dict], fetcher: Optional[object] = None) -> List[d
         elif "password_from" in entry and fetcher is not None:
             password = fetcher.password(entry["password_from"])
         else:
-            raise ApplyError("registry %s has no password in the plan" % entry.get("host"))
+            raise ApplyError("registry %s has no password in the plan" % entry.get("host"), code="node-plan-invalid")
         cred = {k: v for k, v in entry.items() if k not in ("password", "password_from")}
         cred["password"] = password
         out.append(cred)

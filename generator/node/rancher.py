@@ -34,7 +34,7 @@ def registries_yaml_merge(existing: Optional[str], step: dict, creds: List[dict]
             entry = _mapping(mirrors, mirror["namespace"], shown)
             current = entry.get("endpoint") or []
             if not isinstance(current, list):
-                raise ApplyError("%s: mirrors.%s.endpoint is not a list; fix or remove it" % (shown, mirror["namespace"]))
+                raise ApplyError("%s: mirrors.%s.endpoint is not a list; fix or remove it" % (shown, mirror["namespace"]), code="node-config-shape")
             entry["endpoint"] = list(mirror["endpoints"]) + [e for e in current if e not in mirror["endpoints"]]
             if mirror.get("rewrite"):
                 if entry.get("rewrite") not in (None, mirror["rewrite"]):
@@ -55,7 +55,7 @@ def prepare_registries_yaml(step: dict, ctx: Context) -> Outcome:
     for cred in creds:
         for key in cred.get("keys") or [cred["host"]]:
             if configs[key]["auth"] != {"username": cred["username"], "password": cred["password"]}:
-                raise ApplyError("self-check failed: auth for %s does not read back exactly" % key)
+                raise ApplyError("self-check failed: auth for %s does not read back exactly" % key, code="node-self-check")
     out.add(ctx, path, new.encode("utf-8"), 0o600)
     certs_dir_edits(out, ctx, step["tls_dir"], creds, restart=True)
     return out

@@ -61,7 +61,7 @@ def toml_value(value) -> str:
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
         return "{" + ", ".join("%s = %s" % (toml_key(k), toml_value(v)) for k, v in value.items()) + "}"
-    raise ApplyError("hosts.toml holds a value regauth cannot rewrite (%s)" % type(value).__name__)
+    raise ApplyError("hosts.toml holds a value regauth cannot rewrite (%s)" % type(value).__name__, code="node-cannot-merge")
 
 
 def _skip_string(text: str, i: int) -> int:
@@ -80,9 +80,9 @@ def _skip_string(text: str, i: int) -> int:
                         j += 1
                     return j
                 if len(delim) == 1 and text[j] == "\n":
-                    raise ApplyError("unterminated string in TOML")
+                    raise ApplyError("unterminated string in TOML", code="node-config-syntax")
                 j += 1
-            raise ApplyError("unterminated string in TOML")
+            raise ApplyError("unterminated string in TOML", code="node-config-syntax")
     raise AssertionError("not a string")
 
 
@@ -103,7 +103,7 @@ def _parse_key(text: str, i: int, stop: str) -> Tuple[Tuple[str, ...], int]:
         else:
             m = re.compile(r"[A-Za-z0-9_-]+").match(text, i)
             if not m:
-                raise ApplyError("unexpected character in TOML key")
+                raise ApplyError("unexpected character in TOML key", code="node-config-syntax")
             parts.append(m.group(0))
             i = m.end()
         while text[i] in " \t":
@@ -113,7 +113,7 @@ def _parse_key(text: str, i: int, stop: str) -> Tuple[Tuple[str, ...], int]:
             continue
         if text.startswith(stop, i):
             return tuple(parts), i + len(stop)
-        raise ApplyError("malformed TOML table header")
+        raise ApplyError("malformed TOML table header", code="node-config-syntax")
 
 
 def scan_toml(text: str, keys: bool = False):

@@ -12,7 +12,7 @@ from generator.errors import Problem
 from generator.messages import Message
 from generator.messages import inputs as M
 from generator.profile.model import Located
-from generator.profile.yamlpos import LoadedYaml, format_path
+from generator.yamlpos import LoadedYaml, format_path
 from generator.core.keylike import looks_like_key
 from generator.core.suggest import close_match
 

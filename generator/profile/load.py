@@ -9,11 +9,10 @@ users see every problem in one run.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from generator.errors import InvalidInput, Problem
 from generator.messages import inputs as M
@@ -23,15 +22,12 @@ from generator.profile.model import (
     CLOUDS,
     COMPRESS_MODES,
     PROGRAM_SOURCES,
-    FETCH_MODES,
     GCP_USERNAMES,
     PROFILE_VERSION,
-    SECRET_SOURCES,
     DEFAULT_PACKER_SOURCES,
     VM_IDENTITY,
     VM_IDENTITY_USERNAME,
     AuthSpec,
-    GsmSpec,
     OutputOptions,
     PackerOptions,
     Profile,
@@ -41,7 +37,7 @@ from generator.profile.model import (
 from generator.core.suggest import close_match
 from generator.profile.checker import Checker, kind_of as _kind
 from generator.profile.routes import check_route
-from generator.profile.yamlpos import load_yaml
+from generator.yamlpos import load_yaml
 from generator.core.keylike import looks_like_key
 
 TOP_KEYS = ("version", "description", "targets", "secrets", "registries", "output", "refresh")
@@ -51,42 +47,45 @@ OUTPUT_KEYS = ("cloud", "compress", "program", "packer")
 PACKER_KEYS = ("sources", "bake_secret")
 REGISTRY_KEYS = ("host", "auth", "mirror_for", "path", "tls")
 AUTH_KEYS = ("type", "secret", "username")
-SECRET_KEYS = {
-    "file": ("source", "path"),
-    "env": ("source", "var"),
-    "gcp-secret-manager": ("source", "name", "project", "secret", "version", "fetch", "credentials_file", "endpoint"),
-}
 _SECRET_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-_ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_GSM_NAME_RE = re.compile(r"^projects/([^/]+)/secrets/([^/]+)/versions/([^/]+)$")
-_GSM_VERSION_RE = re.compile(r"^([1-9][0-9]*|latest)$")
-_GSM_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
-_PROJECT_RE = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$|^[0-9]+$")
 _HCL_ID = r"[A-Za-z_][A-Za-z0-9_-]*"
 PACKER_SOURCE_RE = re.compile(rf"^source\.{_HCL_ID}\.{_HCL_ID}$")
 MAX_PROFILE_BYTES = 1024 * 1024
 
 
 # Who knows the runtimes (``generator.targets.TARGETS``: name -> module with OPTION_KEYS,
-# parse, check, ...) and who reads secrets sits above this layer: the caller passes them
-# in (generator/profiles.py wires them), so profile/ never imports targets/ or secrets/.
+# parse, check, ...) and the secret sources (who parse their own secrets: block) sit above this
+# layer: the caller passes them in (generator/profiles.py wires them), so profile/ never
+# imports targets/ or secrets/.
 Runtimes = Mapping[str, Any]
 KeyProblems = Callable[[Profile], "list[Problem]"]
 
 
-def load_profile(path: Path, runtimes: Runtimes, key_problems: KeyProblems | None = None) -> Profile:
+class SecretBlock(Protocol):
+    """What profile loading asks a secret source (``generator.secrets.sources.SOURCES``):
+    the keys its block may have, and the block parsed (problems reported to ``c``)."""
+
+    keys: tuple[str, ...]
+
+    def parse(self, c: Checker, block: dict, p: tuple, name: str, profile_path: Path) -> SecretSpec | None: ...
+
+
+Sources = Mapping[str, SecretBlock]  # source: value -> its parser
+
+
+def load_profile(path: Path, runtimes: Runtimes, sources: Sources, key_problems: KeyProblems | None = None) -> Profile:
     """Read, parse and validate ``path``; raise InvalidInput listing every problem."""
-    profile, problems = check_profile(path, runtimes, key_problems)
+    profile, problems = check_profile(path, runtimes, sources, key_problems)
     errors = [p for p in problems if p.severity == "error"]
     if errors or profile is None:
         raise InvalidInput(problems)
     return profile
 
 
-def check_profile(path: Path, runtimes: Runtimes, key_problems: KeyProblems | None = None) -> tuple[Profile | None, list[Problem]]:
+def check_profile(path: Path, runtimes: Runtimes, sources: Sources, key_problems: KeyProblems | None = None) -> tuple[Profile | None, list[Problem]]:
     """Like :func:`load_profile` but returns problems (errors and warnings) instead of raising.
 
-    ``runtimes`` is the registry of targets; ``key_problems(profile)`` the offline secret
+    ``runtimes`` is the registry of targets, ``sources`` the secret sources; ``key_problems(profile)`` the offline secret
     checks run when the profile has other errors (all problems at once)."""
     filename = str(path)
     try:
@@ -108,7 +107,7 @@ def check_profile(path: Path, runtimes: Runtimes, key_problems: KeyProblems | No
     if loaded.data is None and loaded.problems:
         return None, loaded.problems
     checker = Checker(loaded, filename)
-    profile = _check_document(checker, loaded.data, path, runtimes)
+    profile = _check_document(checker, loaded.data, path, runtimes, sources)
     broken = any(p.severity == "error" for p in checker.problems)
     if broken and profile is not None and profile.registries and key_problems is not None:
         # All problems at once: the keys of every validly defined secret are checked
@@ -118,7 +117,7 @@ def check_profile(path: Path, runtimes: Runtimes, key_problems: KeyProblems | No
     return (None if broken else profile), checker.problems
 
 
-def _check_document(c: Checker, doc: Any, path: Path, runtimes: Runtimes) -> Profile | None:
+def _check_document(c: Checker, doc: Any, path: Path, runtimes: Runtimes, sources: Sources) -> Profile | None:
     if doc is None:
         c.report(M.PROFILE_EMPTY, ())
         return None
@@ -129,7 +128,7 @@ def _check_document(c: Checker, doc: Any, path: Path, runtimes: Runtimes) -> Pro
     if "version" in doc and doc["version"] != PROFILE_VERSION:
         c.report(M.PROFILE_VERSION, ("version",), version=doc["version"], want=PROFILE_VERSION)
     description = doc.get("description") if isinstance(doc.get("description"), str) else ""
-    secrets = _check_secrets(c, doc.get("secrets", {}), path)
+    secrets = _check_secrets(c, doc.get("secrets", {}), path, sources)
     # Names declared under secrets: count as defined even when their spec has its own
     # error, so one mistake is not reported twice.
     declared = set(doc["secrets"]) if isinstance(doc.get("secrets"), dict) else set()
@@ -296,7 +295,7 @@ def _check_registries(c: Checker, value: Any, secrets: dict[str, SecretSpec], de
         if "host" in m:
             problem = host_problem(host)
             if problem:
-                c.report(M.REGISTRY_HOST, p + ("host",), text=problem[0], fix=problem[1])
+                c.report(M.REGISTRY_HOST[problem.kind], p + ("host",), text=problem.text, fix=problem.fix)
             elif host in seen:
                 c.report(M.REGISTRY_TWICE, p + ("host",), host=host, first=seen[host])
             else:
@@ -383,7 +382,7 @@ def _unprintable(text: str) -> str:
     return ""
 
 
-def _check_secrets(c: Checker, value: Any, profile_path: Path) -> dict[str, SecretSpec]:
+def _check_secrets(c: Checker, value: Any, profile_path: Path, sources: Sources) -> dict[str, SecretSpec]:
     if value is None or value == {}:
         return {}
     m = c.mapping(value, ("secrets",), "secrets", "secrets:\n  gar-key:\n    source: file\n    path: gar-key.json")
@@ -401,94 +400,15 @@ def _check_secrets(c: Checker, value: Any, profile_path: Path) -> dict[str, Secr
         if "source" not in s:
             misspelled = next((k for k in s if close_match(str(k), ("source",))), None)
             if misspelled is None:
-                c.report(M.SECRET_NO_SOURCE, p, sources=", ".join(SECRET_SOURCES))
+                c.report(M.SECRET_NO_SOURCE, p, sources=", ".join(sources))
                 continue
             c.keys({misspelled: None}, ("source",), p)  # "unknown key, did you mean 'source'?" only
             s["source"] = s.pop(misspelled)
-        source = c.choice(s, "source", p, SECRET_SOURCES, "")
+        source = c.choice(s, "source", p, tuple(sources), "")
         if not source:
             continue
-        c.keys(s, SECRET_KEYS[source], p)
-        spec_obj = {"file": _file_secret, "env": _env_secret, "gcp-secret-manager": _gsm_secret}[source](c, s, p, str(name), profile_path)
+        c.keys(s, sources[source].keys, p)
+        spec_obj = sources[source].parse(c, s, p, str(name), profile_path)
         if spec_obj is not None:
             out[str(name)] = spec_obj
     return out
-
-
-def _file_secret(c: Checker, s: dict, p: tuple, name: str, profile_path: Path) -> SecretSpec | None:
-    if "path" not in s:
-        c.report(M.FILE_SECRET_NO_PATH, p)
-        return None
-    raw = c.string(s, "path", p)
-    if raw is None:
-        return None
-    base = profile_path.parent
-    candidate = Path(raw)
-    if not candidate.is_absolute():
-        resolved = Path(os.path.normpath(base / candidate))
-        base_norm = Path(os.path.normpath(base.absolute()))
-        if not os.path.normpath(resolved.absolute()).startswith(str(base_norm) + os.sep):
-            c.report(M.SECRET_OUTSIDE, p + ("path",), given=raw)
-            return None
-        candidate = resolved
-    return SecretSpec(name=name, source="file", at=c.at(p), path=candidate)
-
-
-def _env_secret(c: Checker, s: dict, p: tuple, name: str, profile_path: Path) -> SecretSpec | None:
-    var = c.string(s, "var", p)
-    if "var" not in s:
-        c.report(M.ENV_SECRET_NO_VAR, p)
-        return None
-    if var is None:
-        return None
-    if not _ENV_RE.match(var):
-        c.report(M.ENV_SECRET_BAD_VAR, p + ("var",), var=var)
-        return None
-    return SecretSpec(name=name, source="env", at=c.at(p), var=var)
-
-
-def _gsm_secret(c: Checker, s: dict, p: tuple, name: str, profile_path: Path) -> SecretSpec | None:
-    fetch = c.choice(s, "fetch", p, FETCH_MODES, "build")
-    full = c.string(s, "name", p)
-    project = c.string(s, "project", p)
-    secret = c.string(s, "secret", p)
-    version = s.get("version")
-    if isinstance(version, int) and not isinstance(version, bool):
-        version = str(version)
-    if full is not None:
-        if project or secret or "version" in s:
-            c.report(M.GSM_NAME_AND_PARTS, p)
-            return None
-        m = _GSM_NAME_RE.match(full)
-        if not m:
-            c.report(M.GSM_BAD_NAME, p + ("name",), name=full)
-            return None
-        project, secret, version = m.groups()
-    else:
-        if project is None or secret is None:
-            c.report(M.GSM_INCOMPLETE, p)
-            return None
-        version = version if version is not None else "latest"
-    if not isinstance(version, str) or not _GSM_VERSION_RE.match(version):
-        c.report(M.GSM_BAD_VERSION, p + ("version",) if "version" in s else p + ("name",), version=version)
-        return None
-    if not _GSM_ID_RE.match(secret):
-        c.report(M.GSM_BAD_SECRET_ID, p, secret=secret)
-        return None
-    if not _PROJECT_RE.match(project):
-        c.report(M.GSM_BAD_PROJECT, p, project=project)
-        return None
-    if version == "latest" and fetch == "build":
-        c.report(M.GSM_LATEST_AT_BUILD, p)
-    creds = c.string(s, "credentials_file", p, required=False)
-    endpoint = c.string(s, "endpoint", p, required=False)
-    if endpoint is not None and not re.match(r"^https?://[^/\s]+/?$", endpoint):
-        c.report(M.GSM_BAD_ENDPOINT, p + ("endpoint",), endpoint=endpoint)
-        return None
-    return SecretSpec(
-        name=name,
-        source="gcp-secret-manager",
-        at=c.at(p),
-        gsm=GsmSpec(project=project, secret=secret, version=version, credentials_file=creds, endpoint=endpoint),
-        fetch=fetch,
-    )

@@ -15,7 +15,6 @@ AUTH_TYPES = ("gcp-service-account", "basic", "gcp-vm-identity")
 VM_IDENTITY = "gcp-vm-identity"
 VM_IDENTITY_USERNAME = "oauth2accesstoken"
 GCP_USERNAMES = ("_json_key_base64", "_json_key")
-SECRET_SOURCES = ("file", "env", "gcp-secret-manager")
 FETCH_MODES = ("build", "boot")
 CLOUDS = ("gce", "aws", "azure", "none")
 COMPRESS_MODES = ("auto", "always", "never")

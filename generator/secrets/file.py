@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from generator.errors import Problem, RuntimeFailure
 from generator.messages import inputs as M
 from generator.messages import runtime as R
 from generator.profile.model import SecretSpec
 from generator.secrets.value import SecretValue
+
+if TYPE_CHECKING:
+    from generator.profile.checker import Checker
 
 MAX_SECRET_BYTES = 64 * 1024
 
@@ -45,3 +50,24 @@ def read_file_secret(spec: SecretSpec) -> SecretValue | Problem:
     except OSError as exc:
         raise RuntimeFailure(f"cannot read secret file {path}: {exc.strerror}", "check the file and the disk", code=R.SECRET_FILE_UNREADABLE.code)
     return SecretValue(data, origin=f"file {path}")
+
+
+def parse_file_block(c: Checker, s: dict, p: tuple, name: str, profile_path: Path) -> SecretSpec | None:
+    """The ``secrets:`` block of a ``source: file`` secret (its keys checked already), or
+    None after reporting to ``c`` why it cannot be used."""
+    if "path" not in s:
+        c.report(M.FILE_SECRET_NO_PATH, p)
+        return None
+    raw = c.string(s, "path", p)
+    if raw is None:
+        return None
+    base = profile_path.parent
+    candidate = Path(raw)
+    if not candidate.is_absolute():
+        resolved = Path(os.path.normpath(base / candidate))
+        base_norm = Path(os.path.normpath(base.absolute()))
+        if not os.path.normpath(resolved.absolute()).startswith(str(base_norm) + os.sep):
+            c.report(M.SECRET_OUTSIDE, p + ("path",), given=raw)
+            return None
+        candidate = resolved
+    return SecretSpec(name=name, source="file", at=c.at(p), path=candidate)

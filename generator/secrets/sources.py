@@ -1,9 +1,12 @@
 """Where secrets come from: one small object per ``source:`` value, chosen from :data:`SOURCES`.
 
-Each source answers the same four questions, so the resolver has no per-source branches
-(in the spirit of kapitan's refs backends, with the Google client imported only when a
-Secret Manager secret is really fetched):
+Each source answers the same questions, so neither profile loading nor the resolver has
+per-source branches (in the spirit of kapitan's refs backends, with the Google client
+imported only when a Secret Manager secret is really fetched):
 
+* ``keys`` and ``parse(c, block, p, name, profile_path)``: its ``secrets:`` block in a
+  profile, checked into a :class:`SecretSpec` (profile loading is handed :data:`SOURCES`
+  by generator/profiles.py: the profile layer sits below secrets/ and does not import it);
 * ``identity(spec)``: the key under which a run reads the secret once, however many
   registries and profiles name it;
 * ``wanted(spec, offline)``: whether a render (or an offline ``validate``) reads it now;
@@ -12,19 +15,21 @@ Secret Manager secret is really fetched):
 * ``boot_entry(spec, transform, key_check)``: the plan entry the node fetches at first
   boot instead, or None; ``stand_in(spec, offline)``: the empty value an offline check
   uses for a secret it does not fetch, or None.
-
-Parsing each source's profile block stays in :mod:`generator.profile.load` (the profile
-layer sits below secrets/ and does not import it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from generator.errors import Problem
 from generator.profile.model import SecretSpec
 from generator.secrets.value import SecretValue
+
+if TYPE_CHECKING:
+    from generator.profile.checker import Checker
 
 Values = dict[tuple, "SecretValue | Problem"]
 
@@ -51,7 +56,11 @@ class LocalSource:
     """A secret on this machine, read at render time (files, environment variables)."""
 
     name = ""
+    keys: tuple[str, ...] = ()  # the keys of its secrets: block
     remote = False  # read per profile, lazily, even when remote ones are prefetched for a whole run
+
+    def parse(self, c: Checker, block: dict, p: tuple, name: str, profile_path: Path) -> SecretSpec | None:
+        raise NotImplementedError
 
     def identity(self, spec: SecretSpec) -> tuple:
         raise NotImplementedError
@@ -74,6 +83,12 @@ class LocalSource:
 
 class FileSource(LocalSource):
     name = "file"
+    keys = ("source", "path")
+
+    def parse(self, c: Checker, block: dict, p: tuple, name: str, profile_path: Path) -> SecretSpec | None:
+        from generator.secrets.file import parse_file_block
+
+        return parse_file_block(c, block, p, name, profile_path)
 
     def identity(self, spec: SecretSpec) -> tuple:
         return ("file", str(spec.path))
@@ -86,6 +101,12 @@ class FileSource(LocalSource):
 
 class EnvSource(LocalSource):
     name = "env"
+    keys = ("source", "var")
+
+    def parse(self, c: Checker, block: dict, p: tuple, name: str, profile_path: Path) -> SecretSpec | None:
+        from generator.secrets.env import parse_env_block
+
+        return parse_env_block(c, block, p, name, profile_path)
 
     def identity(self, spec: SecretSpec) -> tuple:
         return ("env", spec.var)
@@ -100,7 +121,13 @@ class SecretManagerSource:
     """Google Secret Manager: fetched at render time (``fetch: build``) or by the VM at boot."""
 
     name = "gcp-secret-manager"
+    keys = ("source", "name", "project", "secret", "version", "fetch", "credentials_file", "endpoint")
     remote = True
+
+    def parse(self, c: Checker, block: dict, p: tuple, name: str, profile_path: Path) -> SecretSpec | None:
+        from generator.secrets.gsm_source import parse_gsm_block  # not the Google client: that loads on a fetch
+
+        return parse_gsm_block(c, block, p, name, profile_path)
 
     def identity(self, spec: SecretSpec) -> tuple:
         assert spec.gsm is not None

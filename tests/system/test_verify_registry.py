@@ -54,7 +54,7 @@ def test_good_key_pulls_manifest(username: str | None, registry_env: RegistryEnv
     proc = verify(env, str(profile(tmp_path, env.host(), env.key_file, username)), "--image", env.image_ref())
     assert proc.returncode == 0, proc.stdout + proc.stderr
     sent = username or "_json_key_base64"
-    assert f"OK      {env.host()}  token via POST (OAuth2 password grant) as {sent}" in proc.stdout
+    assert f"OK      {env.host()}  [verify-ok] token via POST (OAuth2 password grant) as {sent}" in proc.stdout
     assert f"{env.image.repository}:{env.image.tag} readable ({env.image.manifest_digest})" in proc.stdout
     assert [(r.method, r.grant_type, r.username, r.status, r.scope) for r in token_log] == [
         ("POST", "password", sent, 200, f"repository:{env.image.repository}:pull")
@@ -73,7 +73,7 @@ def test_wrong_key_is_refused_after_post_and_get(registry_env: RegistryEnv, toke
     env = registry_env
     proc = verify(env, str(profile(tmp_path, env.host(), env.wrong_key_file)), "--image", env.image_ref())
     assert proc.returncode == 1
-    assert f"FAILED  {env.host()}  credentials refused: POST 401, then GET with Basic 401" in proc.stdout
+    assert f"FAILED  {env.host()}  [verify-credentials-refused] credentials refused: POST 401, then GET with Basic 401" in proc.stdout
     assert "the registry rejected the key (puller@regauth-test.iam.gserviceaccount.com)" in proc.stdout
     assert [(r.method, r.status) for r in token_log] == [("POST", 401), ("GET", 401)]
     assert all("not the expected service-account key" in r.reason for r in token_log)

@@ -135,14 +135,14 @@ def test_errors_are_one_line_and_never_a_secret(node, tmp_path: Path) -> None:
     assert wrong.returncode == 2 and b"v1beta1" in wrong.stderr
     md.state.set_fault(DOWN)
     down = ask(PYTHONS[0], root, f"{KEYLESS}/p/r/i:1", md.host_port)
-    assert down.returncode == 1 and down.stdout == b"" and b"metadata token" in down.stderr
+    assert down.returncode == 1 and down.stdout == b"" and b"metadata token" in down.stderr and b": FAILED [node-fetch-" in down.stderr
     assert len(down.stderr.decode().strip().splitlines()) == 1, down.stderr  # retries are not printed
     assert PASSWORD.encode() not in down.stderr
     empty = tmp_path / "empty"
     (empty / PROVIDER).parent.mkdir(parents=True)
     (empty / PROVIDER).write_bytes((root / PROVIDER).read_bytes())
     missing = ask(PYTHONS[0], empty, f"{STORED}/a:b", md.host_port)
-    assert missing.returncode == 1 and b"run regauth-apply" in missing.stderr and len(missing.stderr.splitlines()) == 1
+    assert missing.returncode == 1 and b"regauth-credential-provider: FAILED [node-provider-store] " in missing.stderr and b"run regauth-apply" in missing.stderr and len(missing.stderr.splitlines()) == 1
 
 
 def test_kubelet_step_writes_store_config_and_is_idempotent(node) -> None:

@@ -26,8 +26,11 @@ def test_lower_layers_do_not_reach_up_or_sideways() -> None:
         "messages": {"profile", "secrets", "targets", "doctor", "verify", "outputs", "render", "core"},
         "profile": {"targets", "secrets", "outputs", "render", "doctor", "verify"},
         "verify": {"doctor"},
+        "doctor": {"profile", "profiles", "verify", "render", "outputs"},  # it reads nodes' files, not profiles
+        "yamlpos": {"core", "profile", "profiles", "secrets", "targets", "doctor", "verify", "outputs", "render"},  # profile and doctor share it
         "secrets": {"targets", "outputs", "render", "doctor"},
     }
     wrong = sorted((a, b) for a, b in arrows if b in forbidden.get(a, ()))
     assert not wrong, wrong
     assert ("profile", "core") in arrows and ("doctor", "core") in arrows and ("verify", "core") in arrows
+    assert ("doctor", "yamlpos") in arrows and ("profile", "yamlpos") in arrows

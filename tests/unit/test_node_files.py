@@ -85,7 +85,7 @@ def one_failure_line(result: subprocess.CompletedProcess) -> str:
     """Exit 1 and one FAILED line, the last.  (Not "the only line": below 3.11 the node
     program still logs that it has no tomllib; the corpus test holds it to one line.)"""
     lines = result.stderr.splitlines()
-    failed = [line for line in lines if line.startswith("regauth-apply: FAILED: ")]
+    failed = [line for line in lines if line.startswith("regauth-apply: FAILED [node-")]
     assert result.returncode == 1 and failed == lines[-1:], result.stderr
     return lines[-1]
 
@@ -110,7 +110,7 @@ def test_a_failure_at_any_file_puts_back_every_file_written(out: Path, tmp_path:
         (obstacle / "x").mkdir(parents=True)
         start = tree(root)
         line = one_failure_line(apply(out, root))
-        assert "nothing was changed" in line and PASSWORD not in line, line
+        assert "nothing was changed" in line and PASSWORD not in line and "FAILED [node-write-failed]" in line, line
         assert tree(root) == start, f"a failure at {rel} left changes behind"
 
 
@@ -143,7 +143,7 @@ def test_a_held_lock_is_waited_for_then_refused_clearly(out: Path, tmp_path: Pat
         line = one_failure_line(apply(out, root, "--lock-timeout", "0.3"))
     finally:
         os.close(fd)
-    assert "another regauth-apply" in line and "--lock-timeout" in line and "nothing was changed" in line
+    assert "another regauth-apply" in line and "--lock-timeout" in line and "nothing was changed" in line and "[node-lock]" in line
     assert tree(root) == start
     assert apply(out, root).returncode == 0  # released: the next run proceeds
 
@@ -161,7 +161,7 @@ def test_an_unsafe_lock_directory_is_refused(kind: str, out: Path, tmp_path: Pat
         (root / "run/regauth").chmod(0o755)
     start = tree(root)
     line = one_failure_line(apply(out, root))
-    assert ("not a symlink" if kind == "symlink" else "not private") in line
+    assert ("not a symlink" if kind == "symlink" else "not private") in line and "[node-lock]" in line
     assert tree(root) == start and list(elsewhere.iterdir()) == []
 
 
@@ -192,7 +192,7 @@ def test_a_dangling_symlinked_config_is_refused(out: Path, tmp_path: Path) -> No
     (root / CONFIG).symlink_to("/srv/missing/config.toml")
     start = tree(root)
     line = one_failure_line(apply(out, root))
-    assert "is a symlink to /srv/missing/config.toml, which does not exist" in line
+    assert "is a symlink to /srv/missing/config.toml, which does not exist" in line and "[node-file-type]" in line
     assert tree(root) == start
 
 

@@ -27,20 +27,31 @@ def test_demo_profile_loads() -> None:
 
 
 @pytest.mark.parametrize(
-    ("host", "expected"),
+    ("host", "kind", "expected"),
     [
-        ("'*.pkg.dev'", ["is a wildcard", "exact host", "europe-docker.pkg.dev"]),
-        ("https://europe-docker.pkg.dev", ["has a scheme", "write host: europe-docker.pkg.dev"]),
-        ("europe-docker.pkg.dev/proj/repo", ["has a path", "write host: europe-docker.pkg.dev"]),
-        ("Europe-Docker.pkg.dev", ["upper-case", "write host: europe-docker.pkg.dev"]),
-        ("docker.io", ["registry-1.docker.io"]),
+        ("'*.pkg.dev'", "wildcard", ["is a wildcard", "exact host", "europe-docker.pkg.dev"]),
+        ("https://europe-docker.pkg.dev", "scheme", ["has a scheme", "write host: europe-docker.pkg.dev"]),
+        ("europe-docker.pkg.dev/proj/repo", "path", ["has a path", "write host: europe-docker.pkg.dev"]),
+        ("Europe-Docker.pkg.dev", "upper-case", ["upper-case", "write host: europe-docker.pkg.dev"]),
+        ("docker.io", "docker-io", ["registry-1.docker.io"]),
+        ("europe-docker.pkg.dev:443", "default-port", ["default port 443", "write host: europe-docker.pkg.dev (as in your image references)"]),
+        ("reg.example.com:70000", "port-range", ["port 70000 is out of range"]),
+        ("reg_example.com", "invalid", ["is not a valid host[:port]"]),
     ],
 )
-def test_host_mistakes_name_the_fix(profile_dir: Path, host: str, expected: list[str]) -> None:
+def test_host_mistakes_name_the_fix(profile_dir: Path, host: str, kind: str, expected: list[str]) -> None:
     text = messages(gar_profile(profile_dir, host=host))
     for fragment in expected:
         assert fragment in text
-    assert "node.yaml:8:11: error: [registry-host] registries[0].host:" in text
+    assert f"node.yaml:8:11: error: [registry-host-{kind}] registries[0].host:" in text
+
+
+def test_each_host_mistake_has_its_code() -> None:
+    from generator.core.hosts import HOST_MISTAKES
+    from generator.messages import inputs
+
+    assert tuple(inputs.REGISTRY_HOST) == HOST_MISTAKES
+    assert all(m.code == f"registry-host-{kind}" for kind, m in inputs.REGISTRY_HOST.items())
 
 
 def test_all_errors_at_once_with_positions_and_did_you_mean(tmp_path: Path) -> None:
@@ -144,3 +155,36 @@ def test_schema_rejects_what_the_loader_rejects() -> None:
     bad = {"version": 1, "targets": {"containerd": {"version": "1.7"}}, "registries": [{"host": "*.pkg.dev", "auth": {"type": "basic", "secret": "x"}}]}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, profile_schema())
+
+
+def test_each_secret_source_parses_its_own_block(tmp_path: Path) -> None:
+    """Profile loading asks the source (generator.secrets.sources.SOURCES) for the keys of
+    its secrets: block and to parse it: a source passed in is all it takes (issue 18)."""
+    from generator.profile import load
+    from generator.profile.model import SecretSpec
+    from generator.secrets.sources import SOURCES
+    from generator.targets import TARGETS
+
+    assert set(SOURCES) == {"file", "env", "gcp-secret-manager"} and all("source" in s.keys for s in SOURCES.values())
+    seen = []
+
+    class Vault:
+        keys = ("source", "mount")
+
+        def parse(self, c, block, p, name, profile_path):  # type: ignore[no-untyped-def]
+            seen.append((name, block["mount"], p))
+            return SecretSpec(name=name, source="vault", at=c.at(p))
+
+    path = write_profile(tmp_path, """
+        version: 1
+        targets: {containerd: {version: "1.7"}}
+        secrets:
+          k: {source: vault, mount: kv/regauth, path: nope}
+        registries:
+          - {host: reg.example.com, auth: {type: basic, secret: k, username: u}}
+        """)
+    _, problems = load.check_profile(path, TARGETS, {**SOURCES, "vault": Vault()})
+    assert seen == [("k", "kv/regauth", ("secrets", "k"))]
+    assert [p.code for p in problems] == ["unknown-key"] and "path" in problems[0].render()
+    _, problems = load.check_profile(path, TARGETS, SOURCES)
+    assert "vault" in problems[0].render() and "gcp-secret-manager" in problems[0].render()

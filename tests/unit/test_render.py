@@ -98,7 +98,7 @@ def test_invalid_profile_exits_2_and_writes_nothing(profile_dir: Path) -> None:
     out = profile_dir / "out"
     result = run_cli("render", str(good), str(bad), "-o", str(out))
     assert result.code == 2
-    assert "bad.yaml:8:11: error: [registry-host] registries[0].host: '*.pkg.dev' is a wildcard" in result.err
+    assert "bad.yaml:8:11: error: [registry-host-wildcard] registries[0].host: '*.pkg.dev' is a wildcard" in result.err
     assert "Traceback" not in result.err
     assert not out.exists()
 

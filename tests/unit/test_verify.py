@@ -162,7 +162,7 @@ def test_good_key_token_by_post_then_manifest(fake: FakeRegistry, profile_dir: P
         profile = gar_profile(profile_dir, host=fake.host, username=username, name=f"p{username}")
         result = _verify(str(profile), "--image", f"{fake.host}/team/app:v1", "--ca-file", str(pki.ca_file))
         assert result.code == 0, result.out + result.err
-        assert f"OK      {fake.host}" in result.out and f"token via POST (OAuth2 password grant) as {username}" in result.out
+        assert f"OK      {fake.host}  [verify-ok] " in result.out and f"token via POST (OAuth2 password grant) as {username}" in result.out
         assert "team/app:v1 readable (sha256:" in result.out
     assert ("POST", "/token", 200) in fake.seen and ("GET", "/token", 200) not in fake.seen
 
@@ -173,7 +173,7 @@ def test_get_with_basic_when_post_is_not_supported(fake: FakeRegistry, profile_d
     doc = json.loads(result.out)
     assert result.code == 0 and doc["ok"] is True
     (reg,) = doc["registries"]
-    assert "token via GET (Basic)" in reg["summary"] and "pass --image" in reg["summary"]
+    assert reg["code"] == "verify-ok" and "token via GET (Basic)" in reg["summary"] and "pass --image" in reg["summary"]
     assert next(s for s in reg["steps"] if "token" in s).endswith("-> 405")
     assert [s for s in fake.seen if s[1] == "/token"] == [("POST", "/token", 405), ("GET", "/token", 200)]
 
@@ -184,7 +184,7 @@ def test_wrong_key_is_refused_with_key_advice(fake: FakeRegistry, tmp_path: Path
     (tmp_path / "key.json").chmod(0o600)
     result = _verify(str(gar_profile(tmp_path, host=fake.host)), "--image", f"{fake.host}/team/app:v1", "--ca-file", str(pki.ca_file))
     assert result.code == 1
-    assert f"FAILED  {fake.host}  credentials refused: POST 401, then GET with Basic 401: UNAUTHORIZED authentication failed" in result.out
+    assert f"FAILED  {fake.host}  [verify-credentials-refused] credentials refused: POST 401, then GET with Basic 401: UNAUTHORIZED authentication failed" in result.out
     assert "the registry rejected the key (someone-else@regauth-test.iam.gserviceaccount.com)" in result.out
     assert "gcloud iam service-accounts keys list --iam-account=someone-else@" in result.out
     assert [s for s in fake.seen if s[1] == "/token"] == [("POST", "/token", 401), ("GET", "/token", 401)]
@@ -208,18 +208,18 @@ def test_key_json_under_json_key_base64_is_named(fake: FakeRegistry, profile_dir
 
 
 @pytest.mark.parametrize(
-    ("image", "summary", "cause"),
+    ("image", "code", "summary", "cause"),
     [
-        ("team/nope:v1", "team/nope:v1: repository not found (404, NAME_UNKNOWN)", "the repository does not exist"),
-        ("team/app:v9", "team/app:v9: tag or digest not found (404, MANIFEST_UNKNOWN)", "has no 'v9' (it has: v1)"),
-        ("team/secret:v1", "reading team/secret:v1 refused (403, DENIED)", "the token does not grant pull on team/secret"),
+        ("team/nope:v1", "verify-repository-not-found", "team/nope:v1: repository not found (404, NAME_UNKNOWN)", "the repository does not exist"),
+        ("team/app:v9", "verify-tag-not-found", "team/app:v9: tag or digest not found (404, MANIFEST_UNKNOWN)", "has no 'v9' (it has: v1)"),
+        ("team/secret:v1", "verify-read-denied", "reading team/secret:v1 refused (403, DENIED)", "the token does not grant pull on team/secret"),
     ],
 )
-def test_manifest_failures_name_the_cause(image: str, summary: str, cause: str, fake: FakeRegistry, profile_dir: Path, pki) -> None:  # type: ignore[no-untyped-def]
+def test_manifest_failures_name_the_cause(image: str, code: str, summary: str, cause: str, fake: FakeRegistry, profile_dir: Path, pki) -> None:  # type: ignore[no-untyped-def]
     fake.denied.add("team/secret")
     fake.tags["team/secret"] = ["v1"]
     result = _verify(str(gar_profile(profile_dir, host=fake.host)), "--image", f"{fake.host}/{image}", "--ca-file", str(pki.ca_file))
-    assert result.code == 1 and f"credentials accepted; {summary}" in result.out and cause in result.out, result.out
+    assert result.code == 1 and f"[{code}] credentials accepted; {summary}" in result.out and cause in result.out, result.out
 
 
 def test_tls_trust_comes_from_ca_file_or_ssl_cert_file(fake: FakeRegistry, profile_dir: Path, pki) -> None:  # type: ignore[no-untyped-def]
@@ -246,8 +246,8 @@ def test_registry_down_and_hanging_registry_fail_within_bounds(profile_dir: Path
 def test_image_on_a_host_the_profile_lacks(fake: FakeRegistry, profile_dir: Path, pki) -> None:  # type: ignore[no-untyped-def]
     result = _verify(str(gar_profile(profile_dir, host=fake.host)), "--image", "us-docker.pkg.dev/p/r/app:1", "--ca-file", str(pki.ca_file))
     assert result.code == 1
-    assert "FAILED  us-docker.pkg.dev" in result.out and "the profile has no registry 'us-docker.pkg.dev'" in result.out
-    assert f"OK      {fake.host}" in result.out
+    assert "FAILED  us-docker.pkg.dev  [verify-no-registry-for-image] " in result.out and "the profile has no registry 'us-docker.pkg.dev'" in result.out
+    assert f"OK      {fake.host}" in result.out and "[verify-ok] " in result.out
 
 
 def test_invalid_profile_exits_2(tmp_path: Path, profile_dir: Path) -> None:
@@ -283,4 +283,15 @@ def test_boot_fetched_secret_is_skipped_not_failed(tmp_path: Path) -> None:
         """,
     )
     result = _verify(str(profile))
-    assert result.code == 0 and "SKIPPED europe-docker.pkg.dev  secret 'k' is fetched on the VM at boot" in result.out, result.out + result.err
+    assert result.code == 0 and "SKIPPED europe-docker.pkg.dev  [verify-skipped-at-boot] secret 'k' is fetched on the VM at boot" in result.out, result.out + result.err
+
+
+def test_every_result_code_is_one_verify_reports() -> None:
+    """Each per-registry code of the catalogue (generator/messages/results.py) has a place in verify.py."""
+    from generator import messages
+    from generator.messages import results
+
+    source = (Path(__file__).parents[2] / "generator" / "verify.py").read_text(encoding="utf-8")
+    entries = {name: m for name, m in vars(results).items() if isinstance(m, messages.Message)}
+    assert {m.code for m in entries.values()} == set(messages.codes("verify"))
+    assert not [name for name in entries if f"R.{name}" not in source]
