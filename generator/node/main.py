@@ -1,12 +1,13 @@
 """regauth-apply's command line: read the plan, prepare every step, then commit them all.
 
-Usage: regauth-apply [--plan /etc/regauth/plan.json] [--root DIR] [--no-restart] [--fetch-timeout S]
+Usage: regauth-apply [--plan /etc/regauth/plan.json] [--root DIR] [--no-restart] [--fetch-timeout S] [--refresh]
 Exit codes: 0 applied (or already up to date), 1 failed (config untouched), 2 bad plan.
 """
 
 import json
+import sys
 import time
-from typing import Callable, Dict, Iterable, List, Optional
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from .codes import WRITE_FAILED
 from .errors import ApplyError, failure_line, log
@@ -38,8 +39,9 @@ def failed(exc: Exception, after: str, code: Optional[str] = None) -> int:
     return 1
 
 
-def _run(plan: dict, root: str, args) -> int:
-    """Prepare every step, then commit them all; the exit code (0: go on and say done)."""
+def _run(plan: dict, root: str, args) -> Tuple[int, list]:
+    """Prepare every step, then commit them all; the exit code (0: go on and say done)
+    and what :func:`commit_all` changed."""
     fetcher = None
     if fetches_at_boot(plan["steps"]):
         from .bootfetch import BootFetcher  # shipped only to nodes whose plan fetches at boot (plan.modules)
@@ -51,16 +53,31 @@ def _run(plan: dict, root: str, args) -> int:
         prepare = steps(kinds)
     except ImportError as exc:
         log("this regauth-apply was built for another plan (it lacks %s); re-render and ship both files together" % exc.name)
-        return 2
+        return 2, []
     try:
         outcomes = [prepare[step["kind"]](step, ctx) for step in plan["steps"]]
     except (ApplyError, OSError) as exc:
-        return failed(exc, "; the runtime config was left unchanged")
+        return failed(exc, "; nothing was changed, the old credentials are kept" if args.refresh else "; the runtime config was left unchanged"), []
     try:
-        commit_all(outcomes, ctx.do_restart, ctx.pending)
+        done = commit_all(outcomes, ctx.do_restart, ctx.pending)
     except (ApplyError, OSError) as exc:
-        return failed(exc, "" if isinstance(exc, ApplyError) else " while writing", WRITE_FAILED)
-    return 0
+        return failed(exc, "" if isinstance(exc, ApplyError) else " while writing", WRITE_FAILED), []
+    return 0, done
+
+
+def refresh_line(code: int, done: list, held: str) -> str:
+    """A refresh run's one log line (the timer runs every hour: one line each, whatever
+    the number of steps): ``unchanged``, ``updated N files (...); containerd restarted``
+    or the run's failure line, which carries its details."""
+    if code:
+        lines = [line.replace("regauth-apply: ", "", 1) for line in held.splitlines() if line.strip()]
+        last = lines[-1] if lines else "exit code %d" % code
+        return last if last.startswith("FAILED") else "FAILED: " + last
+    if not done:
+        return "unchanged"
+    paths = [path for written, _ in done for path in written]
+    restarts = [what for i, (_, what) in enumerate(done) if what not in [w for _, w in done[:i]]]
+    return "updated %d file%s (%s); %s" % (len(paths), "" if len(paths) == 1 else "s", ", ".join(paths), "; ".join(restarts))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -72,7 +89,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--no-restart", action="store_true", help="never restart services")
     parser.add_argument("--fetch-timeout", type=float, default=120.0, metavar="S", help="give up boot-time fetches after S seconds (default 120)")
     parser.add_argument("--lock-timeout", type=float, default=300.0, metavar="S", help="wait at most S seconds for another run to finish (default 300)")
+    parser.add_argument("--refresh", action="store_true", help="log one summary line for the run (regauth-refresh.service)")
     args = parser.parse_args(argv)
+    if not args.refresh:
+        return _apply(args)
+    import contextlib
+    import io
+
+    held = io.StringIO()
+    done = []  # type: list
+    with contextlib.redirect_stderr(held):  # each step's lines: only the verdict is logged
+        code = _apply(args, done)
+    print("regauth-refresh: " + refresh_line(code, done, held.getvalue()), file=sys.stderr, flush=True)
+    return code
+
+
+def _apply(args, done: Optional[list] = None) -> int:
+    """One run: read and check the plan, take the lock, apply; ``done`` receives what changed."""
     root = args.root.rstrip("/")
     plan_path = args.plan or root + "/etc/regauth/plan.json"
     started = time.monotonic()
@@ -89,11 +122,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     try:
         with lock(root, args.lock_timeout):  # cloud-init and the boot unit may race
-            code = _run(plan, root, args)
+            code, changed = _run(plan, root, args)
     except ApplyError as exc:
         return failed(exc, "; nothing was changed")
     if code:
         return code
+    if done is not None:
+        done.extend(changed)
     log("done in %d ms (profile %s)" % ((time.monotonic() - started) * 1000, plan.get("profile", "?")))
     return 0
 
