@@ -24,7 +24,7 @@ then covers only that image).  Errors: one line on stderr, never a secret; exit 
 Usage: regauth-credential-provider [--root DIR] [--store FILE] < request.json
 
 Start-up cost matters (kubelet runs it per image pull when its cache is cold): the
-warm path imports only os/sys/time, _json (jsontext) and this module.  The fetch code (bootfetch,
+warm path imports only sys/time/posix (builtins), _json (jsontext) and this module.  The fetch code (bootfetch,
 files) is imported when a fetch is needed; no typing, argparse or hashlib, whose
 imports alone cost more than the answer (bench/run.py).
 """
@@ -34,6 +34,11 @@ import time
 
 from .errors import ApplyError
 from .jsontext import dumps, loads
+
+try:  # os's own functions without importing os (~1 ms under -S: stat, posixpath, _collections_abc)
+    from posix import geteuid, lstat
+except ImportError:  # not a POSIX system: only where the generator side imports this module
+    from os import geteuid, lstat
 
 API_VERSION = "credentialprovider.kubelet.k8s.io/v1"
 STORE = "/etc/regauth/credential-provider.json"
@@ -120,10 +125,8 @@ def _cached(path: str, ttl: int):  # -> (password, seconds left) or None
     """(password, seconds left) from a fresh cache file, else None.  The file must be
     root-only: a cache anyone else could write would let them pick our credentials."""
     try:
-        import os  # not on the static-password path: under -S nothing else imports it
-
-        st = os.lstat(path)
-        if st.st_uid != os.geteuid() or st.st_mode & 0o077 or st.st_mode & 0o170000 != 0o100000:  # a plain file (no link)
+        st = lstat(path)
+        if st.st_uid != geteuid() or st.st_mode & 0o077 or st.st_mode & 0o170000 != 0o100000:  # a plain file (no link)
             return None
         with open(path, "rb") as handle:
             doc = loads(handle.read().decode("utf-8"))
