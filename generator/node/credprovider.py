@@ -44,7 +44,12 @@ API_VERSION = "credentialprovider.kubelet.k8s.io/v1"
 STORE = "/etc/regauth/credential-provider.json"
 STORE_FORMAT = 1
 CACHE_DIR = "/var/cache/regauth-credential-provider"
-DOCKER_HUB = "registry-1.docker.io"
+# Docker Hub: kubelet normalises an image before it asks (nginx and index.docker.io/nginx
+# -> docker.io/library/nginx: parsers.ParseImageName), so requests name docker.io; the
+# profile and the store key Docker Hub by the host containerd contacts.
+DOCKER_HUB = "docker.io"
+HUB_NAMES = ("docker.io", "index.docker.io", "registry-1.docker.io")
+HUB_STORE_HOST = "registry-1.docker.io"
 # kubelet waits for the plugin; a pull should not hang on a dead metadata server.
 FETCH_TIMEOUT = 20.0
 # Re-ask before the token expires: kubelet may use a cached answer up to its end.
@@ -177,9 +182,14 @@ def _from_vm_identity(fetcher=None):  # -> (token, seconds)
 
 
 def answer(image: str, store: dict, root: str = "", fetcher=None) -> dict:
-    """The CredentialProviderResponse for ``image``."""
+    """The CredentialProviderResponse for ``image``.  The ``auth`` key is the host as the
+    image names it: kubelet looks the answer up with the image it sent (a ``docker.io``
+    key matches ``docker.io/library/nginx``, ``registry-1.docker.io`` would not) and
+    passes the credentials to the runtime without a server address, so containerd uses
+    them for the host it contacts."""
     host = image_host(image)
-    entry = next((e for e in store["registries"] if isinstance(e, dict) and e.get("host") == host), None)
+    wanted = HUB_STORE_HOST if host in HUB_NAMES else host
+    entry = next((e for e in store["registries"] if isinstance(e, dict) and e.get("host") == wanted), None)
     if entry is None:
         return response({}, "Image", int(store.get("cache_seconds", 0)))
     ttl = int(store.get("cache_seconds", 300))

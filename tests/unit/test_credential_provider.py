@@ -314,3 +314,59 @@ def test_token_lifetimes_become_cache_durations_kubelet_drops_in_time(node) -> N
         md.state.token_ttl = ttl
         doc = answer(ask(PYTHONS[0], root, f"{KEYLESS}/p/r/i:1", md.host_port))
         assert doc["cacheDuration"] == f"{expected}s", (ttl, doc["cacheDuration"])  # "0s": kubelet does not cache it
+
+
+HUB_STORE = {"format": 1, "cache_seconds": 300, "registries": [{"host": "registry-1.docker.io", "username": "hubuser", "password": "hub-pw"}]}
+
+
+@pytest.mark.parametrize("written", ["nginx", "library/nginx:1.27", "docker.io/library/nginx", "index.docker.io/library/nginx@sha256:" + "c" * 64,
+                                     "team/app:v1", "docker.io/team/app", "registry-1.docker.io/team/app:v1"])
+def test_docker_hub_answers_under_the_key_kubelet_looks_up(written: str) -> None:
+    """kubelet asks with the normalised name (parsers.ParseImageName: nginx ->
+    docker.io/library/nginx; index.docker.io -> docker.io; registry-1.docker.io stays)
+    and looks the answer's auth up with that same name (BasicDockerKeyring.Lookup:
+    URLsMatch, then the index.docker.io fallback): the key must match it."""
+    from generator.core.imageref import kubelet_match, parse_image
+    from generator.node.credprovider import answer as provider_answer
+
+    ref = parse_image(written)
+    sent = f"{ref.registry}/{ref.repository}" if not written.startswith("registry-1.docker.io/") else written.split(":")[0]
+    request = {"apiVersion": "credentialprovider.kubelet.k8s.io/v1", "kind": "CredentialProviderRequest", "image": sent}
+    jsonschema.validate(request, SCHEMA)
+    doc = provider_answer(sent, HUB_STORE)
+    jsonschema.validate(doc, SCHEMA)
+    assert doc["cacheKeyType"] == "Registry" and list(doc["auth"].values()) == [{"username": "hubuser", "password": "hub-pw"}]
+    (key,) = doc["auth"]
+    assert key == sent.split("/")[0] and kubelet_match(key, parse_image(sent)), (key, sent)
+    assert provider_answer("ghcr.io/team/app", HUB_STORE)["auth"] == {}  # other hosts stay unanswered
+
+
+def test_docker_hub_through_the_shipped_provider_and_its_match_images(tmp_path: Path) -> None:
+    """The rendered CredentialProviderConfig lets kubelet run the provider for Docker Hub
+    images (matchImages docker.io, as kubelet names them), no warning, and the shipped
+    program answers kubelet's request for docker.io/library/nginx under docker.io."""
+    from generator.core.imageref import kubelet_match, parse_image
+
+    (tmp_path / "pw").write_text("hub-token\n")
+    (tmp_path / "pw").chmod(0o600)
+    path = write_profile(tmp_path, """
+        version: 1
+        targets: {kubelet: {credential_provider: {type: regauth, kubelet_flags: none}}}
+        secrets: {pw: {source: file, path: pw}}
+        registries: [{host: registry-1.docker.io, auth: {type: basic, username: hubuser, secret: pw}}]
+        """)
+    result = run_cli("render", str(path), "-o", str(tmp_path / "out"))
+    assert result.code == 0 and "docker-hub" not in result.err and "Docker Hub" not in result.err, result.err
+    rootfs, root = tmp_path / "out" / "node" / "rootfs", tmp_path / "root"
+    assert apply(rootfs, root).returncode == 0
+    config = json.loads((root / "etc/kubernetes/credential-provider-config.yaml").read_text())
+    jsonschema.validate(config, CONFIG_SCHEMA)
+    (entry,) = config["providers"]
+    assert entry["matchImages"] == ["docker.io", "registry-1.docker.io"]
+    for sent in ("docker.io/library/nginx", "docker.io/team/app", "registry-1.docker.io/team/app"):
+        assert any(kubelet_match(m, parse_image(sent)) for m in entry["matchImages"]), sent
+    (root / PROVIDER).parent.mkdir(parents=True, exist_ok=True)
+    (root / PROVIDER).write_bytes((rootfs / PROVIDER).read_bytes())
+    for python in PYTHONS:
+        doc = answer(ask(python, root, "docker.io/library/nginx", "127.0.0.1:9"))
+        assert doc["auth"] == {"docker.io": {"username": "hubuser", "password": "hub-token"}}
