@@ -370,3 +370,68 @@ def test_docker_hub_through_the_shipped_provider_and_its_match_images(tmp_path: 
     for python in PYTHONS:
         doc = answer(ask(python, root, "docker.io/library/nginx", "127.0.0.1:9"))
         assert doc["auth"] == {"docker.io": {"username": "hubuser", "password": "hub-token"}}
+
+
+K3S_YAML = """\
+# /etc/rancher/k3s/config.yaml: managed by hand
+token: "K10abc::server:xyz"   # join token
+node-label:
+  - "tier=web"
+kubelet-arg:
+  # tuned for the big nodes
+  - max-pods=150   # see runbook
+  - 'image-credential-provider-config=/old/cp.yaml'
+  - "v=2"
+write-kubeconfig-mode: '0644'
+"""
+
+
+@pytest.mark.parametrize("text,kept", [
+    (K3S_YAML, ["max-pods=150", "v=2"]),
+    ("# only a comment\n", []),
+    ("token: t\n", []),
+    ("kubelet-arg:\n- max-pods=50\n# trailing comment\nfoo: bar\n", ["max-pods=50"]),
+    ("kubelet-arg: [max-pods=50, 'a=b', \"image-credential-provider-bin-dir=/x\"]  # flow\nx: 1\n", ["max-pods=50", "a=b"]),
+    ("kubelet-arg: feature-gates=A=true,B=false  # one string\n", ["feature-gates=A=true,B=false"]),
+])  # fmt: skip
+def test_rancher_config_yaml_is_edited_in_place(text: str, kept: list[str]) -> None:
+    """Only regauth's kubelet-arg entries change: every other line of the user's file
+    stays byte-identical (comments included), the result reads (PyYAML) as the old
+    document with our two flags, and a second run changes nothing."""
+    import yaml
+
+    new = kubeletflags.merge_rancher_config(text, WANTED, "config.yaml")
+    ours = ["image-credential-provider-bin-dir=/usr/local/sbin", "image-credential-provider-config=/etc/kubernetes/cp.yaml"]
+    before, after = yaml.safe_load(text) or {}, yaml.safe_load(new)
+    assert after == dict(before, **{"kubelet-arg": kept + ours})
+    assert list(after) == list(before) + ([] if "kubelet-arg" in before else ["kubelet-arg"])  # key order kept
+    assert kubeletflags.merge_rancher_config(new, WANTED, "config.yaml") == new
+    old_lines = [line for line in text.splitlines() if "kubelet-arg" not in line and "image-credential-provider" not in line]
+    new_lines = [line for line in new.splitlines() if "kubelet-arg" not in line and "image-credential-provider" not in line]
+    assert new_lines == old_lines  # every other line, comments included, as it was
+    if text == K3S_YAML:
+        assert new == K3S_YAML.replace("  - 'image-credential-provider-config=/old/cp.yaml'\n", "").replace(
+            '  - "v=2"\n', '  - "v=2"\n  - "image-credential-provider-bin-dir=/usr/local/sbin"\n  - "image-credential-provider-config=/etc/kubernetes/cp.yaml"\n')
+
+
+@pytest.mark.parametrize("text,words", [
+    ("kubelet-arg: [a,\n  b]\n", "one - item per line"),
+    ("kubelet-arg: &args [a]\n", "one - item per line"),
+    ("kubelet-arg:\n  - max-pods=50\n    continued\n", "on one line"),
+    ("kubelet-arg:\n  - {a: b}\n", "not a list of strings"),
+    ("kubelet-arg: []\nkubelet-arg: [a]\n", "appears 2 times"),
+])  # fmt: skip
+def test_rancher_config_shapes_regauth_cannot_edit_are_refused_in_one_line(tmp_path: Path, text: str, words: str) -> None:
+    from generator.node.errors import ApplyError
+
+    with pytest.raises(ApplyError, match=words) as caught:
+        kubeletflags.merge_rancher_config(text, WANTED, "config.yaml")
+    assert "\n" not in str(caught.value) and caught.value.code
+    # Through the shipped regauth-apply: one FAILED line, the file untouched.
+    rootfs = render(tmp_path, "http://127.0.0.1:9", flags="k3s")
+    root = tmp_path / "root"
+    (root / "etc/rancher/k3s").mkdir(parents=True)
+    (root / "etc/rancher/k3s/config.yaml").write_text(text)
+    result = apply(rootfs, root)
+    assert result.returncode == 1 and (root / "etc/rancher/k3s/config.yaml").read_text() == text
+    assert [line for line in result.stderr.splitlines() if "FAILED" in line] == [result.stderr.strip().splitlines()[-1]], result.stderr
