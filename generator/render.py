@@ -45,7 +45,7 @@ def node_files(profile: Profile, steps: list[Step]) -> list[NodeFile]:
     check_plan(plan)  # the node's own definition of each step: a mismatch is a bug here, not bad input
     plan_bytes = (json.dumps(plan, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
     files = [
-        NodeFile(applyscript.VM_PATH, applyscript.script_for_plan([s.spec for s in steps]), 0o755, secret=False, note="applies the plan at first boot"),
+        NodeFile(applyscript.VM_PATH, applyscript.script_for_plan([s.spec for s in steps], profile.refresh is not None), 0o755, secret=False, note="applies the plan at first boot"),
         NodeFile(applyscript.PLAN_PATH, plan_bytes, 0o600 if holds_secret else 0o644, secret=holds_secret, note="what regauth-apply reads: the steps to apply"),
     ]
     if profile.refresh is not None:

@@ -5,7 +5,6 @@ Exit codes: 0 applied (or already up to date), 1 failed (config untouched), 2 ba
 """
 
 import json
-import sys
 import time
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
@@ -65,21 +64,6 @@ def _run(plan: dict, root: str, args) -> Tuple[int, list]:
     return 0, done
 
 
-def refresh_line(code: int, done: list, held: str) -> str:
-    """A refresh run's one log line (the timer runs every hour: one line each, whatever
-    the number of steps): ``unchanged``, ``updated N files (...); containerd restarted``
-    or the run's failure line, which carries its details."""
-    if code:
-        lines = [line.replace("regauth-apply: ", "", 1) for line in held.splitlines() if line.strip()]
-        last = lines[-1] if lines else "exit code %d" % code
-        return last if last.startswith("FAILED") else "FAILED: " + last
-    if not done:
-        return "unchanged"
-    paths = [path for written, _ in done for path in written]
-    restarts = [what for i, (_, what) in enumerate(done) if what not in [w for _, w in done[:i]]]
-    return "updated %d file%s (%s); %s" % (len(paths), "" if len(paths) == 1 else "s", ", ".join(paths), "; ".join(restarts))
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     import argparse
 
@@ -89,19 +73,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--no-restart", action="store_true", help="never restart services")
     parser.add_argument("--fetch-timeout", type=float, default=120.0, metavar="S", help="give up boot-time fetches after S seconds (default 120)")
     parser.add_argument("--lock-timeout", type=float, default=300.0, metavar="S", help="wait at most S seconds for another run to finish (default 300)")
-    parser.add_argument("--refresh", action="store_true", help="log one summary line for the run (regauth-refresh.service)")
+    parser.add_argument("--refresh", action="store_true", help="log one line per run (the refresh timer)")
     args = parser.parse_args(argv)
-    if not args.refresh:
-        return _apply(args)
-    import contextlib
-    import io
+    if args.refresh:
+        from .refresh import one_line  # shipped with plans rendered with refresh: (applyscript)
 
-    held = io.StringIO()
-    done = []  # type: list
-    with contextlib.redirect_stderr(held):  # each step's lines: only the verdict is logged
-        code = _apply(args, done)
-    print("regauth-refresh: " + refresh_line(code, done, held.getvalue()), file=sys.stderr, flush=True)
-    return code
+        return one_line(lambda done: _apply(args, done))
+    return _apply(args)
 
 
 def _apply(args, done: Optional[list] = None) -> int:
