@@ -435,3 +435,28 @@ def test_rancher_config_shapes_regauth_cannot_edit_are_refused_in_one_line(tmp_p
     result = apply(rootfs, root)
     assert result.returncode == 1 and (root / "etc/rancher/k3s/config.yaml").read_text() == text
     assert [line for line in result.stderr.splitlines() if "FAILED" in line] == [result.stderr.strip().splitlines()[-1]], result.stderr
+
+
+def test_shipped_apply_edits_a_k3s_config_yaml_in_place(tmp_path: Path) -> None:
+    """The shipped regauth-apply (run by an interpreter with PyYAML, as on a cloud-init
+    node) keeps the user's config.yaml byte for byte but for our kubelet-arg entries,
+    keeps its mode, and changes nothing on the second run."""
+    import sys
+
+    import yaml
+
+    rootfs = render(tmp_path, "http://127.0.0.1:9", flags="k3s")
+    root = tmp_path / "root"
+    config = root / "etc/rancher/k3s/config.yaml"
+    config.parent.mkdir(parents=True)
+    config.write_text(K3S_YAML)
+    config.chmod(0o600)
+    first = apply(rootfs, root, sys.executable)
+    assert first.returncode == 0, first.stderr
+    text = config.read_text()
+    assert text.startswith("# /etc/rancher/k3s/config.yaml: managed by hand\n") and "  - max-pods=150   # see runbook\n" in text
+    assert yaml.safe_load(text)["kubelet-arg"] == ["max-pods=150", "v=2", "image-credential-provider-bin-dir=/usr/local/sbin",
+                                                   "image-credential-provider-config=/etc/kubernetes/credential-provider-config.yaml"]  # fmt: skip
+    assert config.stat().st_mode & 0o777 == 0o600
+    again = apply(rootfs, root, sys.executable)
+    assert again.returncode == 0 and "already up to date" in again.stderr and config.read_text() == text
