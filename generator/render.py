@@ -44,8 +44,14 @@ def node_files(profile: Profile, steps: list[Step]) -> list[NodeFile]:
     plan = {"format": PLAN_FORMAT, "profile": profile.name, "steps": [s.spec for s in steps]}
     check_plan(plan)  # the node's own definition of each step: a mismatch is a bug here, not bad input
     plan_bytes = (json.dumps(plan, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+    if profile.output.program == "image":
+        # Baked into the image: every module, so the image serves any plan of this
+        # format (its user-data can come from another profile, or a later render).
+        program, note = applyscript.full_script(), "applies the plan at boot (every module: baked into the image)"
+    else:
+        program, note = applyscript.script_for_plan([s.spec for s in steps], profile.refresh is not None), "applies the plan at first boot"
     files = [
-        NodeFile(applyscript.VM_PATH, applyscript.script_for_plan([s.spec for s in steps], profile.refresh is not None), 0o755, secret=False, note="applies the plan at first boot"),
+        NodeFile(applyscript.VM_PATH, program, 0o755, secret=False, note=note),
         NodeFile(applyscript.PLAN_PATH, plan_bytes, 0o600 if holds_secret else 0o644, secret=holds_secret, note="what regauth-apply reads: the steps to apply"),
     ]
     if profile.refresh is not None:
@@ -64,7 +70,7 @@ def render_profile(profile: Profile, creds: list[Credential], merge_with: list[t
     steps = plan_steps(profile, creds)
     files = node_files(profile, steps)
     hosts = sorted({c.host for c in creds})
-    plain = cloud_config(profile.name, str(profile.file), hosts, files)
+    plain = cloud_config(profile.name, str(profile.file), hosts, files, profile.output.program)
     if merge_with:
         plain = multipart(plain, merge_with)
     user_data = package(plain, cloud=profile.output.cloud, compress=profile.output.compress, profile_file=str(profile.file))

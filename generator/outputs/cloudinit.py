@@ -11,6 +11,7 @@ argv list with no arguments that could carry a secret.
 from __future__ import annotations
 
 import base64
+import shlex
 
 import yaml
 
@@ -34,11 +35,29 @@ def write_file_entry(f: NodeFile) -> dict[str, str]:
     }
 
 
-def cloud_config(profile_name: str, profile_file: str, hosts: list[str], files: list[NodeFile]) -> bytes:
+def _run_baked(program: str) -> str:
+    from generator.messages.node import PROGRAM_MISSING
+
+    message, fix = PROGRAM_MISSING.format(program=program)
+    line = f"regauth-apply: FAILED [{PROGRAM_MISSING.code}] {message}; {fix}"
+    return f"if [ -x {program} ]; then exec {program}; fi; echo {shlex.quote(line)} >&2; exit 1"
+
+
+def cloud_config(profile_name: str, profile_file: str, hosts: list[str], files: list[NodeFile], program: str = "user-data") -> bytes:
+    """``program``: ``user-data`` delivers every file; ``image`` only the plan (the image
+    built with out/NAME/packer/ has the rest, which is what keeps it about 1 KB)."""
     delivered = [f for f in files if f.delivered]
     from generator.outputs.refresh import TIMER_NAME, TIMER_PATH
 
-    runcmd: list[object] = [[applyscript.VM_PATH]]
+    if program == "image":
+        delivered = [f for f in delivered if f.path == applyscript.PLAN_PATH]
+        # The image's regauth-apply.service has applied the plan before the runtime
+        # started (cloud-init writes files before network-online.target); running it again
+        # here is a no-op, or the first apply where the unit came too early.  An image
+        # built without the snippet gets one line saying so, not "command not found".
+        runcmd: list[object] = [_run_baked(applyscript.VM_PATH)]
+    else:
+        runcmd = [[applyscript.VM_PATH]]
     if any(f.path == TIMER_PATH for f in delivered):
         # enable works without a running systemd (image builds, containers); start only
         # where systemd is PID 1 (/run/systemd/system, sd_booted's test), else the

@@ -25,7 +25,10 @@ def packer_warning(profile: Profile, plan_holds_secret: bool) -> list[Problem]:
     """The image would get no plan: said once, at ``output.packer``, and only to profiles
     that configure Packer output (everyone else never builds an image from it)."""
     at = profile.output.packer.at
-    if at is None or profile.output.packer.bake_secret is not None or choose_mode(profile, plan_holds_secret) != "without-plan":
+    # output.program: image says it already: this image goes with this profile's user-data.
+    if at is None or profile.output.packer.bake_secret is not None or profile.output.program == "image":
+        return []
+    if choose_mode(profile, plan_holds_secret) != "without-plan":
         return []
     return [
         M.PACKER_NO_PLAN.problem(at.file, at.path, at.line, at.col, var_file=VAR_FILE_NAME)

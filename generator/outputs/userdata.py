@@ -149,7 +149,8 @@ def package(plain: bytes, *, cloud: str, compress: str, profile_file: str) -> Us
     size = counted_size(candidate, cloud)
     if size > limit:
         state = "gzip-compressed" if candidate.compressed else "uncompressed"
-        fix = "use fetch: boot for Secret Manager keys, split registries over several profiles, or trim --merge-with parts"
+        fix = ("bake the node program into the image with out/NAME/packer/ and set output.program: image (user-data then carries only the plan), "
+               "use fetch: boot for Secret Manager keys, split registries over several profiles, or trim --merge-with parts")
         if not candidate.compressed:
             fix = "set output.compress: auto (or always) in the profile, or " + fix
         raise OutputTooLarge([M.USERDATA_TOO_LARGE.problem(profile_file, "output.cloud", size=size, state=state, why=why, limit=limit, fix=fix)])

@@ -22,6 +22,7 @@ from generator.profile.model import (
     AUTH_TYPES,
     CLOUDS,
     COMPRESS_MODES,
+    PROGRAM_SOURCES,
     FETCH_MODES,
     GCP_USERNAMES,
     PROFILE_VERSION,
@@ -46,7 +47,7 @@ from generator.core.keylike import looks_like_key
 TOP_KEYS = ("version", "description", "targets", "secrets", "registries", "output", "refresh")
 REFRESH_RE = re.compile(r"^([1-9][0-9]*)(m|h|d)$")
 MIN_REFRESH = 300
-OUTPUT_KEYS = ("cloud", "compress", "packer")
+OUTPUT_KEYS = ("cloud", "compress", "program", "packer")
 PACKER_KEYS = ("sources", "bake_secret")
 REGISTRY_KEYS = ("host", "auth", "mirror_for", "path", "tls")
 AUTH_KEYS = ("type", "secret", "username")
@@ -179,6 +180,7 @@ def _check_output(c: Checker, value: Any) -> OutputOptions:
     return OutputOptions(
         cloud=c.choice(m, "cloud", ("output",), CLOUDS, "gce"),
         compress=c.choice(m, "compress", ("output",), COMPRESS_MODES, "auto"),
+        program=c.choice(m, "program", ("output",), PROGRAM_SOURCES, "user-data"),
         packer=_check_packer(c, m.get("packer"), ("output", "packer"), "packer" in m),
     )
 

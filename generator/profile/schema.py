@@ -11,7 +11,7 @@ from typing import Any
 
 from generator.profile import load
 from generator.profile.routes import route_properties
-from generator.profile.model import AUTH_TYPES, CLOUDS, COMPRESS_MODES, DEFAULT_PACKER_SOURCES, FETCH_MODES, GCP_USERNAMES, VM_IDENTITY, VM_IDENTITY_USERNAME
+from generator.profile.model import AUTH_TYPES, CLOUDS, COMPRESS_MODES, PROGRAM_SOURCES, DEFAULT_PACKER_SOURCES, FETCH_MODES, GCP_USERNAMES, VM_IDENTITY, VM_IDENTITY_USERNAME
 
 SCHEMA_ID = "https://regauth.dev/schema/profile-v1.json"
 
@@ -84,6 +84,11 @@ def profile_schema(runtimes: Mapping[str, Any]) -> dict[str, Any]:
                 {
                     "cloud": {"enum": list(CLOUDS), "default": "gce", "description": "Whose user-data size limit to enforce: GCE 256 KiB, AWS 16 KB, Azure 64 KB."},
                     "compress": {"enum": list(COMPRESS_MODES), "default": "auto", "description": "gzip the user-data: auto (only when over the limit), always, never."},
+                    "program": {
+                        "enum": list(PROGRAM_SOURCES),
+                        "default": "user-data",
+                        "description": "Where the node programs come from. user-data: they travel in user-data (any image). image: the image was built with out/NAME/packer/, so user-data carries only the plan (about 1 KB).",
+                    },
                     "packer": _obj(
                         {
                             "sources": {

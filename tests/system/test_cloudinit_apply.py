@@ -128,3 +128,56 @@ def test_gce_datasource_boot_time_fetch_end_to_end(profile_dir: Path, sa_key: di
         assert fake.fetch_count("regauth-test", "gar-reader") == 1
         assert state.tokens_issued, "the token came from the metadata server"
         assert run.stat("/etc/regauth/plan.json").mode == 0o644  # holds no secret in this mode
+
+
+def _bake(out: Path):  # type: ignore[no-untyped-def]
+    """A before_boot hook that builds the 'image' the way the Packer snippet does: its
+    files staged where the file provisioner puts them, then its install.sh as root."""
+    stage = "/tmp/regauth-stage"
+    packer = out / "packer"
+
+    def bake(sb, number: int) -> None:  # type: ignore[no-untyped-def]
+        if number != 1:
+            return
+        for path in sorted((packer / "files").rglob("*")):
+            if path.is_file():
+                sb.write_file(f"{stage}/{path.relative_to(packer / 'files')}", path.read_bytes(), mode=path.stat().st_mode & 0o777)
+        result = sb.run(["/bin/sh", f"{stage}/install.sh"], timeout=60)
+        assert result.returncode == 0, result.stderr
+        sb.run(["rm", "-rf", stage], check=True)
+
+    return bake
+
+
+def test_program_baked_into_the_image_plan_in_user_data(profile_dir: Path, sa_key: dict) -> None:
+    """output.program: image: the image built with out/NAME/packer/ has regauth-apply, the
+    user-data (a few KB) only the plan; cloud-init applies it and a reboot changes nothing."""
+    ensure_rootfs()
+    profile = write_profile(profile_dir, gar_profile(profile_dir, username="_json_key").read_text() + "output:\n  program: image\n", name="baked")
+    user_data = render(profile_dir, profile=profile)
+    assert len(user_data) < 5 * 1024 and b"regauth-apply\n  owner" not in user_data
+    with run_cloud_init(user_data, boots=2, files={"/etc/containerd/config.toml": STOCK}, before_boot=_bake(profile_dir / "out" / "baked")) as run:
+        assert run.ok, run.problems()
+        assert run.stat("/usr/local/sbin/regauth-apply").mode == 0o755
+        assert run.read_bytes("/usr/local/sbin/regauth-apply") == (profile_dir / "out/baked/rootfs/usr/local/sbin/regauth-apply").read_bytes()
+        assert run.view.exists("/etc/systemd/system/multi-user.target.wants/regauth-apply.service")  # install.sh enabled it
+        parsed = tomllib.loads(run.read_text("/etc/containerd/config.toml"))
+        assert dig(parsed, V2 + (HOST, "auth")) == {"username": "_json_key", "password": key_file_bytes(sa_key).decode()}
+        assert "regauth-apply: containerd: /etc/containerd/config.toml updated" in run.output_log
+        assert sa_key["private_key_id"] not in run.log + run.output_log
+        assert run.changes_in_boot(2) == []
+
+
+def test_program_image_on_an_image_without_it(profile_dir: Path) -> None:
+    """The same user-data on an image not built with the snippet: one line with its code,
+    cloud-init reports the failed runcmd, the config is untouched."""
+    ensure_rootfs()
+    profile = write_profile(profile_dir, gar_profile(profile_dir).read_text() + "output:\n  program: image\n", name="baked")
+    user_data = render(profile_dir, profile=profile)
+    with run_cloud_init(user_data, files={"/etc/containerd/config.toml": STOCK}) as run:
+        assert not run.ok
+        lines = [line for line in run.output_log.splitlines() if "regauth-apply" in line]
+        assert lines == ["regauth-apply: FAILED [node-program-missing] /usr/local/sbin/regauth-apply is not in this image, so the plan "
+                         "user-data delivered was not applied; build the image with out/NAME/packer/ (it bakes /usr/local/sbin/regauth-apply), "
+                         "or render with output.program: user-data"], run.output_log
+        assert run.read_bytes("/etc/containerd/config.toml") == STOCK
