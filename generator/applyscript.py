@@ -52,11 +52,12 @@ def script_for(roots: frozenset[str]) -> bytes:
     return nodebuild.build(frozenset(roots))
 
 
-def script_for_plan(steps: list[dict]) -> bytes:
-    """The file a node gets for a plan with these steps (as plan.json holds them)."""
+def script_for_plan(steps: list[dict], refresh: bool = False) -> bytes:
+    """The file a node gets for a plan with these steps (as plan.json holds them);
+    ``refresh``: the profile has ``refresh:`` (regauth-apply --refresh's one-line log)."""
     from generator.node.plan import modules
 
-    return script_for(frozenset(modules(steps)))
+    return script_for(frozenset(modules(steps)) | ({"refresh"} if refresh else set()))
 
 
 def provider_program() -> bytes:

@@ -49,7 +49,7 @@ def node_files(profile: Profile, steps: list[Step]) -> list[NodeFile]:
         # format (its user-data can come from another profile, or a later render).
         program, note = applyscript.full_script(), "applies the plan at boot (every module: baked into the image)"
     else:
-        program, note = applyscript.script_for_plan([s.spec for s in steps]), "applies the plan at first boot"
+        program, note = applyscript.script_for_plan([s.spec for s in steps], profile.refresh is not None), "applies the plan at first boot"
     files = [
         NodeFile(applyscript.VM_PATH, program, 0o755, secret=False, note=note),
         NodeFile(applyscript.PLAN_PATH, plan_bytes, 0o600 if holds_secret else 0o644, secret=holds_secret, note="what regauth-apply reads: the steps to apply"),

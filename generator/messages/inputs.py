@@ -286,9 +286,6 @@ PROVIDER_MIRROR = entry("provider-mirror", "input", "a mirror for regauth's kube
                         "regauth's provider does not serve the mirror {host}: kubelet asks for the image's own host ({upstream}), never the mirror's",
                         "let a runtime target (containerd, k3s, ...) carry the mirror's credentials, or pull from the mirror host directly",
                         severity="warning")
-PROVIDER_DOCKER_HUB = entry("provider-docker-hub", "input", "Docker Hub through regauth's kubelet provider (not proven)",
-                            "regauth's provider is not proven for Docker Hub: kubelet matches matchImages against the image name (docker.io/..., or none at all), not {host}",
-                            "give Docker Hub credentials to a runtime target (containerd, k3s, docker, ...) or to config_json", severity="warning")
 
 # ---------------------------------------------------------------- output
 PACKER_SOURCES = entry("packer-sources", "input", "output.packer.sources: not a non-empty list",

@@ -247,11 +247,13 @@ def write_all(edits: List[Edit]) -> None:
         raise ApplyError("%s while writing; every file written before it was restored, nothing was changed" % cause, code="node-write-failed")
 
 
-def commit_all(outcomes: List["Outcome"], do_restart: bool, final: Optional[dict] = None) -> None:
+def commit_all(outcomes: List["Outcome"], do_restart: bool, final: Optional[dict] = None) -> List[tuple]:
     """Write what changed in every outcome (all or nothing, :func:`write_all`), then
     restart; ``final`` (path -> Edit) drops edits a later step superseded by merging
-    into the same file."""
+    into the same file.  Returns (paths written, what was restarted) per outcome that
+    changed, for the refresh's one-line summary."""
     changes = []
+    done = []
     for outcome in outcomes:
         if outcome.skipped:
             changes.append((outcome, []))
@@ -273,8 +275,10 @@ def commit_all(outcomes: List["Outcome"], do_restart: bool, final: Optional[dict
             reread = any(e.restart and e.before != e.data for e in changed)
             what = restart_units(outcome.restart, do_restart) if outcome.restart and reread else "no restart needed"
             log("%s: %s updated (%s); %s" % (outcome.label, ", ".join(e.path for e in changed), outcome.summary, what))
+            done.append(([e.path for e in changed], what))
         for note in outcome.notes:
             log("%s: %s" % (outcome.label, note))
+    return done
 
 
 def restart_units(spec: dict, enabled: bool) -> str:

@@ -1,12 +1,12 @@
 """regauth-apply's command line: read the plan, prepare every step, then commit them all.
 
-Usage: regauth-apply [--plan /etc/regauth/plan.json] [--root DIR] [--no-restart] [--fetch-timeout S]
+Usage: regauth-apply [--plan /etc/regauth/plan.json] [--root DIR] [--no-restart] [--fetch-timeout S] [--refresh]
 Exit codes: 0 applied (or already up to date), 1 failed (config untouched), 2 bad plan.
 """
 
 import json
 import time
-from typing import Callable, Dict, Iterable, List, Optional
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from .errors import ApplyError, failure_line, log
 from .files import Context, commit_all, lock
@@ -37,8 +37,9 @@ def failed(exc: Exception, after: str, code: Optional[str] = None) -> int:
     return 1
 
 
-def _run(plan: dict, root: str, args) -> int:
-    """Prepare every step, then commit them all; the exit code (0: go on and say done)."""
+def _run(plan: dict, root: str, args) -> Tuple[int, list]:
+    """Prepare every step, then commit them all; the exit code (0: go on and say done)
+    and what :func:`commit_all` changed."""
     fetcher = None
     if fetches_at_boot(plan["steps"]):
         from .bootfetch import BootFetcher  # shipped only to nodes whose plan fetches at boot (plan.modules)
@@ -50,16 +51,16 @@ def _run(plan: dict, root: str, args) -> int:
         prepare = steps(kinds)
     except ImportError as exc:
         log("this regauth-apply was built for another plan (it lacks %s); re-render and ship both files together" % exc.name)
-        return 2
+        return 2, []
     try:
         outcomes = [prepare[step["kind"]](step, ctx) for step in plan["steps"]]
     except (ApplyError, OSError) as exc:
-        return failed(exc, "; the runtime config was left unchanged", "node-read-failed")
+        return failed(exc, "; nothing was changed, the old credentials are kept" if args.refresh else "; the runtime config was left unchanged", "node-read-failed"), []
     try:
-        commit_all(outcomes, ctx.do_restart, ctx.pending)
+        done = commit_all(outcomes, ctx.do_restart, ctx.pending)
     except (ApplyError, OSError) as exc:
-        return failed(exc, "" if isinstance(exc, ApplyError) else " while writing", "node-write-failed")
-    return 0
+        return failed(exc, "" if isinstance(exc, ApplyError) else " while writing", "node-write-failed"), []
+    return 0, done
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -71,7 +72,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--no-restart", action="store_true", help="never restart services")
     parser.add_argument("--fetch-timeout", type=float, default=120.0, metavar="S", help="give up boot-time fetches after S seconds (default 120)")
     parser.add_argument("--lock-timeout", type=float, default=300.0, metavar="S", help="wait at most S seconds for another run to finish (default 300)")
+    parser.add_argument("--refresh", action="store_true", help="log one line per run (the refresh timer)")
     args = parser.parse_args(argv)
+    if args.refresh:
+        from .refresh import one_line  # shipped with plans rendered with refresh: (applyscript)
+
+        return one_line(lambda done: _apply(args, done))
+    return _apply(args)
+
+
+def _apply(args, done: Optional[list] = None) -> int:
+    """One run: read and check the plan, take the lock, apply; ``done`` receives what changed."""
     root = args.root.rstrip("/")
     plan_path = args.plan or root + "/etc/regauth/plan.json"
     started = time.monotonic()
@@ -88,11 +99,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     try:
         with lock(root, args.lock_timeout):  # cloud-init and the boot unit may race
-            code = _run(plan, root, args)
+            code, changed = _run(plan, root, args)
     except ApplyError as exc:
         return failed(exc, "; nothing was changed")
     if code:
         return code
+    if done is not None:
+        done.extend(changed)
     log("done in %d ms (profile %s)" % ((time.monotonic() - started) * 1000, plan.get("profile", "?")))
     return 0
 

@@ -201,8 +201,6 @@ def check(c: Checker, target: KubeletTarget, registries: list[Registry], p: tupl
         for reg in registries:
             if reg.mirror_for is not None:
                 c.report(M.PROVIDER_MIRROR, p + ("credential_provider",), host=reg.host, upstream=reg.mirror_for)
-            elif reg.host == DOCKER_HUB_HOST:
-                c.report(M.PROVIDER_DOCKER_HUB, p + ("credential_provider",), host=DOCKER_HUB_HOST)
 
 
 def schema() -> dict[str, Any]:
@@ -290,6 +288,16 @@ def plan_step(target: KubeletTarget, creds: list[Credential]) -> Step:
     )
 
 
+def match_images(hosts: list[str]) -> list[str]:
+    """regauth's matchImages: every host, port included; Docker Hub as kubelet names its
+    images when it matches them (normalised: nginx -> docker.io/library/nginx), plus
+    registry-1.docker.io for references that spell that host out."""
+    found: set[str] = set()
+    for host in hosts:
+        found.update(("docker.io", host) if host == DOCKER_HUB_HOST else (host,))
+    return sorted(found)
+
+
 def cache_seconds(duration: str) -> int:
     """``5m`` -> 300 (regauth's cache_duration is one number and one unit: s, m or h)."""
     return int(duration[:-1]) * {"s": 1, "m": 60, "h": 3600}[duration[-1]]
@@ -302,7 +310,7 @@ def _regauth_provider(provider: Provider, creds: list[Credential]) -> dict[str, 
         "type": "regauth",
         "config": provider.config,
         "bin_dir": provider.bin_dir,
-        "entry": provider.entry(sorted(c.host for c in creds)),
+        "entry": provider.entry(match_images([c.host for c in creds])),
         "store": PROVIDER_STORE,
         "cache_seconds": cache_seconds(provider.cache_duration),
         "kubelet_flags": provider.kubelet_flags,

@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -196,3 +197,57 @@ def test_verify_runs_the_provider_then_the_token_exchange(registry_env: Registry
     assert env.key_file.decode() not in ok.stdout + ok.stderr
     foreign = subprocess.run(env.sandbox.command(base + ["--image", "other.test/a/b:1"]), capture_output=True, text=True, env=environment, timeout=120)
     assert foreign.returncode == 1 and "no credentials for other.test" in foreign.stdout
+
+
+HUB_MIRROR = "regauth-test/dockerhub"  # the loopback registry stands in for Docker Hub (PROJECT/REPO prefix)
+
+
+def test_docker_hub_image_through_the_provider(containerd_binary: Containerd, registry_env: RegistryEnv,
+                                               token_log: list[TokenRequest], ctd_dir: Path) -> None:  # fmt: skip
+    """Docker Hub (registry-1.docker.io in the profile) through the provider, as kubelet
+    runs it: the request names the normalised image (docker.io/library/hello), the
+    answer's key is docker.io (which kubelet's keyring lookup matches: kubelet_match is
+    its URLsMatch), and the CRI pull of docker.io/library/hello:v1 with that auth
+    succeeds with nothing in config.toml.  Docker Hub itself is unreachable here: a
+    hosts.toml for docker.io (test setup, not regauth's) sends containerd to the
+    loopback token registry, which refuses anonymous pulls, so the pull proves that
+    containerd used the provider's credentials for the host it contacted."""
+    from generator.core.imageref import kubelet_match, parse_image
+    from tests.support.registry import push_image
+
+    env, binary = registry_env, containerd_binary
+    image = env.sandbox.call(push_image, env.pki, env.port, f"{HUB_MIRROR}/library/hello", "v1")
+    text = ("version: 1\ntargets:\n  kubelet:\n    credential_provider: {type: regauth, kubelet_flags: none}\n"
+            "secrets:\n  hub-key: {source: file, path: key.json}\n"
+            "registries:\n  - {host: registry-1.docker.io, auth: {type: gcp-service-account, secret: hub-key, username: _json_key}}\n")  # fmt: skip
+    root, output = render_and_apply(ctd_dir / "node", text, env.key_file)
+    assert "Docker Hub" not in output
+    config_doc = json.loads((root / "etc/kubernetes/credential-provider-config.yaml").read_text())
+    (entry,) = config_doc["providers"]
+    sent = "docker.io/library/hello"  # kubelet's parsers.ParseImageName("hello:v1")
+    assert any(kubelet_match(m, parse_image(sent)) for m in entry["matchImages"]), entry["matchImages"]
+    with running_fake_metadata() as md:
+        answer, stderr = ask(root, sent, md.host_port)
+    assert answer["cacheKeyType"] == "Registry" and list(answer["auth"]) == ["docker.io"]
+    assert kubelet_match("docker.io", parse_image(sent))
+    user, password = answer["auth"]["docker.io"]["username"], answer["auth"]["docker.io"]["password"]
+    assert (user, password) == ("_json_key", env.key_file.decode())
+
+    certs = ctd_dir / "certs.d"
+    (certs / "docker.io").mkdir(parents=True)
+    (certs / "docker.io" / "hosts.toml").write_text(
+        'server = "https://registry-1.docker.io"\n\n'
+        f'[host."https://{env.host()}/v2/{HUB_MIRROR}"]\n  capabilities = ["pull", "resolve"]\n  override_path = true\n')
+    config = credentials_free_config(binary, ctd_dir)
+    text, n = re.subn(r"(?m)^(\s*config_path = ).*$", lambda m: m.group(1) + json.dumps(str(certs)), config.read_text(), count=1)
+    assert n == 1
+    config.write_text(text)
+    token_log.clear()
+    with running_containerd(binary, config, ctd_dir, env.sandbox, ca_file=env.ca_file) as ctd:
+        with pytest.raises(PullError, match="401"):  # nothing in the config: anonymous is refused
+            ctd.pull("docker.io/library/hello:v1")
+        token_log.clear()
+        assert ctd.pull("docker.io/library/hello:v1", auth=(user, password)) == image.config_digest
+    assert token_log and all((r.username, r.status) == (user, 200) for r in token_log), token_log
+    for text in (output, stderr, ctd.log_text()):
+        assert password not in text

@@ -314,3 +314,149 @@ def test_token_lifetimes_become_cache_durations_kubelet_drops_in_time(node) -> N
         md.state.token_ttl = ttl
         doc = answer(ask(PYTHONS[0], root, f"{KEYLESS}/p/r/i:1", md.host_port))
         assert doc["cacheDuration"] == f"{expected}s", (ttl, doc["cacheDuration"])  # "0s": kubelet does not cache it
+
+
+HUB_STORE = {"format": 1, "cache_seconds": 300, "registries": [{"host": "registry-1.docker.io", "username": "hubuser", "password": "hub-pw"}]}
+
+
+@pytest.mark.parametrize("written", ["nginx", "library/nginx:1.27", "docker.io/library/nginx", "index.docker.io/library/nginx@sha256:" + "c" * 64,
+                                     "team/app:v1", "docker.io/team/app", "registry-1.docker.io/team/app:v1"])
+def test_docker_hub_answers_under_the_key_kubelet_looks_up(written: str) -> None:
+    """kubelet asks with the normalised name (parsers.ParseImageName: nginx ->
+    docker.io/library/nginx; index.docker.io -> docker.io; registry-1.docker.io stays)
+    and looks the answer's auth up with that same name (BasicDockerKeyring.Lookup:
+    URLsMatch, then the index.docker.io fallback): the key must match it."""
+    from generator.core.imageref import kubelet_match, parse_image
+    from generator.node.credprovider import answer as provider_answer
+
+    ref = parse_image(written)
+    sent = f"{ref.registry}/{ref.repository}" if not written.startswith("registry-1.docker.io/") else written.split(":")[0]
+    request = {"apiVersion": "credentialprovider.kubelet.k8s.io/v1", "kind": "CredentialProviderRequest", "image": sent}
+    jsonschema.validate(request, SCHEMA)
+    doc = provider_answer(sent, HUB_STORE)
+    jsonschema.validate(doc, SCHEMA)
+    assert doc["cacheKeyType"] == "Registry" and list(doc["auth"].values()) == [{"username": "hubuser", "password": "hub-pw"}]
+    (key,) = doc["auth"]
+    assert key == sent.split("/")[0] and kubelet_match(key, parse_image(sent)), (key, sent)
+    assert provider_answer("ghcr.io/team/app", HUB_STORE)["auth"] == {}  # other hosts stay unanswered
+
+
+def test_docker_hub_through_the_shipped_provider_and_its_match_images(tmp_path: Path) -> None:
+    """The rendered CredentialProviderConfig lets kubelet run the provider for Docker Hub
+    images (matchImages docker.io, as kubelet names them), no warning, and the shipped
+    program answers kubelet's request for docker.io/library/nginx under docker.io."""
+    from generator.core.imageref import kubelet_match, parse_image
+
+    (tmp_path / "pw").write_text("hub-token\n")
+    (tmp_path / "pw").chmod(0o600)
+    path = write_profile(tmp_path, """
+        version: 1
+        targets: {kubelet: {credential_provider: {type: regauth, kubelet_flags: none}}}
+        secrets: {pw: {source: file, path: pw}}
+        registries: [{host: registry-1.docker.io, auth: {type: basic, username: hubuser, secret: pw}}]
+        """)
+    result = run_cli("render", str(path), "-o", str(tmp_path / "out"))
+    assert result.code == 0 and "docker-hub" not in result.err and "Docker Hub" not in result.err, result.err
+    rootfs, root = tmp_path / "out" / "node" / "rootfs", tmp_path / "root"
+    assert apply(rootfs, root).returncode == 0
+    config = json.loads((root / "etc/kubernetes/credential-provider-config.yaml").read_text())
+    jsonschema.validate(config, CONFIG_SCHEMA)
+    (entry,) = config["providers"]
+    assert entry["matchImages"] == ["docker.io", "registry-1.docker.io"]
+    for sent in ("docker.io/library/nginx", "docker.io/team/app", "registry-1.docker.io/team/app"):
+        assert any(kubelet_match(m, parse_image(sent)) for m in entry["matchImages"]), sent
+    (root / PROVIDER).parent.mkdir(parents=True, exist_ok=True)
+    (root / PROVIDER).write_bytes((rootfs / PROVIDER).read_bytes())
+    for python in PYTHONS:
+        doc = answer(ask(python, root, "docker.io/library/nginx", "127.0.0.1:9"))
+        assert doc["auth"] == {"docker.io": {"username": "hubuser", "password": "hub-token"}}
+
+
+K3S_YAML = """\
+# /etc/rancher/k3s/config.yaml: managed by hand
+token: "K10abc::server:xyz"   # join token
+node-label:
+  - "tier=web"
+kubelet-arg:
+  # tuned for the big nodes
+  - max-pods=150   # see runbook
+  - 'image-credential-provider-config=/old/cp.yaml'
+  - "v=2"
+write-kubeconfig-mode: '0644'
+"""
+
+
+@pytest.mark.parametrize("text,kept", [
+    (K3S_YAML, ["max-pods=150", "v=2"]),
+    ("# only a comment\n", []),
+    ("token: t\n", []),
+    ("kubelet-arg:\n- max-pods=50\n# trailing comment\nfoo: bar\n", ["max-pods=50"]),
+    ("kubelet-arg: [max-pods=50, 'a=b', \"image-credential-provider-bin-dir=/x\"]  # flow\nx: 1\n", ["max-pods=50", "a=b"]),
+    ("kubelet-arg: feature-gates=A=true,B=false  # one string\n", ["feature-gates=A=true,B=false"]),
+])  # fmt: skip
+def test_rancher_config_yaml_is_edited_in_place(text: str, kept: list[str]) -> None:
+    """Only regauth's kubelet-arg entries change: every other line of the user's file
+    stays byte-identical (comments included), the result reads (PyYAML) as the old
+    document with our two flags, and a second run changes nothing."""
+    import yaml
+
+    new = kubeletflags.merge_rancher_config(text, WANTED, "config.yaml")
+    ours = ["image-credential-provider-bin-dir=/usr/local/sbin", "image-credential-provider-config=/etc/kubernetes/cp.yaml"]
+    before, after = yaml.safe_load(text) or {}, yaml.safe_load(new)
+    assert after == dict(before, **{"kubelet-arg": kept + ours})
+    assert list(after) == list(before) + ([] if "kubelet-arg" in before else ["kubelet-arg"])  # key order kept
+    assert kubeletflags.merge_rancher_config(new, WANTED, "config.yaml") == new
+    old_lines = [line for line in text.splitlines() if "kubelet-arg" not in line and "image-credential-provider" not in line]
+    new_lines = [line for line in new.splitlines() if "kubelet-arg" not in line and "image-credential-provider" not in line]
+    assert new_lines == old_lines  # every other line, comments included, as it was
+    if text == K3S_YAML:
+        assert new == K3S_YAML.replace("  - 'image-credential-provider-config=/old/cp.yaml'\n", "").replace(
+            '  - "v=2"\n', '  - "v=2"\n  - "image-credential-provider-bin-dir=/usr/local/sbin"\n  - "image-credential-provider-config=/etc/kubernetes/cp.yaml"\n')
+
+
+@pytest.mark.parametrize("text,words", [
+    ("kubelet-arg: [a,\n  b]\n", "one - item per line"),
+    ("kubelet-arg: &args [a]\n", "one - item per line"),
+    ("kubelet-arg:\n  - max-pods=50\n    continued\n", "on one line"),
+    ("kubelet-arg:\n  - {a: b}\n", "not a list of strings"),
+    ("kubelet-arg: []\nkubelet-arg: [a]\n", "appears 2 times"),
+])  # fmt: skip
+def test_rancher_config_shapes_regauth_cannot_edit_are_refused_in_one_line(tmp_path: Path, text: str, words: str) -> None:
+    from generator.node.errors import ApplyError
+
+    with pytest.raises(ApplyError, match=words) as caught:
+        kubeletflags.merge_rancher_config(text, WANTED, "config.yaml")
+    assert "\n" not in str(caught.value) and caught.value.code
+    # Through the shipped regauth-apply: one FAILED line, the file untouched.
+    rootfs = render(tmp_path, "http://127.0.0.1:9", flags="k3s")
+    root = tmp_path / "root"
+    (root / "etc/rancher/k3s").mkdir(parents=True)
+    (root / "etc/rancher/k3s/config.yaml").write_text(text)
+    result = apply(rootfs, root)
+    assert result.returncode == 1 and (root / "etc/rancher/k3s/config.yaml").read_text() == text
+    assert [line for line in result.stderr.splitlines() if "FAILED" in line] == [result.stderr.strip().splitlines()[-1]], result.stderr
+
+
+def test_shipped_apply_edits_a_k3s_config_yaml_in_place(tmp_path: Path) -> None:
+    """The shipped regauth-apply (run by an interpreter with PyYAML, as on a cloud-init
+    node) keeps the user's config.yaml byte for byte but for our kubelet-arg entries,
+    keeps its mode, and changes nothing on the second run."""
+    import sys
+
+    import yaml
+
+    rootfs = render(tmp_path, "http://127.0.0.1:9", flags="k3s")
+    root = tmp_path / "root"
+    config = root / "etc/rancher/k3s/config.yaml"
+    config.parent.mkdir(parents=True)
+    config.write_text(K3S_YAML)
+    config.chmod(0o600)
+    first = apply(rootfs, root, sys.executable)
+    assert first.returncode == 0, first.stderr
+    text = config.read_text()
+    assert text.startswith("# /etc/rancher/k3s/config.yaml: managed by hand\n") and "  - max-pods=150   # see runbook\n" in text
+    assert yaml.safe_load(text)["kubelet-arg"] == ["max-pods=150", "v=2", "image-credential-provider-bin-dir=/usr/local/sbin",
+                                                   "image-credential-provider-config=/etc/kubernetes/credential-provider-config.yaml"]  # fmt: skip
+    assert config.stat().st_mode & 0o777 == 0o600
+    again = apply(rootfs, root, sys.executable)
+    assert again.returncode == 0 and "already up to date" in again.stderr and config.read_text() == text

@@ -95,7 +95,9 @@ def test_lazy_imports_are_the_modules_a_plan_adds() -> None:
     """An import inside a function ships only when plan.modules adds it: check that every
     such import is one plan.modules knows how to add, and that it does add it."""
     lazy = {name: nodebuild.lazy_imports_of(name) for name in MODULES if name != "credprovider"}
-    assert set().union(*lazy.values()) <= {"hoststoml", "bootfetch", "kubeletprovider"}, lazy
+    assert set().union(*lazy.values()) <= {"hoststoml", "bootfetch", "kubeletprovider", "refresh"}, lazy
+    # refresh: added by the profile's refresh: (render), not by a step.
+    assert "('refresh', " in applyscript.script_for_plan([], refresh=True).decode() and "('refresh', " not in applyscript.script_for_plan([]).decode()
     regauth = {"kind": "kubelet", "registries": [], "provider": {"type": "regauth"}}
     assert "kubeletprovider" in node_plan.modules([regauth])
     assert "kubeletprovider" not in node_plan.modules([{"kind": "kubelet", "registries": [], "provider": {"type": "gcp"}}])

@@ -58,8 +58,16 @@ def refresh(out: Path, root: Path, md_host: str, env: dict[str, str]) -> subproc
     full = {k: v for k, v in os.environ.items() if not k.startswith("GCE_")}
     full.update(env, GCE_METADATA_HOST=md_host)
     rootfs = out / "rootfs"
-    return subprocess.run([sys.executable, str(rootfs / "usr/local/sbin/regauth-apply"), "--root", str(root), "--plan",
+    return subprocess.run([sys.executable, str(rootfs / "usr/local/sbin/regauth-apply"), "--refresh", "--root", str(root), "--plan",
                            str(rootfs / "etc/regauth/plan.json"), "--fetch-timeout", "3"], capture_output=True, text=True, env=full, timeout=60)  # fmt: skip
+
+
+def one_line(run: subprocess.CompletedProcess) -> str:
+    """A refresh logs exactly one line per run (stdout stays empty)."""
+    lines = run.stderr.splitlines()
+    assert len(lines) == 1 and run.stdout == "", run.stderr
+    assert lines[0].startswith("regauth-refresh: "), lines
+    return lines[0][len("regauth-refresh: "):]
 
 
 def password(root: Path) -> str:
@@ -81,22 +89,26 @@ def test_rotated_secret_reaches_the_node_once_and_failures_keep_the_old(tmp_path
         (root / "etc/containerd").mkdir(parents=True)
         (root / "etc/containerd/config.toml").write_text('version = 3\n[plugins."io.containerd.cri.v1.images"]\n  snapshotter = "overlayfs"\n')
         env, calls = fake_systemctl(tmp_path)
-        assert refresh(out, root, md.host_port, env).returncode == 0
-        assert password(root) == "first-password" and restarts(calls) == ["systemctl restart containerd"]
+        first = refresh(out, root, md.host_port, env)
+        assert first.returncode == 0 and password(root) == "first-password" and restarts(calls) == ["systemctl restart containerd"]
+        assert one_line(first) == "updated 2 files (/etc/containerd/conf.d/50-regauth.toml, /etc/containerd/config.toml); containerd restarted"
 
         gsm.add_version("regauth-test", "robot-pw", b"rotated-password\n")  # the key is rotated
         changed = refresh(out, root, md.host_port, env)
         assert changed.returncode == 0 and password(root) == "rotated-password"
+        assert one_line(changed) == "updated 1 file (/etc/containerd/conf.d/50-regauth.toml); containerd restarted"
         assert restarts(calls) == ["systemctl restart containerd"] * 2
         same = refresh(out, root, md.host_port, env)
-        assert same.returncode == 0 and "already up to date" in same.stderr
+        assert same.returncode == 0 and one_line(same) == "unchanged"
         assert restarts(calls) == ["systemctl restart containerd"] * 2  # no change, no restart
 
         before = (root / "etc/containerd/config.toml").read_bytes()
         gsm.add_version("regauth-test", "robot-pw", b"never-seen\n")
         gsm.inject("regauth-test", "robot-pw", UNAVAILABLE)  # every fetch fails until the deadline
         failed = refresh(out, root, md.host_port, env)
-        assert failed.returncode == 1 and "left unchanged" in failed.stderr
+        line = one_line(failed)
+        assert failed.returncode == 1 and line.startswith("FAILED") and line.endswith("; nothing was changed, the old credentials are kept")
+        assert "robot-pw" in line  # the details (which secret) come only with a failure
         assert (root / "etc/containerd/config.toml").read_bytes() == before and len(restarts(calls)) == 2
         for text in (changed.stderr, same.stderr, failed.stderr):
             assert "password" not in text.replace("password_from", "")
@@ -107,7 +119,7 @@ def test_units_and_their_enabling_in_user_data_and_packer(tmp_path: Path) -> Non
     timer = (out / "rootfs/etc/systemd/system/regauth-refresh.timer").read_text()
     assert "OnUnitActiveSec=90min" in timer and "RandomizedDelaySec=9min" in timer and "WantedBy=timers.target" in timer
     service = (out / "rootfs/etc/systemd/system/regauth-refresh.service").read_text()
-    assert "ExecStart=/usr/local/sbin/regauth-apply\n" in service and "Type=oneshot" in service
+    assert "ExecStart=/usr/local/sbin/regauth-apply --refresh\n" in service and "Type=oneshot" in service
     cloud = yaml.safe_load((out / "user-data").read_text())
     assert cloud["runcmd"] == [["/usr/local/sbin/regauth-apply"], "systemctl enable regauth-refresh.timer && if [ -d /run/systemd/system ]; then systemctl start regauth-refresh.timer; fi"]
     assert {f["path"]: f["permissions"] for f in cloud["write_files"]}["/etc/systemd/system/regauth-refresh.timer"] == "0644"
