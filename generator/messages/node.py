@@ -66,6 +66,11 @@ CREDENTIAL_HELPER = entry(C.CREDENTIAL_HELPER, "node", "Docker's credsStore/cred
 CONFIG_PATH_CONFLICT = entry(C.CONFIG_PATH_CONFLICT, "node", "mirrors or configs.tls in the node's config, which the CRI plugin refuses with the config_path the profile needs",
                              "the profile's mirrors/TLS need hosts.toml (config_path), and containerd does not load both",
                              "move those settings to hosts.toml files, or drop mirror_for/tls from the profile")
-PROGRAM_MISSING = entry(C.PROGRAM_MISSING, "node", "user-data carries only the plan (output.program: image), and the image has no regauth-apply",
+# Not a code of generator/node: the node program is what is missing, so user-data's runcmd
+# prints this line itself (generator/outputs/cloudinit.py).
+PROGRAM_MISSING = entry("node-program-missing", "node", "user-data carries only the plan (output.program: image), and the image has no regauth-apply",
                         "{program} is not in this image, so the plan user-data delivered was not applied",
                         "build the image with out/NAME/packer/ (it bakes {program}), or render with output.program: user-data")
+
+# Node codes that generator/node does not print (see PROGRAM_MISSING).
+NOT_FROM_THE_PROGRAM = (PROGRAM_MISSING.code,)

@@ -26,8 +26,7 @@ PROVIDER_STORE = "node-provider-store"  # the credential provider's store is mis
 RUNTIME_MISSING = "node-runtime-missing"  # the target's runtime (or its config template) is not on the node
 CREDENTIAL_HELPER = "node-credential-helper"  # Docker's credsStore/credHelpers would ignore the written auths
 CONFIG_PATH_CONFLICT = "node-config-path-conflict"  # mirrors/configs.tls that the CRI plugin refuses with config_path
-PROGRAM_MISSING = "node-program-missing"  # output.program: image, and the image has no regauth-apply (said by user-data's runcmd)
 
 ALL = (CONFIG_SYNTAX, CONFIG_SHAPE, CONFIG_VERSION, MANAGED_BLOCK, SELF_CHECK, CANNOT_MERGE, FILE_TYPE, WRITE_FAILED, READ_FAILED,
        RESTART_FAILED, LOCKED, PLAN_INVALID, FETCH_GAVE_UP, FETCH_REFUSED, SECRET_PAYLOAD, PROVIDER_STORE, RUNTIME_MISSING,
-       CREDENTIAL_HELPER, CONFIG_PATH_CONFLICT, PROGRAM_MISSING)
+       CREDENTIAL_HELPER, CONFIG_PATH_CONFLICT)

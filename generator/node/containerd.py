@@ -152,7 +152,7 @@ def _header(path, major: int, shown: str) -> str:
     keys = [header_key(k, header_escapes(major)) for k in path]
     if None in keys:
         raise ApplyError("%s: no [table] header that containerd %d.x reads back can name %s (it keeps escapes there); fix the host"
-                         % (shown, major, dotted(path)))
+                         % (shown, major, dotted(path)), code="node-cannot-merge")
     return "[" + ".".join(keys) + "]"
 
 

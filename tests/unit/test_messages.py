@@ -41,7 +41,9 @@ def test_codes_are_kebab_case_and_every_template_fills() -> None:
 def test_doctor_and_node_codes_are_catalogue_entries() -> None:
     assert set(CODES) == set(messages.codes("finding"))
     assert "host-key" in CODES and "provider-binary" in CODES  # codes are a contract: never renamed
-    assert set(node_codes.ALL) == set(messages.codes("node"))
+    from generator.messages.node import NOT_FROM_THE_PROGRAM
+
+    assert set(node_codes.ALL) | set(NOT_FROM_THE_PROGRAM) == set(messages.codes("node"))
     assert Unreadable("x", "missing").as_dict()["code"] == "doctor-unreadable"  # doctor --json: every item has a code
     for rule in ("oauth-token-rejected", "anonymous-token", "backoff"):
         assert messages.lookup(rule).kind == "pasted"

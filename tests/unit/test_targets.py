@@ -531,7 +531,7 @@ def test_containerd_only_script_stays_small() -> None:
     # is now, not that goal, so growth is noticed.
     small_gz, full_gz = len(gzip.compress(small, 9)), len(gzip.compress(applyscript.full_script(), 9))
     assert small_gz < full_gz * 3 // 4
-    assert small_gz <= 18_300
+    assert small_gz <= 18_500
 
 
 @settings(max_examples=300, deadline=None)
