@@ -41,17 +41,17 @@ def _run(plan: dict, root: str, args) -> Tuple[int, list]:
     """Prepare every step, then commit them all; the exit code (0: go on and say done)
     and what :func:`commit_all` changed."""
     fetcher = None
-    if fetches_at_boot(plan["steps"]):
-        from .bootfetch import BootFetcher  # shipped only to nodes whose plan fetches at boot (plan.modules)
-
-        fetcher = BootFetcher(time.monotonic() + args.fetch_timeout)
-    ctx = Context(root, fetcher, not args.no_restart)
     kinds = [step["kind"] for step in plan["steps"]]  # each one known: check_plan said so
     try:
         prepare = steps(kinds)
+        if fetches_at_boot(plan["steps"]):
+            from .bootfetch import BootFetcher  # shipped only to nodes whose plan fetches at boot (plan.modules)
+
+            fetcher = BootFetcher(time.monotonic() + args.fetch_timeout)
     except ImportError as exc:
-        log("this regauth-apply was built for another plan (it lacks %s); re-render and ship both files together" % exc.name)
+        log(failure_line("this regauth-apply was built for another plan (it lacks %s); re-render and ship both files together" % exc.name, "node-plan-invalid"))
         return 2, []
+    ctx = Context(root, fetcher, not args.no_restart)
     try:
         outcomes = [prepare[step["kind"]](step, ctx) for step in plan["steps"]]
     except (ApplyError, OSError) as exc:
@@ -90,7 +90,7 @@ def _apply(args, done: Optional[list] = None) -> int:
         with open(plan_path, encoding="utf-8") as handle:
             plan = json.load(handle)
     except (OSError, ValueError) as exc:
-        log("cannot read plan %s: %s" % (plan_path, type(exc).__name__))
+        log(failure_line("cannot read plan %s: %s" % (plan_path, type(exc).__name__), "node-plan-invalid"))
         return 2
     try:
         check_plan(plan)

@@ -108,3 +108,39 @@ def test_a_plan_this_program_cannot_read_is_a_coded_line(tmp_path: Path, capsys)
     assert main(["--plan", str(plan), "--root", str(tmp_path)]) == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith(f"regauth-apply: FAILED [node-plan-invalid] {plan}: plan format 999 is not ") and line.endswith("; re-render with a matching regauth")
+
+
+def test_a_missing_or_broken_plan_is_a_coded_line(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from generator.node.main import main
+
+    plan = tmp_path / "plan.json"
+    assert main(["--plan", str(plan), "--root", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"regauth-apply: FAILED [node-plan-invalid] cannot read plan {plan}: FileNotFoundError"]
+    plan.write_text('{"format": ')
+    assert main(["--plan", str(plan), "--root", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"regauth-apply: FAILED [node-plan-invalid] cannot read plan {plan}: JSONDecodeError"]
+
+
+def test_a_program_built_for_another_plan_is_a_coded_line(tmp_path: Path) -> None:
+    """The shipped containerd-only program given a docker node's plan: it lacks the module."""
+    import subprocess
+    import sys
+
+    from generator import applyscript
+    from tests.conftest import run_cli, write_profile
+
+    profile = write_profile(tmp_path, """
+        version: 1
+        targets: {docker: {}}
+        secrets: {robot: {source: env, var: ROBOT_PASSWORD}}
+        registries:
+          - {host: registry.example.com, auth: {type: basic, username: robot, secret: robot}}
+        """, name="docker")
+    assert run_cli("render", str(profile), "-o", str(tmp_path / "out"), env={"ROBOT_PASSWORD": "made-up-here"}).code == 0
+    program = tmp_path / "regauth-apply"
+    program.write_bytes(applyscript.script_for_plan([{"kind": "containerd", "registries": [{"host": "h", "password": "p"}]}]))
+    plan = tmp_path / "out/docker/rootfs" / applyscript.PLAN_PATH.lstrip("/")
+    run = subprocess.run([sys.executable, str(program), "--plan", str(plan), "--root", str(tmp_path / "root")], capture_output=True, text=True)
+    assert run.returncode == 2, run.stderr
+    (line,) = run.stderr.splitlines()
+    assert line.startswith("regauth-apply: FAILED [node-plan-invalid] this regauth-apply was built for another plan (it lacks "), line
