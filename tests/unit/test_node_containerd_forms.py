@@ -231,6 +231,9 @@ def test_refusals_that_depend_on_the_containerd_series() -> None:
     assert containerd.containerd_merge("\ufeffversion = 2\n", dict(step, containerd_version="1.7"), CREDS).startswith("\ufeffversion = 2\n")
     with pytest.raises(ApplyError, match="version 3, which only containerd 2.x reads"):
         containerd.containerd_merge("version = 3\n", dict(step, containerd_version="1.7"), CREDS)
+    # containerd 1.7.24: "failed to load TOML: ... invalid bare key character" for this header.
+    with pytest.raises(ApplyError, match="an escaped quote in a \\[table\\] header key, which containerd 1.x cannot read"):
+        containerd.containerd_merge('version = 2\n["\\"x"]\na = 1\n', dict(step, containerd_version="1.7"), CREDS)
 
 
 # ---- property: random configs, the host's old auth and its neighbours in random forms -----------
@@ -267,13 +270,23 @@ def containerd_configs(draw):
     return (draw(st.sampled_from(["", "\ufeff"])) + text), draw(st.sampled_from([[CREDS[0]], CREDS]))
 
 
+# Valid TOML that containerd 1.x's go-toml v1 cannot load itself (an escaped quote in a
+# [table] header key: 1.7.24 says "invalid bare key character"): refusing it is right.
+ONE_X_CANNOT_READ = "which containerd 1.x cannot read"
+
+
 @given(containerd_configs())
 def test_any_form_of_config_merges_exactly(case):
     from generator.node import containerd
+    from generator.node.errors import ApplyError
 
     existing, creds = case
     step = {"path": "/etc/containerd/config.toml", "containerd_version": "1.7", "hosts_dir": HOSTS_DIR}
-    new = containerd.containerd_merge(existing, step, creds)
+    try:
+        new = containerd.containerd_merge(existing, step, creds)
+    except ApplyError as exc:
+        assert ONE_X_CANNOT_READ in str(exc), str(exc)
+        return
     containerd.containerd_verify(existing, new, creds, step)  # exact auth, nothing else changed (node reader)
     assert containerd.containerd_merge(new, step, creds) == new
     judge_merged("generated", existing, creds, new, new)  # and the same judged by tomllib
@@ -292,7 +305,7 @@ def test_tls_profile_merges_unless_the_cri_would_refuse(case):
     try:
         new = containerd.containerd_merge(existing, step, TLS_CREDS)
     except ApplyError as exc:
-        assert conflict and "which containerd's CRI plugin refuses together with config_path" in str(exc), str(exc)
+        assert ONE_X_CANNOT_READ in str(exc) or (conflict and "which containerd's CRI plugin refuses together with config_path" in str(exc)), str(exc)
         return
     assert not conflict
     containerd.containerd_verify(existing, new, TLS_CREDS, step)
