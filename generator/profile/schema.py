@@ -87,7 +87,7 @@ def profile_schema(runtimes: Mapping[str, Any]) -> dict[str, Any]:
                     "program": {
                         "enum": list(PROGRAM_SOURCES),
                         "default": "user-data",
-                        "description": "Where the node programs come from. user-data: they travel in user-data (any image). image: the image was built with out/NAME/packer/, so user-data carries only the plan (about 1 KB).",
+                        "description": "Where the node programs come from. user-data: they travel in user-data (any image). image: the image was built with out/NAME/packer/, so user-data carries only the plan (a few KB: its credentials are most of it).",
                     },
                     "packer": _obj(
                         {
