@@ -16,7 +16,7 @@ from generator.node.plan import PLAN_FORMAT, check_plan
 from generator.outputs.cloudinit import cloud_config
 from generator.outputs.userdata import multipart, package
 from generator.outputs.manifest import OutputFile, with_manifest
-from generator.outputs.packer import packer_output
+from generator.outputs.packer import baked_files, packer_output
 from generator.outputs.writer import commit_all, discard, stage_tree
 from generator.profile.model import Profile
 from generator.profiles import check_profile
@@ -70,7 +70,8 @@ def render_profile(profile: Profile, creds: list[Credential], merge_with: list[t
     steps = plan_steps(profile, creds)
     files = node_files(profile, steps)
     hosts = sorted({c.host for c in creds})
-    plain = cloud_config(profile.name, str(profile.file), hosts, files, profile.output.program)
+    baked = {f.path for f in baked_files(files)} if profile.output.program == "image" else set()
+    plain = cloud_config(profile.name, str(profile.file), hosts, files, baked)
     if merge_with:
         plain = multipart(plain, merge_with)
     user_data = package(plain, cloud=profile.output.cloud, compress=profile.output.compress, profile_file=str(profile.file))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import shlex
+from collections.abc import Collection
 
 import yaml
 
@@ -43,14 +44,14 @@ def _run_baked(program: str) -> str:
     return f"if [ -x {program} ]; then exec {program}; fi; echo {shlex.quote(line)} >&2; exit 1"
 
 
-def cloud_config(profile_name: str, profile_file: str, hosts: list[str], files: list[NodeFile], program: str = "user-data") -> bytes:
-    """``program``: ``user-data`` delivers every file; ``image`` only the plan (the image
-    built with out/NAME/packer/ has the rest: 1.3 KB with fetch: boot, ~4 KB with a key)."""
-    delivered = [f for f in files if f.delivered]
+def cloud_config(profile_name: str, profile_file: str, hosts: list[str], files: list[NodeFile], baked: Collection[str] = ()) -> bytes:
+    """``baked``: the paths the image already has (``output.program: image``; packer's
+    ``baked_files``): user-data delivers every other file (then only the plan: 1.3 KB
+    with fetch: boot, ~4 KB with a key) and runs the image's program."""
+    delivered = [f for f in files if f.delivered and f.path not in baked]
     from generator.outputs.refresh import TIMER_NAME, TIMER_PATH
 
-    if program == "image":
-        delivered = [f for f in delivered if f.path == applyscript.PLAN_PATH]
+    if baked:
         # The image's regauth-apply.service has applied the plan before the runtime
         # started (cloud-init writes files before network-online.target); running it again
         # here is a no-op, or the first apply where the unit came too early.  An image

@@ -126,13 +126,21 @@ def _plugins(sources: tuple[str, ...]) -> tuple[list[Plugin], list[str]]:
     return sorted(plugins.values(), key=lambda p: p.name), unknown
 
 
+def baked_files(node_files: list[NodeFile]) -> list[NodeFile]:
+    """The files user-data would deliver that the image built from ``out/NAME/packer/``
+    carries whatever the mode: all but the plan (baked only in the modes of
+    ``choose_mode``).  With ``output.program: image`` user-data delivers the rest, so
+    this is the one place that says what an image has."""
+    return [f for f in node_files if f.delivered and f.path != applyscript.PLAN_PATH]
+
+
 def packer_output(profile: Profile, creds: list[Credential], node_files: list[NodeFile]) -> PackerOutput:
     """Every file of ``out/NAME/packer/`` plus the warning of the without-plan mode."""
     by_path = {f.path: f for f in node_files}
     script, plan = by_path[applyscript.VM_PATH], by_path[applyscript.PLAN_PATH]
     # Anything else user-data delivers goes into the image too; a secret one would
     # need its own baking rule, so refuse rather than silently leave it out.
-    extra = [f for f in node_files if f.delivered and f.path not in (script.path, plan.path)]
+    extra = [f for f in baked_files(node_files) if f.path != script.path]
     if any(f.secret for f in extra):
         raise ValueError("packer output has no rule for baking a secret file other than the plan")
     mode = choose_mode(profile, plan.secret)

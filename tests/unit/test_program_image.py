@@ -111,3 +111,29 @@ def test_no_packer_warning_when_the_profile_says_the_image_goes_with_its_user_da
     assert warned.code == 0 and "[packer-no-plan]" in warned.err
     quiet = run_cli("validate", str(write_profile(profile_dir, body + "output:\n  program: image\n  packer: {}\n", name="quiet")))
     assert quiet.code == 0 and "[packer-no-plan]" not in quiet.err, quiet.err
+
+
+def test_every_file_reaches_the_node_by_user_data_or_the_image(tmp_path: Path) -> None:
+    """With refresh units and a plan without secrets: what user-data leaves out, the
+    image has (packer's baked_files is the one rule), and only the plan may come both ways."""
+    text = """
+        version: 1
+        refresh: 1h
+        targets: {containerd: {version: "2.1"}}
+        secrets:
+          pw: {source: gcp-secret-manager, project: regauth-test, secret: robot-pw, version: latest, fetch: boot, endpoint: 'http://127.0.0.1:9'}
+        registries:
+          - {host: 'registry.example.com:5000', auth: {type: basic, username: robot, secret: pw}}
+        """
+    out = _render(tmp_path, write_profile(tmp_path, text.rstrip(" ") + "        output:\n          program: image\n", name="baked"))
+    (tmp_path / "default").mkdir()
+    default = _render(tmp_path / "default", write_profile(tmp_path / "default", text, name="plain"))
+    delivered = {f["path"] for f in yaml.safe_load((default / "user-data").read_bytes())["write_files"]}
+    doc = yaml.safe_load((out / "user-data").read_bytes())
+    by_user_data = {f["path"] for f in doc["write_files"]}
+    image_root = out / "packer/files/rootfs"
+    in_image = {"/" + p.relative_to(image_root).as_posix() for p in image_root.rglob("*") if p.is_file()}
+    assert by_user_data == {applyscript.PLAN_PATH}
+    assert "/etc/systemd/system/regauth-refresh.timer" in delivered and len(delivered) > 2
+    assert delivered <= by_user_data | in_image, delivered - by_user_data - in_image
+    assert by_user_data & in_image <= {applyscript.PLAN_PATH}
