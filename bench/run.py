@@ -106,7 +106,11 @@ SIZE_GOALS = {
     "all-runtimes-aws": (12 * 1024, "before issue 15", 16_207),
     "demo+image": (10 * 1024, "before issue 15", 18_559),
     "all-runtimes-aws+image": (12 * 1024, "before issue 15", 16_207),
+    "demo+url": (10 * 1024, "before issue 15", 18_559),
+    "demo-aws+url": (16 * 1024, "before the TOML reader", 15_259),
+    "all-runtimes-aws+url": (12 * 1024, "before issue 15", 16_207),
 }
+PROGRAM_URL = "https://artifacts.example.com/regauth/regauth-apply"
 
 
 def user_data_sizes(tmp: Path) -> None:
@@ -121,6 +125,7 @@ def user_data_sizes(tmp: Path) -> None:
     sources = {"demo": demo, "demo-aws": demo.replace("output:\n", "output:\n  cloud: aws\n"), "all-runtimes-aws": every}
     for name, text in list(sources.items()):
         sources[name + "+image"] = text.replace("output:\n", "output:\n  program: image\n")
+        sources[name + "+url"] = text.replace("output:\n", f"output:\n  program: url\n  program_url: {PROGRAM_URL}\n")
     for name, (limit, baseline, before) in SIZE_GOALS.items():
         stem = name.replace("+", "-")
         path = profiles / f"{stem}.yaml"
@@ -132,7 +137,8 @@ def user_data_sizes(tmp: Path) -> None:
         else:  # "user-data is N bytes gzip-compressed; AWS allows ..."
             found = re.search(r"user-data is (\d+) bytes (\S+)", run.stderr)
             size, verdict, gzipped = int(found.group(1)), " (render REFUSES it)", found.group(2).startswith("gzip")
-        form = ("gzip" if gzipped else "uncompressed") + (", AWS" if "aws" in name else ", GCE") + (", output.program: image" if name.endswith("+image") else "")
+        program = {"image": ", output.program: image", "url": ", output.program: url"}.get(name.partition("+")[2], "")
+        form = ("gzip" if gzipped else "uncompressed") + (", AWS" if "aws" in name else ", GCE") + program
         ok = "OK" if size <= limit and not verdict else "MISSED"
         rows.append((f"user-data size: {name.split('+')[0]} ({form})", f"{size:,} bytes{verdict}", f"{baseline} {before:,} bytes", f"{size / before:6.2f}x", f"<= {limit:,} {ok}"))
 

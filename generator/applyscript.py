@@ -71,7 +71,7 @@ def provider_program() -> bytes:
 
 def full_script() -> bytes:
     """The file with every node module (tests, bench)."""
-    return script_for(frozenset(nodebuild.all_modules()))
+    return script_for(frozenset(nodebuild.program_modules()))
 
 
 @lru_cache(maxsize=1)
@@ -81,7 +81,7 @@ def module() -> ModuleType:
     import importlib
 
     facade = ModuleType("regauth_apply")
-    for name in nodebuild.modules_for(frozenset(nodebuild.all_modules())):
+    for name in nodebuild.modules_for(frozenset(nodebuild.program_modules())):
         mod = importlib.import_module(f"{PACKAGE}.{name}")
         for key, value in vars(mod).items():
             if not key.startswith("__"):

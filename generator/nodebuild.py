@@ -39,8 +39,28 @@ def source(name: str) -> str:
     return (NODE_DIR / f"{name}.py").read_text(encoding="utf-8")
 
 
+# Shipped alone, not as part of a program: user-data's fetcher of regauth-apply
+# (output.program: url) runs before any program is on the node.
+STANDALONE = ("programfetch",)
+
+
 def all_modules() -> tuple[str, ...]:
+    """Every module of the node package (the checks on node code cover them all)."""
     return tuple(sorted(p.stem for p in NODE_DIR.glob("*.py") if p.stem != "__init__"))
+
+
+def program_modules() -> tuple[str, ...]:
+    """The modules a program may be built from (every one but the STANDALONE ones)."""
+    return tuple(name for name in all_modules() if name not in STANDALONE)
+
+
+@lru_cache(maxsize=None)
+def standalone(name: str) -> str:
+    """Module ``name`` of STANDALONE as shipped: its own text, shrunk like a program's
+    modules, for ``python3 -c`` (it imports only the standard library)."""
+    if name not in STANDALONE or imports_of(name) or lazy_imports_of(name):
+        raise RuntimeFailure(f"generator/node/{name}.py is not a standalone node module", "list it in nodebuild.STANDALONE and import only the standard library")
+    return shrink(name)
 
 
 def _relative_imports(nodes: list[ast.stmt], name: str, top: bool) -> set[str]:

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from generator import applyscript
+from generator import __version__, applyscript
 from generator.errors import InvalidInput, Problem, RuntimeFailure
 from generator.node.plan import PLAN_FORMAT, check_plan
 from generator.outputs.cloudinit import cloud_config
@@ -48,6 +48,9 @@ def node_files(profile: Profile, steps: list[Step]) -> list[NodeFile]:
         # Baked into the image: every module, so the image serves any plan of this
         # format (its user-data can come from another profile, or a later render).
         program, note = applyscript.full_script(), "applies the plan at boot (every module: baked into the image)"
+    elif profile.output.program == "url":
+        # Every module too: one file per regauth version serves every profile's user-data.
+        program, note = applyscript.full_script(), f"applies the plan at first boot: serve this file at {profile.output.program_url} (user-data fetches it and checks its SHA-256)"
     else:
         program, note = applyscript.script_for_plan([s.spec for s in steps], profile.refresh is not None), "applies the plan at first boot"
     files = [
@@ -71,7 +74,7 @@ def render_profile(profile: Profile, creds: list[Credential], merge_with: list[t
     files = node_files(profile, steps)
     hosts = sorted({c.host for c in creds})
     baked = {f.path for f in baked_files(files)} if profile.output.program == "image" else set()
-    plain = cloud_config(profile.name, str(profile.file), hosts, files, baked)
+    plain = cloud_config(profile.name, str(profile.file), hosts, files, baked, profile.output.program_url)
     if merge_with:
         plain = multipart(plain, merge_with)
     user_data = package(plain, cloud=profile.output.cloud, compress=profile.output.compress, profile_file=str(profile.file))
@@ -90,6 +93,9 @@ def render_profile(profile: Profile, creds: list[Credential], merge_with: list[t
     packer = packer_output(profile, creds, files)  # out/NAME/packer/: golden-image snippet
     outputs.extend(packer.files)
     notes = [_compressed_note(profile.output.cloud, user_data.why)] if user_data.compressed else []
+    if profile.output.program_url:
+        notes.append(f"user-data fetches regauth-apply from {profile.output.program_url} at first boot: serve out/{profile.name}/rootfs{applyscript.VM_PATH} there "
+                     f"(the same file for every profile of regauth {__version__}; user-data refuses other bytes)")
     return Rendered(profile, outputs, steps, packer.warnings, notes)
 
 

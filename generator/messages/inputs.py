@@ -303,6 +303,18 @@ PACKER_NO_PLAN = entry("packer-no-plan", "input", "a Packer image without a plan
                        "the Packer image gets no plan (its credentials are resolved at render time), so VMs built from it also need this profile's user-data",
                        "bake_secret: true bakes them (a sensitive variable in {var_file}); bake_secret: false keeps this layout quietly; fetch: boot secrets need neither",
                        severity="warning")
+PROGRAM_URL_MISSING = entry("program-url-missing", "input", "output.program: url without output.program_url",
+                            "program: url fetches regauth-apply at first boot, but output.program_url says from where",
+                            "add program_url: https://HOST/PATH/regauth-apply under output (serve out/NAME/rootfs/usr/local/sbin/regauth-apply there)")
+PROGRAM_URL_UNUSED = entry("program-url-unused", "input", "output.program_url without output.program: url",
+                           "program_url is read only with program: url, and this profile says program: {program}",
+                           "write program: url to fetch the program at first boot, or remove program_url")
+PROGRAM_URL_BAD = entry("program-url-bad", "input", "output.program_url: not an http(s) URL",
+                        "'{url}' is not an http:// or https:// URL with a host",
+                        "write program_url: https://HOST/PATH/regauth-apply (plain http also works: user-data checks the program's SHA-256)")
+PROGRAM_URL_USERINFO = entry("program-url-userinfo", "input", "output.program_url with user:password@ (never quoted back)",
+                             "program_url holds user:password@ before its host, which would travel in user-data, the manifest and logs",
+                             "serve the program without credentials (it holds none itself: user-data checks its SHA-256), e.g. a public object or one readable from the VPC")
 USERDATA_KIND = entry("merge-with-kind", "input", "--merge-with user-data of an unknown kind",
                       "cannot tell what kind of user-data this is",
                       "it must start with #cloud-config, #!, #include, #cloud-boothook or be MIME multipart")

@@ -72,5 +72,10 @@ PROGRAM_MISSING = entry("node-program-missing", "node", "user-data carries only 
                         "{program} is not in this image, so the plan user-data delivered was not applied",
                         "build the image with out/NAME/packer/ (it bakes {program}), or render with output.program: user-data")
 
-# Node codes that generator/node does not print (see PROGRAM_MISSING).
-NOT_FROM_THE_PROGRAM = (PROGRAM_MISSING.code,)
+PROGRAM_FETCH = entry("node-program-fetch", "node", "user-data fetches regauth-apply (output.program: url), and it could not be fetched, was not the program rendered, or could not be installed",
+                      "{problem}",
+                      "make output.program_url serve out/NAME/rootfs/usr/local/sbin/regauth-apply of this render (same regauth version) and let the VM reach it, then rerun cloud-init or reboot; or render with output.program: user-data or image")
+
+# Node codes that generator/node's regauth-apply does not print: user-data's runcmd
+# (PROGRAM_MISSING) or its fetcher, generator/node/programfetch.py (PROGRAM_FETCH), does.
+NOT_FROM_THE_PROGRAM = (PROGRAM_MISSING.code, PROGRAM_FETCH.code)

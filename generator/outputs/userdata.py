@@ -149,7 +149,8 @@ def package(plain: bytes, *, cloud: str, compress: str, profile_file: str) -> Us
     size = counted_size(candidate, cloud)
     if size > limit:
         state = "gzip-compressed" if candidate.compressed else "uncompressed"
-        fix = ("bake the node program into the image with out/NAME/packer/ and set output.program: image (user-data then carries only the plan), "
+        fix = ("leave the node program out of user-data: set output.program: image (an image built with out/NAME/packer/ has it) "
+               "or output.program: url with output.program_url (the VM fetches it at first boot; user-data checks its SHA-256), "
                "use fetch: boot for Secret Manager keys, split registries over several profiles, or trim --merge-with parts")
         if not candidate.compressed:
             fix = "set output.compress: auto (or always) in the profile, or " + fix

@@ -10,6 +10,7 @@ users see every problem in one run.
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 from pathlib import Path
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -43,7 +44,7 @@ from generator.core.keylike import looks_like_key
 TOP_KEYS = ("version", "description", "targets", "secrets", "registries", "output", "refresh")
 REFRESH_RE = re.compile(r"^([1-9][0-9]*)(m|h|d)$")
 MIN_REFRESH = 300
-OUTPUT_KEYS = ("cloud", "compress", "program", "packer")
+OUTPUT_KEYS = ("cloud", "compress", "program", "program_url", "packer")
 PACKER_KEYS = ("sources", "bake_secret")
 REGISTRY_KEYS = ("host", "auth", "mirror_for", "path", "tls")
 AUTH_KEYS = ("type", "secret", "username")
@@ -176,12 +177,42 @@ def _check_output(c: Checker, value: Any) -> OutputOptions:
     if m is None:
         return OutputOptions()
     c.keys(m, OUTPUT_KEYS, ("output",))
+    program = c.choice(m, "program", ("output",), PROGRAM_SOURCES, "user-data")
     return OutputOptions(
         cloud=c.choice(m, "cloud", ("output",), CLOUDS, "gce"),
         compress=c.choice(m, "compress", ("output",), COMPRESS_MODES, "auto"),
-        program=c.choice(m, "program", ("output",), PROGRAM_SOURCES, "user-data"),
+        program=program,
+        program_url=_check_program_url(c, m, program),
         packer=_check_packer(c, m.get("packer"), ("output", "packer"), "packer" in m),
     )
+
+
+def _check_program_url(c: Checker, m: dict, program: str) -> str | None:
+    """``output.program_url``: given exactly when ``program: url``; an http(s) URL with a
+    host and no user:password@ (user-data, the manifest and logs would show it)."""
+    if program != "url":
+        if "program_url" in m:
+            c.report(M.PROGRAM_URL_UNUSED, ("output", "program_url"), at_key=True, program=program)
+        return None
+    if "program_url" not in m:
+        c.report(M.PROGRAM_URL_MISSING, ("output", "program"))
+        return None
+    url = c.string(m, "program_url", ("output",))
+    if url is None:
+        return None
+    try:
+        parts = urlsplit(url)
+        parts.port  # raises on a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or any(ch.isspace() for ch in url):
+        c.report(M.PROGRAM_URL_BAD, ("output", "program_url"), url=url)
+        return None
+    if parts.username is not None or parts.password is not None:
+        # Never quote it: what sits before @ may be a password.
+        c.report(M.PROGRAM_URL_USERINFO, ("output", "program_url"))
+        return None
+    return url
 
 
 def _check_packer(c: Checker, value: Any, p: tuple, given: bool) -> PackerOptions:

@@ -18,8 +18,9 @@ GCP_USERNAMES = ("_json_key_base64", "_json_key")
 FETCH_MODES = ("build", "boot")
 CLOUDS = ("gce", "aws", "azure", "none")
 COMPRESS_MODES = ("auto", "always", "never")
-# Where the node programs come from: user-data (any image) or an image built with out/NAME/packer/.
-PROGRAM_SOURCES = ("user-data", "image")
+# Where the node programs come from: user-data (any image), an image built with
+# out/NAME/packer/, or a URL user-data fetches the program from (checked by SHA-256).
+PROGRAM_SOURCES = ("user-data", "image", "url")
 DEFAULT_PACKER_SOURCES = ("source.googlecompute.golden",)
 
 
@@ -109,6 +110,9 @@ class OutputOptions:
     # "image": the image was built with out/NAME/packer/, so user-data carries only the
     # plan (1.3 KB with fetch: boot, ~4 KB with a key, instead of ~20 KB more of program).
     program: str = "user-data"
+    # "url": where user-data fetches regauth-apply from at first boot (any image; the
+    # program's SHA-256 travels in user-data, so the server needs no trust).
+    program_url: str | None = None
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from tests.conftest import gar_profile, run_cli, write_profile
 from tests.support.cloudinit_schema import schema_check
 from tests.support.keys import key_file_bytes
 from tests.support.rootfs import ensure_cloudinit_versions, ensure_rootfs
+from tests.support.program_host import serving_handler
 from tests.support.sandbox import SandboxService, make_test_ca, run_cloud_init
 
 pytestmark = pytest.mark.system
@@ -180,4 +181,47 @@ def test_program_image_on_an_image_without_it(profile_dir: Path) -> None:
         assert lines == ["regauth-apply: FAILED [node-program-missing] /usr/local/sbin/regauth-apply is not in this image, so the plan "
                          "user-data delivered was not applied; build the image with out/NAME/packer/ (it bakes /usr/local/sbin/regauth-apply), "
                          "or render with output.program: user-data"], run.output_log
+        assert run.read_bytes("/etc/containerd/config.toml") == STOCK
+
+
+def test_program_fetched_from_a_url_at_first_boot(profile_dir: Path, sa_key: dict) -> None:
+    """output.program: url on a plain image: user-data (plan + fetcher) fetches the
+    program over HTTPS (test CA, its own hostname), installs it and applies the plan; the
+    second boot fetches nothing and changes nothing."""
+    ensure_rootfs()
+    url = "https://artifacts.regauth.test/regauth/regauth-apply"
+    profile = write_profile(profile_dir, gar_profile(profile_dir, username="_json_key").read_text() + f"output:\n  program: url\n  program_url: {url}\n", name="fetched")
+    user_data = render(profile_dir, profile=profile)
+    program = (profile_dir / "out/fetched/rootfs/usr/local/sbin/regauth-apply").read_bytes()
+    assert len(user_data) < 7 * 1024 and base64.b64encode(program[:300])[:60] not in user_data
+    asked: list[str] = []
+    ca = make_test_ca(profile_dir / "ca", ["artifacts.regauth.test"])
+    service = SandboxService(serving_handler(program, asked), hostnames=["artifacts.regauth.test"], port=443, tls=ca.server_context())
+    with run_cloud_init(user_data, boots=2, services=[service], ca_pems=[ca.ca_pem], files={"/etc/containerd/config.toml": STOCK}) as run:
+        assert run.ok, run.problems()
+        assert asked == ["/regauth/regauth-apply"], asked  # once: the second boot finds it in place
+        assert run.read_bytes("/usr/local/sbin/regauth-apply") == program
+        assert run.stat("/usr/local/sbin/regauth-apply").mode == 0o755
+        parsed = tomllib.loads(run.read_text("/etc/containerd/config.toml"))
+        assert dig(parsed, V2 + (HOST, "auth")) == {"username": "_json_key", "password": key_file_bytes(sa_key).decode()}
+        assert "regauth-apply: containerd: /etc/containerd/config.toml updated" in run.output_log
+        assert sa_key["private_key_id"] not in run.log + run.output_log
+        assert run.changes_in_boot(2) == []
+
+
+def test_program_url_serving_other_bytes_changes_nothing(profile_dir: Path) -> None:
+    """The URL serves another program (an older render): one coded line, cloud-init
+    reports the failed runcmd, no program installed and the config untouched."""
+    ensure_rootfs()
+    url = "https://artifacts.regauth.test/regauth-apply"
+    profile = write_profile(profile_dir, gar_profile(profile_dir).read_text() + f"output:\n  program: url\n  program_url: {url}\n", name="fetched")
+    user_data = render(profile_dir, profile=profile)
+    other = b"#!/bin/sh\necho this is not the rendered program\n"
+    ca = make_test_ca(profile_dir / "ca", ["artifacts.regauth.test"])
+    service = SandboxService(serving_handler(other, []), hostnames=["artifacts.regauth.test"], port=443, tls=ca.server_context())
+    with run_cloud_init(user_data, services=[service], ca_pems=[ca.ca_pem], files={"/etc/containerd/config.toml": STOCK}) as run:
+        assert not run.ok
+        lines = [line for line in run.output_log.splitlines() if "regauth-apply" in line]
+        assert len(lines) == 1 and lines[0].startswith(f"regauth-apply: FAILED [node-program-fetch] {url} does not serve the regauth-apply this user-data was rendered with"), run.output_log
+        assert not run.view.exists("/usr/local/sbin/regauth-apply")
         assert run.read_bytes("/etc/containerd/config.toml") == STOCK

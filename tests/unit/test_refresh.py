@@ -121,7 +121,8 @@ def test_units_and_their_enabling_in_user_data_and_packer(tmp_path: Path) -> Non
     service = (out / "rootfs/etc/systemd/system/regauth-refresh.service").read_text()
     assert "ExecStart=/usr/local/sbin/regauth-apply --refresh\n" in service and "Type=oneshot" in service
     cloud = yaml.safe_load((out / "user-data").read_text())
-    assert cloud["runcmd"] == [["/usr/local/sbin/regauth-apply"], "systemctl enable regauth-refresh.timer && if [ -d /run/systemd/system ]; then systemctl start regauth-refresh.timer; fi"]
+    # the apply last: its exit status is the runcmd script's, so a failed apply is cloud-init's error
+    assert cloud["runcmd"] == ["systemctl enable regauth-refresh.timer && if [ -d /run/systemd/system ]; then systemctl start regauth-refresh.timer; fi", ["/usr/local/sbin/regauth-apply"]]
     assert {f["path"]: f["permissions"] for f in cloud["write_files"]}["/etc/systemd/system/regauth-refresh.timer"] == "0644"
     install = (out / "packer/files/install.sh").read_text()
     assert "systemctl enable regauth-apply.service regauth-refresh.timer\n" in install
