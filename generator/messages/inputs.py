@@ -312,9 +312,9 @@ PROGRAM_URL_UNUSED = entry("program-url-unused", "input", "output.program_url wi
 PROGRAM_URL_BAD = entry("program-url-bad", "input", "output.program_url: not an http(s) URL",
                         "'{url}' is not an http:// or https:// URL with a host",
                         "write program_url: https://HOST/PATH/regauth-apply (plain http also works: user-data checks the program's SHA-256)")
-PROGRAM_URL_USERINFO = entry("program-url-userinfo", "input", "output.program_url with user:password@ (never quoted back)",
-                             "program_url holds user:password@ before its host, which would travel in user-data, the manifest and logs",
-                             "serve the program without credentials (it holds none itself: user-data checks its SHA-256), e.g. a public object or one readable from the VPC")
+PROGRAM_URL_CREDENTIAL = entry("program-url-credential", "input", "output.program_url with a credential: user:password@ or a signed URL's signature (never quoted back)",
+                               "program_url holds {what}, which would travel in user-data, the manifest, the fetcher's command line and logs{expires}",
+                               "serve the program without credentials (it holds none itself: user-data checks its SHA-256), e.g. a public object or one readable from the VPC")
 USERDATA_KIND = entry("merge-with-kind", "input", "--merge-with user-data of an unknown kind",
                       "cannot tell what kind of user-data this is",
                       "it must start with #cloud-config, #!, #include, #cloud-boothook or be MIME multipart")

@@ -10,7 +10,7 @@ users see every problem in one run.
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 from pathlib import Path
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -45,6 +45,10 @@ TOP_KEYS = ("version", "description", "targets", "secrets", "registries", "outpu
 REFRESH_RE = re.compile(r"^([1-9][0-9]*)(m|h|d)$")
 MIN_REFRESH = 300
 OUTPUT_KEYS = ("cloud", "compress", "program", "program_url", "packer")
+# Query parameters that make output.program_url a bearer credential: S3/GCS signed URLs
+# (V4 and V2) and Azure SAS tokens.  Such a URL also expires; user-data lives for years.
+SIGNED_URL_PARAMS = frozenset({"x-amz-signature", "x-amz-credential", "x-amz-security-token", "x-goog-signature", "x-goog-credential",
+                               "signature", "sig", "access_token", "token"})
 PACKER_KEYS = ("sources", "bake_secret")
 REGISTRY_KEYS = ("host", "auth", "mirror_for", "path", "tls")
 AUTH_KEYS = ("type", "secret", "username")
@@ -189,7 +193,7 @@ def _check_output(c: Checker, value: Any) -> OutputOptions:
 
 def _check_program_url(c: Checker, m: dict, program: str) -> str | None:
     """``output.program_url``: given exactly when ``program: url``; an http(s) URL with a
-    host and no user:password@ (user-data, the manifest and logs would show it)."""
+    host and no credential (user-data, the manifest, argv and logs would show it)."""
     if program != "url":
         if "program_url" in m:
             c.report(M.PROGRAM_URL_UNUSED, ("output", "program_url"), at_key=True, program=program)
@@ -200,6 +204,13 @@ def _check_program_url(c: Checker, m: dict, program: str) -> str | None:
     url = c.string(m, "program_url", ("output",))
     if url is None:
         return None
+    # Credentials first, from the raw text, so that no later message quotes one.
+    authority = url.partition("://")[2].partition("/")[0].partition("?")[0]
+    signed = sorted({name for name, _ in parse_qsl(url.partition("?")[2].partition("#")[0], keep_blank_values=True) if name.lower() in SIGNED_URL_PARAMS})
+    if "@" in authority or signed:
+        what = f"a signed URL's credential ({', '.join(signed)})" if signed else "user:password@ before its host"
+        c.report(M.PROGRAM_URL_CREDENTIAL, ("output", "program_url"), what=what, expires=", and it expires" if signed else "")
+        return None
     try:
         parts = urlsplit(url)
         parts.port  # raises on a port that is not a number
@@ -207,10 +218,6 @@ def _check_program_url(c: Checker, m: dict, program: str) -> str | None:
         parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or any(ch.isspace() for ch in url):
         c.report(M.PROGRAM_URL_BAD, ("output", "program_url"), url=url)
-        return None
-    if parts.username is not None or parts.password is not None:
-        # Never quote it: what sits before @ may be a password.
-        c.report(M.PROGRAM_URL_USERINFO, ("output", "program_url"))
         return None
     return url
 

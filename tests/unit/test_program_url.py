@@ -168,10 +168,27 @@ def test_a_wrong_program_url_is_refused_with_what_to_write(profile_dir: Path, ou
     assert not (profile_dir / "out").exists()
 
 
-def test_a_password_in_program_url_is_refused_and_never_quoted(profile_dir: Path) -> None:
-    secret = "s3cr3t-" + hashlib.sha256(b"made up here").hexdigest()[:12]
-    profile = write_profile(profile_dir, gar_profile(profile_dir).read_text() + f"output:\n  program: url\n  program_url: https://robot:{secret}@example.com/regauth-apply\n", name="userinfo")
+@pytest.mark.parametrize(
+    ("url", "what"),
+    [
+        ("https://robot:{secret}@example.com/regauth-apply", "user:password@ before its host"),
+        ("ftp://robot:{secret}@example.com:port/regauth-apply", "user:password@ before its host"),  # bad too: still never quoted
+        ("https://b.s3.amazonaws.com/regauth-apply?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIA%2F{secret}&X-Amz-Signature={secret}",
+         "a signed URL's credential (X-Amz-Credential, X-Amz-Signature)"),
+        ("https://storage.googleapis.com/b/regauth-apply?X-Goog-Signature={secret}", "a signed URL's credential (X-Goog-Signature)"),
+        ("https://acct.blob.core.windows.net/c/regauth-apply?sv=2022-11-02&sig={secret}", "a signed URL's credential (sig)"),
+    ],
+)
+def test_a_credential_in_program_url_is_refused_and_never_quoted(profile_dir: Path, url: str, what: str) -> None:
+    secret = "s3cr3t" + hashlib.sha256(b"made up here").hexdigest()[:12]
+    profile = write_profile(profile_dir, gar_profile(profile_dir).read_text() + f"output:\n  program: url\n  program_url: '{url.format(secret=secret)}'\n", name="credential")
     result = run_cli("render", str(profile), "-o", str(profile_dir / "out"))
-    assert result.code == 2 and "[program-url-userinfo]" in result.err
+    assert result.code == 2 and "[program-url-credential]" in result.err and f"program_url holds {what}," in result.err, result.err
     assert secret not in result.err + result.out
     assert not (profile_dir / "out").exists()
+
+
+def test_a_plain_query_string_is_kept(profile_dir: Path) -> None:
+    url = "https://artifacts.example.com/regauth-apply?version=0.1.0"
+    out, _ = _render(profile_dir, _url_profile(profile_dir, url=f"'{url}'"))
+    assert _fetch_argv((out / "user-data").read_bytes())[3] == url
