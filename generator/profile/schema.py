@@ -91,7 +91,7 @@ def profile_schema(runtimes: Mapping[str, Any]) -> dict[str, Any]:
                     },
                     "program_url": {
                         "type": "string",
-                        "pattern": r"^https?://[^\s/@]+(/\S*)?$",
+                        "pattern": r"^https?://[^\s/@?#]+([/?#]\S*)?$",
                         "description": "With program: url, where the VM fetches regauth-apply at first boot: serve out/NAME/rootfs/usr/local/sbin/regauth-apply there (http or https; no user:password@).",
                     },
                     "packer": _obj(
