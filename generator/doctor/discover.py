@@ -11,14 +11,20 @@ such as image stores) and files are recognised by how their path ends
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from generator.doctor.findings import Unreadable
+from generator.doctor.containerd_release import BINARY, Release, Runner, decide, known, read_as, run_version
+from generator.doctor.findings import Finding, Unreadable
 from generator.doctor.source import KINDS, Source
+from generator.node.containerd_imports import imports_of, missing_import, read, resolve
+from generator.node.errors import ApplyError
+from generator.node.files import node_path
+from generator.node.tomlparse import Document
 
 # (kind, pattern over the POSIX path relative to the walk's start, anchored at a "/" boundary)
 PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
@@ -73,6 +79,7 @@ class Found:
     unreadable: list[Unreadable]
     notes: list[str]
     roots: list[tuple[Path, str]] = field(default_factory=list)  # node roots read (path, as shown), for runtime detection
+    findings: list[Finding] = field(default_factory=list)  # found while following imports (a missing import)
 
 
 # Runtime configs that live outside /etc: `doctor /etc` on a node that has the runtime
@@ -232,42 +239,96 @@ def _walk(top: Path, shown_top: str, found: Found, seen: set[Path]) -> None:
             return
 
 
+def set_releases(found: Found, override: Release | None = None, run: Runner = run_version) -> None:
+    """Give every containerd/MicroK8s source the release that reads it (decided once per
+    node tree and runtime by :func:`generator.doctor.containerd_release.decide`)."""
+    decided: dict[tuple[Path | None, str], Release | None] = {}
+    for i, src in enumerate(found.sources):
+        if src.kind not in BINARY or src.step is not None:
+            continue
+        key = (src.root or _tree_of(src), src.kind)
+        if key not in decided:
+            decided[key] = decide(key[0], src.kind, override, run)
+        found.sources[i] = dataclasses.replace(src, release=decided[key])
+
+
+def _tree_of(src: Source) -> Path | None:
+    """The node's "/" of a file read at a known node path (MicroK8s' template has no imports root)."""
+    real = src.real.as_posix()
+    return Path(real[: -len(src.node_path)] or "/") if src.node_path and real.endswith(src.node_path) else None
+
+
+@dataclass(frozen=True)
+class _Tree:
+    """The node tree as the node's import functions see it: ``root`` + node path is the file."""
+
+    root: str  # "" for the live system
+
+
 def follow_imports(found: Found) -> None:
-    """Add the files a containerd config pulls in with ``imports = [...]`` (globs allowed).
+    """Add the files a containerd config pulls in with ``imports = [...]``: exactly the files
+    containerd of the source's release opens, resolved by the node's own functions
+    (generator/node/containerd_imports.py: relative paths beside the importing file, a
+    relative glob in containerd's working directory on 1.6).
 
     They are part of the effective config: on containerd 1.x an imported file replaces
-    whole plugin tables, so credentials in a drop-in matter as much as the main file.
+    whole plugin tables, so credentials in a drop-in matter as much as the main file.  A
+    missing import is a finding (1.x refuses to start; 2.x skips it).  With the release
+    unknown, imports resolve as on 1.7 and later, and a note says where 1.6 differs.
     """
-    from generator.tomlcompat import tomllib
-
     seen = {s.real.resolve() for s in found.sources}
     queue = [s for s in found.sources if s.kind == "containerd" and s.root is not None]
     while queue:
         src = queue.pop(0)
+        assert src.root is not None
+        tree = _Tree("" if src.root.resolve() == Path("/") else str(src.root.resolve()))
         try:
-            imports = tomllib.loads(src.text).get("imports")
-        except tomllib.TOMLDecodeError:
+            parent = "/" + src.real.resolve().relative_to(src.root.resolve()).as_posix()
+            doc = read(src.text, read_as(src.release)[0])
+            entries = [e for e in imports_of(doc, parent) if e]
+        except (ValueError, ApplyError):  # TOMLError is a ValueError; the file's own check reports it
             continue
-        if not isinstance(imports, list):
-            continue
-        for item in imports:
-            if not isinstance(item, str) or not item:
+        got = known(src.release, doc.value.get("version"))
+        release = read_as(got)
+        if got is None and any("*" in e and not e.startswith("/") for e in entries):
+            found.notes.append(f"{src.shown}: a relative `imports` glob is matched beside the file, as containerd 1.7 and later "
+                               "do; containerd 1.6 matches it in its working directory (/ under systemd): pass --containerd-version "
+                               "to check for the release the node runs")
+        for path in resolve(tree, parent, entries, release, {}):
+            try:
+                real = Path(tree.root + node_path(tree.root, path))
+            except ApplyError:
                 continue
-            assert src.root is not None
-            base = src.root / item.lstrip("/") if item.startswith("/") else src.real.parent / item
-            for match in sorted(glob.glob(str(base))):
-                real = Path(match)
-                if real.resolve() in seen or not real.is_file():
-                    continue
-                seen.add(real.resolve())
-                try:
-                    node_path = "/" + real.resolve().relative_to(src.root.resolve()).as_posix()
-                except ValueError:
-                    node_path = ""
-                new = _read(real, _shown_under(src, real), "containerd", found, explicit=False, node_path=node_path)
-                if new is not None:
-                    found.sources.append(new)
-                    queue.append(new)
+            if not real.exists():
+                missing = _missing_import(src.shown, got, doc, parent, path)
+                if missing is not None:
+                    found.findings.append(missing)
+                continue
+            if real.resolve() in seen or not real.is_file():
+                continue
+            seen.add(real.resolve())
+            new = _read(real, _shown_under(src, real), "containerd", found, explicit=False, node_path=path)
+            if new is not None:
+                new = dataclasses.replace(new, root=src.root, release=src.release)  # same node, same containerd
+                found.sources.append(new)
+                queue.append(new)
+
+
+def _missing_import(shown: str, release: Release | None, doc: Document, parent: str, path: str) -> Finding | None:
+    """The node's rule for a missing import, as a finding at the importing file's `imports`
+    (release unknown: a warning, since 1.x refuses to start and 2.x skips it)."""
+    try:
+        missing_import(parent, path, release[0] if release else 1)
+    except ApplyError as exc:
+        what, fix = str(exc).split("; ", 1)  # the node's sentence: "<what>; <fix>"
+    else:
+        return None  # 2.x skips it
+    node = doc.node(("imports",))
+    return Finding("missing-import", shown, what,
+                   "containerd 1.6/1.7 stop at a missing import ('failed to load TOML: ... no such file or directory')"
+                   + ("" if release else "; 2.x skips it (which release this node runs is unknown: pass --containerd-version)"),
+                   fix, line=doc.line_col(node.start)[0] if node is not None else 0, path="imports",
+                   severity="error" if release else "warning")
 
 
 def _shown_under(importer: Source, path: Path) -> str:
