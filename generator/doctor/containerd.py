@@ -103,12 +103,12 @@ def header_escape(shown: str, parsed: Document, release: Release | None) -> Find
             if release is None:
                 message = f"the [table] header key {written} has a backslash escape, which containerd 1.x and 2.x read differently"
                 why = (f"containerd 2.x unescapes it (TOML 1.0) and reads {plain}; containerd 1.x keeps the escape as written, so there "
-                       "the table has another name and what it holds (registry auth) is never used")
+                       "the table has another name and its settings (a host's registry auth) are never used for that host")
                 fix = f"write the key with its plain characters: {plain} (or pass --containerd-version to check for the release the node runs)"
             else:
                 message = f"the [table] header key {written} has a backslash escape, which containerd {release[0]}.x keeps as written"
                 why = (f"containerd 1.x (go-toml v1) does not unescape keys in [table] headers, so this table is not named {plain} "
-                       "there and what it holds (registry auth) is never used for that name; 2.x would unescape it")
+                       "there and its settings (a host's registry auth) are never used for that host; 2.x would unescape it")
                 fix = f"write the key with its plain characters: {plain}"
             return Finding("header-escape", shown, message, why, fix, line=parsed.line_col(stmt.start)[0],
                            path=toml_path_text(stmt.path), severity="warning" if release is None else "error")
