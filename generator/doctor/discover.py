@@ -157,7 +157,8 @@ def find(paths: list[str], forced_kind: str | None = None) -> Found:
     return found
 
 
-def _read(path: Path, shown: str, kind: str | None, found: Found, *, explicit: bool, node_path: str = "") -> Source | None:
+def _read(path: Path, shown: str, kind: str | None, found: Found, *, explicit: bool, node_path: str = "",
+          root: Path | None = None) -> Source | None:
     try:
         st = path.stat()
         data = path.read_bytes()
@@ -186,7 +187,9 @@ def _read(path: Path, shown: str, kind: str | None, found: Found, *, explicit: b
             Unreadable(shown, "not a config doctor knows", f"name it like its place on a node ({', '.join(KNOWN_PATHS[:4])}, ...) or pass --as KIND")
         )
         return None
-    return Source(shown, path, kind, text, st.st_mode, containerd_root(path) if kind == "containerd" else None, node_path)
+    if kind == "containerd" and root is None:
+        root = containerd_root(path)  # a named file: its node's "/" from where it sits
+    return Source(shown, path, kind, text, st.st_mode, root if kind == "containerd" else None, node_path)
 
 
 def _probe(base: Path, shown_base: str, under: str, found: Found, seen: set[Path], only: str | None = None) -> None:
@@ -200,7 +203,9 @@ def _probe(base: Path, shown_base: str, under: str, found: Found, seen: set[Path
             if not path.is_file() or path.resolve() in seen:
                 continue
             rel = path.relative_to(base).as_posix()
-            src = _read(path, os.path.join(shown_base, rel), kind, found, explicit=False, node_path="/" + under + rel)
+            # the node's "/" is known here, even for a config that is a link to elsewhere
+            src = _read(path, os.path.join(shown_base, rel), kind, found, explicit=False, node_path="/" + under + rel,
+                        root=base.resolve().parent if under else base.resolve())
             if src is not None:
                 seen.add(path.resolve())
                 found.sources.append(src)
@@ -283,11 +288,14 @@ def follow_imports(found: Found) -> None:
         assert src.root is not None
         tree = _Tree("" if src.root.resolve() == Path("/") else str(src.root.resolve()))
         try:
-            parent = "/" + src.real.resolve().relative_to(src.root.resolve()).as_posix()
+            # containerd joins a relative import to the importing path as given, links unresolved
+            parent = src.node_path or _node_path_of(src.real, src.root)
             doc = read(src.text, read_as(src.release)[0])
             entries = [e for e in imports_of(doc, parent) if e]
         except (ValueError, ApplyError):  # TOMLError is a ValueError; the file's own check reports it
             continue
+        if not parent:
+            continue  # read from outside its node tree: no node path to resolve imports against
         got = known(src.release, doc.value.get("version"))
         release = read_as(got)
         if got is None and any("*" in e and not e.startswith("/") for e in entries):
@@ -307,9 +315,9 @@ def follow_imports(found: Found) -> None:
             if real.resolve() in seen or not real.is_file():
                 continue
             seen.add(real.resolve())
-            new = _read(real, _shown_under(src, real), "containerd", found, explicit=False, node_path=path)
+            new = _read(real, _shown_under(src, path), "containerd", found, explicit=False, node_path=path, root=src.root)
             if new is not None:
-                new = dataclasses.replace(new, root=src.root, release=src.release)  # same node, same containerd
+                new = dataclasses.replace(new, release=src.release)  # same node, same containerd
                 found.sources.append(new)
                 queue.append(new)
 
@@ -331,15 +339,18 @@ def _missing_import(shown: str, release: Release | None, doc: Document, parent: 
                    severity="error" if release else "warning")
 
 
-def _shown_under(importer: Source, path: Path) -> str:
-    """``path`` spelled relative to how the importing file was shown (same root prefix)."""
+def _shown_under(importer: Source, node_file: str) -> str:
+    """The imported ``node_file`` (a path on the node) spelled like the importing file was
+    shown (same root prefix), else as the path it was read from."""
     assert importer.root is not None
-    root = importer.root.resolve()
+    mine = importer.node_path or _node_path_of(importer.real, importer.root)
+    if mine and importer.shown.endswith(mine.lstrip("/")):
+        return importer.shown[: len(importer.shown) - len(mine.lstrip("/"))] + node_file.lstrip("/")
+    return str(importer.root / node_file.lstrip("/"))
+
+
+def _node_path_of(real: Path, root: Path) -> str:
     try:
-        rel_importer = importer.real.resolve().relative_to(root).as_posix()
-        rel = path.resolve().relative_to(root).as_posix()
+        return "/" + real.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
-        return str(path)
-    if importer.shown.endswith(rel_importer):
-        return importer.shown[: len(importer.shown) - len(rel_importer)] + rel
-    return str(path)
+        return ""

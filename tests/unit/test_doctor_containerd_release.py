@@ -217,3 +217,19 @@ def test_option_parsing() -> None:
     for bad in ("latest", "2", "0.9", ""):
         with pytest.raises(ValueError):
             parse_option(bad)
+
+
+def test_relative_import_of_a_symlinked_config_is_beside_the_link(tmp_path: Path) -> None:
+    """containerd joins a relative import to the config path it was given (links unresolved)."""
+    root = _node(tmp_path, "")
+    (root / "srv/real/extra").mkdir(parents=True)
+    (root / "srv/real/config.toml").write_text('version = 2\nimports = ["extra/x.toml"]\n')
+    (root / "srv/real/extra/x.toml").write_text("version = 2\n")  # beside the link's target: not read
+    (root / "etc/containerd/extra").mkdir()
+    (root / "etc/containerd/extra/x.toml").write_text("version = 2\n")
+    (root / "etc/containerd/config.toml").unlink()
+    (root / "etc/containerd/config.toml").symlink_to("../../srv/real/config.toml")
+    found = find([str(root)])
+    set_releases(found, (1, 7))
+    follow_imports(found)
+    assert [s.node_path for s in found.sources if s.kind == "containerd"] == ["/etc/containerd/config.toml", "/etc/containerd/extra/x.toml"]
