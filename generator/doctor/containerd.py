@@ -73,9 +73,11 @@ def check(src: Source, options: Options) -> FileReport:
     doc = parsed.value
     release = known(src.release, doc.get("version"))
     escaped = header_escape(src.shown, parsed, release)
-    if escaped is not None:
-        report.findings.append(escaped)
     checker = _Checker(src, doc, toml_positions(parsed), report)
+    if escaped is not None:
+        report.findings.append(escaped[0])
+        if release is not None:  # 1.x: the escape is the key's whole problem, no host-key finding on top
+            checker.reported.append(escaped[1])
     checker.run(options.image)
     report.credentials = _count_credentials(doc)
     report.hosts = {host: checker.pos.line(path) for host, path in checker.creds.items()}
@@ -85,17 +87,17 @@ def check(src: Source, options: Options) -> FileReport:
     return report
 
 
-def header_escape(shown: str, parsed: Document, release: Release | None) -> Finding | None:
+def header_escape(shown: str, parsed: Document, release: Release | None) -> tuple[Finding, KeyPath] | None:
     """A "quoted" [table] header key with a backslash escape: containerd 1.x keeps it as
     written, 2.x unescapes it (generator.node.containerd_imports.header_escapes), so the
-    table's name depends on the release.  One finding per file, at the first such header;
-    none when the file is known to be read by 2.x."""
+    table's name depends on the release.  One finding per file, at the first such header
+    (with the key path up to that key, as read); none when the file is known to be read by 2.x."""
     if release is not None and header_escapes(release[0]):
         return None
     for stmt in parsed.statements:
         if stmt.kind not in ("header", "aot"):
             continue
-        for key in stmt.keys:
+        for index, key in enumerate(stmt.keys):
             written = parsed.text[key.start:key.end]
             if not (written.startswith('"') and "\\" in written):
                 continue
@@ -111,7 +113,7 @@ def header_escape(shown: str, parsed: Document, release: Release | None) -> Find
                        "there and its settings (a host's registry auth) are never used for that host; 2.x would unescape it")
                 fix = f"write the key with its plain characters: {plain}"
             return Finding("header-escape", shown, message, why, fix, line=parsed.line_col(stmt.start)[0],
-                           path=toml_path_text(stmt.path), severity="warning" if release is None else "error")
+                           path=toml_path_text(stmt.path), severity="warning" if release is None else "error"), stmt.path[: index + 1]
     return None
 
 
@@ -272,7 +274,7 @@ class _Checker:
             return
         if isinstance(cfg, dict) and self.unquoted_host(path, host, cfg):
             return
-        problem = host_problem(host)
+        problem = None if self.covered(path) else host_problem(host)
         if problem:
             hosts = _hosts_in_fix(host)
             example = " or ".join(f"[{toml_path_text(path[:-1] + (h, 'auth'))}]" for h in hosts[:2]) or problem[1]
