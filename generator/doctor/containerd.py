@@ -13,7 +13,10 @@ anonymous.  Measured with containerd 1.6.20, 1.7.24 and 2.1.9 (see the system te
 - a version 1 file: 1.x reads ``plugins.cri``; 2.1 migrates it but drops its registry;
 - a v2 table name in a version 3 file: 2.1 ignores it;
 - ``configs."HOST".tls`` and mirror ``rewrite`` do not exist in 2.x; ``registry.auths``
-  is still read by 1.6-2.1 but deprecated.
+  is still read by 1.6-2.1 but deprecated;
+- 1.x keeps backslash escapes in "quoted" ``[table]`` header keys, 2.x unescapes them: the
+  file is parsed by the node's reader as the release that loads it does
+  (:mod:`generator.doctor.containerd_release`), so a host key means what it means there.
 """
 
 from __future__ import annotations
