@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         print("regauth doctor: nothing to check: name files or directories (e.g. regauth doctor /etc), or pass --error TEXT", file=sys.stderr)
         return EXIT_INVALID
     found = find(args.paths, forced_kind=args.as_kind)
-    set_releases(found, getattr(args, "containerd_version", None))
+    set_releases(found, args.containerd_version)
     follow_imports(found)
     unreadable += found.unreadable
     reports = check_sources(found.sources, image, found.roots, found.findings) if found.sources else []
