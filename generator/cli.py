@@ -242,12 +242,25 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return run(args, _gsm_settings(args))
 
 
+def _containerd_release(text: str) -> tuple[int, int]:
+    from generator.doctor.containerd_release import parse_option
+
+    try:
+        return parse_option(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a containerd release (write e.g. 1.7 or 2.1)") from None
+
+
 def _add_doctor(sub) -> None:  # type: ignore[no-untyped-def]
     doctor = sub.add_parser("doctor", help="find why a node's registry auth fails", epilog=EPILOG_DOCTOR, formatter_class=argparse.RawDescriptionHelpFormatter)
     doctor.add_argument("paths", nargs="*", metavar="PATH", help="config files, or directories to search (/, /etc, a rootfs/)")
     doctor.add_argument("--image", metavar="REF", help="also check that the host this image is pulled from has credentials")
     doctor.add_argument("--error", metavar="TEXT", help="explain a pasted containerd/crictl/kubelet error ('-' reads it from stdin)")
     doctor.add_argument("--as", dest="as_kind", choices=("containerd", "microk8s", "k3s", "docker", "containers-auth", "kubelet", "kubelet-provider"), help="treat named files as this kind")
+    doctor.add_argument("--containerd-version", metavar="X.Y", type=_containerd_release,
+                        help="read containerd configs as this containerd release does (1.x and 2.x differ: escapes in [table] header keys, "
+                             "relative imports globs, missing imports); default: the plan's, else `containerd --version` when checking /, "
+                             "else unknown (read as 2.x, differences reported)")
     doctor.add_argument("--json", action="store_true", help="machine-readable report on stdout")
     doctor.set_defaults(func=cmd_doctor)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import ModuleType
 
 from generator.doctor import authjson, containerd, k3s, plan, provider, runtimes
-from generator.doctor.discover import find, follow_imports
+from generator.doctor.discover import find, follow_imports, set_releases
 from generator.doctor.connect import connect
 from generator.doctor.errors_explain import Reading, explain, render
 from generator.doctor.findings import FileReport, Finding, Unreadable
@@ -34,17 +34,21 @@ CHECKERS: dict[str, ModuleType] = {
 }
 
 
-def check_sources(sources: list[Source], image: ImageRef | None, roots: list[tuple[Path, str]] | None = None) -> list[FileReport]:
+def check_sources(sources: list[Source], image: ImageRef | None, roots: list[tuple[Path, str]] | None = None,
+                  found: list[Finding] | None = None) -> list[FileReport]:
     """Run every source through its kind's checker (the library entry point tests use).
 
     ``roots`` are the node trees the sources came from (``find().roots``): there,
     ``--image`` is judged per runtime on the files that runtime reads
-    (:mod:`generator.doctor.runtimes`); named files are judged one by one.
+    (:mod:`generator.doctor.runtimes`); named files are judged one by one.  ``found``:
+    findings made while discovering (``find().findings``), each added to its file's report.
     """
     options = Options(image=image)
     reports = [(plan if src.step is not None else CHECKERS[src.kind]).check(src, options) for src in sources]
     for src, report in zip(sources, reports):
         report.node_path = src.node_path
+    for finding in found or []:
+        next((r for r in reports if r.file == finding.file), reports[0]).findings.append(finding)
     judged = False
     for root, shown_root in roots or []:
         found = runtimes.detect(root)
@@ -113,9 +117,10 @@ def run(args: argparse.Namespace) -> int:
         print("regauth doctor: nothing to check: name files or directories (e.g. regauth doctor /etc), or pass --error TEXT", file=sys.stderr)
         return EXIT_INVALID
     found = find(args.paths, forced_kind=args.as_kind)
+    set_releases(found, args.containerd_version)
     follow_imports(found)
     unreadable += found.unreadable
-    reports = check_sources(found.sources, image, found.roots) if found.sources else []
+    reports = check_sources(found.sources, image, found.roots, found.findings) if found.sources else []
     findings = [f for r in reports for f in r.findings]
     errors = [f for f in findings if f.severity == "error"]
     if args.json:

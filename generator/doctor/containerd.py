@@ -13,7 +13,10 @@ anonymous.  Measured with containerd 1.6.20, 1.7.24 and 2.1.9 (see the system te
 - a version 1 file: 1.x reads ``plugins.cri``; 2.1 migrates it but drops its registry;
 - a v2 table name in a version 3 file: 2.1 ignores it;
 - ``configs."HOST".tls`` and mirror ``rewrite`` do not exist in 2.x; ``registry.auths``
-  is still read by 1.6-2.1 but deprecated.
+  is still read by 1.6-2.1 but deprecated;
+- 1.x keeps backslash escapes in "quoted" ``[table]`` header keys, 2.x unescapes them: the
+  file is parsed by the node's reader as the release that loads it does
+  (:mod:`generator.doctor.containerd_release`), so a host key means what it means there.
 """
 
 from __future__ import annotations
@@ -22,14 +25,16 @@ import fnmatch
 import re
 from typing import Any
 
-from generator.tomlcompat import tomllib
-
+from generator.doctor.containerd_release import Release, known, read_as
 from generator.doctor.credentials import StoredCredential, boot_note, check_credential
 from generator.doctor.findings import FileReport, Finding
 from generator.core.imageref import DOCKER_HUB, ImageRef
 from generator.doctor.locate import KeyPath, Positions, toml_path_text, toml_positions
 from generator.doctor.source import Options, Source, permission_finding
 from generator.node.containerd import CONTAINERD_AUTH_TABLE
+from generator.node.containerd_imports import header_escapes, read
+from generator.node.tomlparse import Document, TOMLError
+from generator.node.tomltext import toml_key
 from generator.node.microk8s import PLACEHOLDER
 from generator.core.suggest import close_match
 from generator.core.hosts import host_problem
@@ -55,20 +60,27 @@ MICROK8S_VARS = PLACEHOLDER
 
 
 def check(src: Source, options: Options) -> FileReport:
-    """Every finding in one containerd config (or MicroK8s template)."""
+    """Every finding in one containerd config (or MicroK8s template), read as the
+    containerd release that loads it reads it (the node's reader; see containerd_release)."""
     report = FileReport(src.shown, src.kind)
     try:
-        doc = tomllib.loads(src.text)
-    except tomllib.TOMLDecodeError as exc:
-        line, col = _toml_error_position(str(exc))
+        parsed = read(src.text, read_as(src.release)[0])
+    except TOMLError as exc:
         report.findings.append(
-            Finding("syntax", src.shown, f"not valid TOML: {exc}",
+            Finding("syntax", src.shown, f"not valid TOML: {exc.reason}",
                     "containerd refuses to start with this file ('failed to load TOML'), and nothing in it is read",
                     "fix the syntax at this line (quote keys with dots: configs.\"europe-docker.pkg.dev\"); "
-                    "check with: containerd --config FILE config dump", line=line, col=col)
+                    "check with: containerd --config FILE config dump", line=exc.line, col=exc.col)
         )
         return report
-    checker = _Checker(src, doc, toml_positions(src.text), report)
+    doc = parsed.value
+    release = known(src.release, doc.get("version"))
+    escaped = header_escape(src.shown, parsed, release)
+    checker = _Checker(src, doc, toml_positions(parsed), report)
+    if escaped is not None:
+        report.findings.append(escaped[0])
+        if release is not None:  # 1.x: the escape is the key's whole problem, no host-key finding on top
+            checker.reported.append(escaped[1])
     checker.run(options.image)
     report.credentials = _count_credentials(doc)
     report.hosts = {host: checker.pos.line(path) for host, path in checker.creds.items()}
@@ -78,9 +90,39 @@ def check(src: Source, options: Options) -> FileReport:
     return report
 
 
-def _toml_error_position(message: str) -> tuple[int, int]:
-    m = re.search(r"at line (\d+), column (\d+)", message)
-    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+def header_escape(shown: str, parsed: Document, release: Release | None) -> tuple[Finding, KeyPath] | None:
+    """A "quoted" [table] header key with a backslash escape: containerd 1.x keeps it as
+    written, 2.x unescapes it (generator.node.containerd_imports.header_escapes), so the
+    table's name depends on the release.  One finding per file, at the first such header
+    (with the key path up to that key, as read); none when the file is known to be read by 2.x."""
+    if release is not None and header_escapes(release[0]):
+        return None
+    for stmt in parsed.statements:
+        if stmt.kind not in ("header", "aot"):
+            continue
+        for index, key in enumerate(stmt.keys):
+            written = parsed.text[key.start:key.end]
+            if not (written.startswith('"') and "\\" in written):
+                continue
+            plain = toml_key(_unescaped(written))
+            if release is None:
+                message = f"the [table] header key {written} has a backslash escape, which containerd 1.x and 2.x read differently"
+                why = (f"containerd 2.x unescapes it (TOML 1.0) and reads {plain}; containerd 1.x keeps the escape as written, so there "
+                       "the table has another name and its settings (a host's registry auth) are never used for that host")
+                fix = f"write the key with its plain characters: {plain} (or pass --containerd-version to check for the release the node runs)"
+            else:
+                message = f"the [table] header key {written} has a backslash escape, which containerd {release[0]}.x keeps as written"
+                why = (f"containerd 1.x (go-toml v1) does not unescape keys in [table] headers, so this table is not named {plain} "
+                       "there and its settings (a host's registry auth) are never used for that host; 2.x would unescape it")
+                fix = f"write the key with its plain characters: {plain}"
+            return Finding("header-escape", shown, message, why, fix, line=parsed.line_col(stmt.start)[0],
+                           path=toml_path_text(stmt.path), severity="warning" if release is None else "error"), stmt.path[: index + 1]
+    return None
+
+
+def _unescaped(written: str) -> str:
+    """A basic-string key as TOML 1.0 reads it (the node's reader, on a one-line document)."""
+    return read(written + " = 0", 2).value.popitem()[0]
 
 
 def _dig(tree: Any, path: KeyPath) -> Any:
@@ -235,7 +277,7 @@ class _Checker:
             return
         if isinstance(cfg, dict) and self.unquoted_host(path, host, cfg):
             return
-        problem = host_problem(host)
+        problem = None if self.covered(path) else host_problem(host)
         if problem:
             hosts = _hosts_in_fix(host)
             example = " or ".join(f"[{toml_path_text(path[:-1] + (h, 'auth'))}]" for h in hosts[:2]) or problem[1]
@@ -377,14 +419,15 @@ def auth_fix(doc: dict[str, Any], root: KeyPath, host: str, pos: Positions) -> s
 def missing_auth(src: Source, image: ImageRef, runtime: str, restart: str, also: str) -> Finding | None:
     """The finding for a runtime whose only config (this file) has no credential for ``image``."""
     try:
-        doc = tomllib.loads(src.text)
-    except tomllib.TOMLDecodeError:
+        parsed = read(src.text, read_as(src.release)[0])
+    except TOMLError:
         return None  # the syntax finding says why nothing in it is read
+    doc = parsed.value
     version = doc.get("version", 1)
     root = AUTH_ROOT.get(version if isinstance(version, int) else 0)
     if root is None:
         return None
-    pos = toml_positions(src.text)
+    pos = toml_positions(parsed)
     registry = _dig(doc, root + ("registry",))
     contacted = _contacted_hosts(image, registry if isinstance(registry, dict) else {})
     configs_path = root + ("registry", "configs")

@@ -11,14 +11,20 @@ such as image stores) and files are recognised by how their path ends
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from generator.doctor.findings import Unreadable
+from generator.doctor.containerd_release import BINARY, Release, Runner, decide, known, read_as, run_version
+from generator.doctor.findings import Finding, Unreadable
 from generator.doctor.source import KINDS, Source
+from generator.node.containerd_imports import imports_of, missing_import, read, resolve
+from generator.node.errors import ApplyError
+from generator.node.files import node_path
+from generator.node.tomlparse import Document
 
 # (kind, pattern over the POSIX path relative to the walk's start, anchored at a "/" boundary)
 PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
@@ -73,6 +79,7 @@ class Found:
     unreadable: list[Unreadable]
     notes: list[str]
     roots: list[tuple[Path, str]] = field(default_factory=list)  # node roots read (path, as shown), for runtime detection
+    findings: list[Finding] = field(default_factory=list)  # found while following imports (a missing import)
 
 
 # Runtime configs that live outside /etc: `doctor /etc` on a node that has the runtime
@@ -150,7 +157,8 @@ def find(paths: list[str], forced_kind: str | None = None) -> Found:
     return found
 
 
-def _read(path: Path, shown: str, kind: str | None, found: Found, *, explicit: bool, node_path: str = "") -> Source | None:
+def _read(path: Path, shown: str, kind: str | None, found: Found, *, explicit: bool, node_path: str = "",
+          root: Path | None = None) -> Source | None:
     try:
         st = path.stat()
         data = path.read_bytes()
@@ -179,7 +187,9 @@ def _read(path: Path, shown: str, kind: str | None, found: Found, *, explicit: b
             Unreadable(shown, "not a config doctor knows", f"name it like its place on a node ({', '.join(KNOWN_PATHS[:4])}, ...) or pass --as KIND")
         )
         return None
-    return Source(shown, path, kind, text, st.st_mode, containerd_root(path) if kind == "containerd" else None, node_path)
+    if kind == "containerd" and root is None:
+        root = containerd_root(path)  # a named file: its node's "/" from where it sits
+    return Source(shown, path, kind, text, st.st_mode, root if kind == "containerd" else None, node_path)
 
 
 def _probe(base: Path, shown_base: str, under: str, found: Found, seen: set[Path], only: str | None = None) -> None:
@@ -193,7 +203,9 @@ def _probe(base: Path, shown_base: str, under: str, found: Found, seen: set[Path
             if not path.is_file() or path.resolve() in seen:
                 continue
             rel = path.relative_to(base).as_posix()
-            src = _read(path, os.path.join(shown_base, rel), kind, found, explicit=False, node_path="/" + under + rel)
+            # the node's "/" is known here, even for a config that is a link to elsewhere
+            src = _read(path, os.path.join(shown_base, rel), kind, found, explicit=False, node_path="/" + under + rel,
+                        root=base.resolve().parent if under else base.resolve())
             if src is not None:
                 seen.add(path.resolve())
                 found.sources.append(src)
@@ -232,53 +244,113 @@ def _walk(top: Path, shown_top: str, found: Found, seen: set[Path]) -> None:
             return
 
 
+def set_releases(found: Found, override: Release | None = None, run: Runner = run_version) -> None:
+    """Give every containerd/MicroK8s source the release that reads it (decided once per
+    node tree and runtime by :func:`generator.doctor.containerd_release.decide`)."""
+    decided: dict[tuple[Path | None, str], Release | None] = {}
+    for i, src in enumerate(found.sources):
+        if src.kind not in BINARY or src.step is not None:
+            continue
+        key = (src.root or _tree_of(src), src.kind)
+        if key not in decided:
+            decided[key] = decide(key[0], src.kind, override, run)
+        found.sources[i] = dataclasses.replace(src, release=decided[key])
+
+
+def _tree_of(src: Source) -> Path | None:
+    """The node's "/" of a file read at a known node path (MicroK8s' template has no imports root)."""
+    real = src.real.as_posix()
+    return Path(real[: -len(src.node_path)] or "/") if src.node_path and real.endswith(src.node_path) else None
+
+
+@dataclass(frozen=True)
+class _Tree:
+    """The node tree as the node's import functions see it: ``root`` + node path is the file."""
+
+    root: str  # "" for the live system
+
+
 def follow_imports(found: Found) -> None:
-    """Add the files a containerd config pulls in with ``imports = [...]`` (globs allowed).
+    """Add the files a containerd config pulls in with ``imports = [...]``: exactly the files
+    containerd of the source's release opens, resolved by the node's own functions
+    (generator/node/containerd_imports.py: relative paths beside the importing file, a
+    relative glob in containerd's working directory on 1.6).
 
     They are part of the effective config: on containerd 1.x an imported file replaces
-    whole plugin tables, so credentials in a drop-in matter as much as the main file.
+    whole plugin tables, so credentials in a drop-in matter as much as the main file.  A
+    missing import is a finding (1.x refuses to start; 2.x skips it).  With the release
+    unknown, imports resolve as on 1.7 and later, and a note says where 1.6 differs.
     """
-    from generator.tomlcompat import tomllib
-
     seen = {s.real.resolve() for s in found.sources}
     queue = [s for s in found.sources if s.kind == "containerd" and s.root is not None]
     while queue:
         src = queue.pop(0)
+        assert src.root is not None
+        tree = _Tree("" if src.root.resolve() == Path("/") else str(src.root.resolve()))
         try:
-            imports = tomllib.loads(src.text).get("imports")
-        except tomllib.TOMLDecodeError:
+            # containerd joins a relative import to the importing path as given, links unresolved
+            parent = src.node_path or _node_path_of(src.real, src.root)
+            doc = read(src.text, read_as(src.release)[0])
+            entries = [e for e in imports_of(doc, parent) if e]
+        except (ValueError, ApplyError):  # TOMLError is a ValueError; the file's own check reports it
             continue
-        if not isinstance(imports, list):
-            continue
-        for item in imports:
-            if not isinstance(item, str) or not item:
+        if not parent:
+            continue  # read from outside its node tree: no node path to resolve imports against
+        got = known(src.release, doc.value.get("version"))
+        release = read_as(got)
+        if got is None and any("*" in e and not e.startswith("/") for e in entries):
+            found.notes.append(f"{src.shown}: a relative `imports` glob is matched beside the file, as containerd 1.7 and later "
+                               "do; containerd 1.6 matches it in its working directory (/ under systemd): pass --containerd-version "
+                               "to check for the release the node runs")
+        for path in resolve(tree, parent, entries, release, {}):
+            try:
+                real = Path(tree.root + node_path(tree.root, path))
+            except ApplyError:
                 continue
-            assert src.root is not None
-            base = src.root / item.lstrip("/") if item.startswith("/") else src.real.parent / item
-            for match in sorted(glob.glob(str(base))):
-                real = Path(match)
-                if real.resolve() in seen or not real.is_file():
-                    continue
-                seen.add(real.resolve())
-                try:
-                    node_path = "/" + real.resolve().relative_to(src.root.resolve()).as_posix()
-                except ValueError:
-                    node_path = ""
-                new = _read(real, _shown_under(src, real), "containerd", found, explicit=False, node_path=node_path)
-                if new is not None:
-                    found.sources.append(new)
-                    queue.append(new)
+            if not real.exists():
+                missing = _missing_import(src.shown, got, doc, parent, path)
+                if missing is not None:
+                    found.findings.append(missing)
+                continue
+            if real.resolve() in seen or not real.is_file():
+                continue
+            seen.add(real.resolve())
+            new = _read(real, _shown_under(src, path), "containerd", found, explicit=False, node_path=path, root=src.root)
+            if new is not None:
+                new = dataclasses.replace(new, release=src.release)  # same node, same containerd
+                found.sources.append(new)
+                queue.append(new)
 
 
-def _shown_under(importer: Source, path: Path) -> str:
-    """``path`` spelled relative to how the importing file was shown (same root prefix)."""
-    assert importer.root is not None
-    root = importer.root.resolve()
+def _missing_import(shown: str, release: Release | None, doc: Document, parent: str, path: str) -> Finding | None:
+    """The node's rule for a missing import, as a finding at the importing file's `imports`
+    (release unknown: a warning, since 1.x refuses to start and 2.x skips it)."""
     try:
-        rel_importer = importer.real.resolve().relative_to(root).as_posix()
-        rel = path.resolve().relative_to(root).as_posix()
+        missing_import(parent, path, release[0] if release else 1)
+    except ApplyError as exc:
+        what, fix = str(exc).split("; ", 1)  # the node's sentence: "<what>; <fix>"
+    else:
+        return None  # 2.x skips it
+    node = doc.node(("imports",))
+    return Finding("missing-import", shown, what,
+                   "containerd 1.6/1.7 stop at a missing import ('failed to load TOML: ... no such file or directory')"
+                   + ("" if release else "; 2.x skips it (which release this node runs is unknown: pass --containerd-version)"),
+                   fix, line=doc.line_col(node.start)[0] if node is not None else 0, path="imports",
+                   severity="error" if release else "warning")
+
+
+def _shown_under(importer: Source, node_file: str) -> str:
+    """The imported ``node_file`` (a path on the node) spelled like the importing file was
+    shown (same root prefix), else as the path it was read from."""
+    assert importer.root is not None
+    mine = importer.node_path or _node_path_of(importer.real, importer.root)
+    if mine and importer.shown.endswith(mine.lstrip("/")):
+        return importer.shown[: len(importer.shown) - len(mine.lstrip("/"))] + node_file.lstrip("/")
+    return str(importer.root / node_file.lstrip("/"))
+
+
+def _node_path_of(real: Path, root: Path) -> str:
+    try:
+        return "/" + real.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
-        return str(path)
-    if importer.shown.endswith(rel_importer):
-        return importer.shown[: len(importer.shown) - len(rel_importer)] + rel
-    return str(path)
+        return ""

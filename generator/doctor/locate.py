@@ -1,11 +1,9 @@
 """Line numbers for keys in TOML and JSON files.
 
-``tomllib`` and ``json`` give values but forget where they came from, and tomlkit
-keeps positions poorly, so doctor parses values with the standard parsers and finds
-lines by scanning the text.  The TOML scanner reuses the node program's key parser
-(``generator/node/tomltext.py``: stdlib-only TOML header scanning that tracks all four string
-kinds, comments and brackets), so ``[`` inside strings or arrays is never taken for
-a header.  Scanning runs only on text the real parser already accepted.
+TOML: the node program's reader (``generator/node/tomlparse.py``) keeps the position of
+every statement, so lines come from the very parse doctor judged (same keys, escapes
+read as the containerd release reads them).  ``json`` gives values but forgets where
+they came from, so JSON lines are found by scanning text ``json`` already accepted.
 """
 
 from __future__ import annotations
@@ -14,8 +12,8 @@ import bisect
 import json
 from dataclasses import dataclass, field
 
-from generator.node.errors import ApplyError
-from generator.node.tomltext import scan_toml, toml_key
+from generator.node.tomlparse import Document
+from generator.node.tomltext import toml_key
 
 KeyPath = tuple[str, ...]
 
@@ -48,23 +46,15 @@ class _Lines:
         return bisect.bisect_right(self._starts, offset) + 1
 
 
-def toml_positions(text: str) -> Positions:
+def toml_positions(doc: Document) -> Positions:
     """Lines of every ``[table]`` header and every ``key = value`` line (dotted keys
-    expanded), as full key paths.  Keys inside inline tables fall back to their parent."""
-    lines = _Lines(text)
+    expanded), as full key paths, from the node's reader (the parse doctor judged).
+    Keys inside inline tables fall back to their parent."""
     out = Positions()
-    current: KeyPath = ()
-    try:
-        for kind, offset, path in scan_toml(text, keys=True):
-            if kind == "table":
-                current = path
-                for k in range(1, len(path) + 1):  # implicit parents start here too
-                    out.lines.setdefault(path[:k], lines.of(offset))
-            else:
-                for k in range(1, len(path) + 1):
-                    out.lines.setdefault(current + path[:k], lines.of(offset))
-    except (ApplyError, IndexError, ValueError):
-        pass  # positions are best effort; what was found so far still helps
+    for stmt in doc.statements:
+        line = doc.line_col(stmt.start)[0]
+        for k in range(1, len(stmt.path) + 1):  # implicit parents start here too
+            out.lines.setdefault(stmt.path[:k], line)
     return out
 
 

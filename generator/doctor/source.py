@@ -22,6 +22,7 @@ class Source:
     root: Path | None = None  # the node's "/" for paths inside the file (containerd imports)
     node_path: str = ""  # where the file sits on the node ("/etc/containerd/config.toml"), when a node tree was read
     step: int | None = None  # for etc/regauth/plan.json: the plan step this source stands for (see doctor.plan)
+    release: tuple[int, int] | None = None  # containerd (major, minor) that reads it; None: unknown (doctor.containerd_release)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,10 @@ KEY_INVALID = entry("key-invalid", "finding", "the service-account key inside th
 OAUTH2ACCESSTOKEN = entry("oauth2accesstoken", "finding", "a one-hour access token stored in static config")
 USERNAME = entry("username", "finding", "a username Artifact Registry does not accept, or none at all")
 AUTH_FIELD = entry("auth-field", "finding", "an `auth` field that is not base64 of `user:password`")
+HEADER_ESCAPE = entry("header-escape", "finding", "a \"quoted\" `[table]` header key with a backslash escape (`\"europe\\u002Ddocker.pkg.dev\"`): "
+                      "containerd 1.x keeps it as written, 2.x unescapes it (an error for a 1.x node, a warning when the release is unknown)")
+MISSING_IMPORT = entry("missing-import", "finding", "an `imports` entry naming a file that does not exist: containerd 1.x refuses to start, 2.x "
+                       "skips it (a warning when the release is unknown)")
 WRONG_TABLE = entry("wrong-table", "finding", "auth under the table of another config `version` (`plugins.cri` in a v2 file: 1.x refuses to start; "
                     "a v2 table in a v3 file: 2.x ignores it; ...)")
 IGNORED_KEY = entry("ignored-key", "finding", "a key containerd/k3s drops silently (`registry.config`, `configs.HOST.auths`, `user`, `identity_token` "

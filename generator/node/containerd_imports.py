@@ -106,6 +106,13 @@ def resolve(ctx, parent: str, entries: List[str], release: Tuple[int, int], extr
     return out
 
 
+def missing_import(main: str, path: str, major: int) -> None:
+    """``main`` imports ``path``, which does not exist: containerd 1.6/1.7 stop there, 2.x
+    skips it (module docstring). Raises the 1.x refusal; doctor reports the same words."""
+    if major < 2:
+        raise ApplyError("%s imports %s, which does not exist: containerd 1.x refuses to start; create it or drop it from imports" % (main, path), code="node-file-type")
+
+
 def load_order(ctx, main: str, doc, release: Tuple[int, int], extra: Dict[str, str]) -> list:
     """[(path, doc)] of every file containerd ``release`` ((major, minor)) reads after ``main``
     (whose parsed result is ``doc``), in its order; ``extra``: path -> text of files about to be written."""
@@ -118,8 +125,7 @@ def load_order(ctx, main: str, doc, release: Tuple[int, int], extra: Dict[str, s
         seen.add(path)
         got = read_doc(ctx, path, major, extra.get(path))
         if got is None:
-            if major < 2:  # 1.6/1.7 stop at a missing import; 2.x skips it (module docstring)
-                raise ApplyError("%s imports %s, which does not exist: containerd 1.x refuses to start; create it or drop it from imports" % (main, path), code="node-file-type")
+            missing_import(main, path, major)
             continue
         out.append((path, got))
         pending.extend(resolve(ctx, path, imports_of(got, path), release, extra))

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from generator.doctor.command import check_sources
-from generator.doctor.discover import find
+from generator.doctor.containerd_release import parse_option
+from generator.doctor.discover import find, set_releases
 from tests.conftest import ROOT, gar_profile, run_cli
 from tests.support.containerd import (
     SERIES,
@@ -87,6 +88,20 @@ def test_containerd_agrees_with_doctor(fixture: str, series: str, host: str, cla
     else:
         field = claim.split()[-1]
         assert auth.get("password") and not auth.get(field), f"{field} unexpectedly kept by containerd {binary.version}"
+
+
+@pytest.mark.parametrize("series", ALL)
+def test_escaped_header_key_is_read_as_that_release_reads_it(series: str, tmp_path: Path) -> None:
+    """Issue 15: judged for the binary's release, doctor counts the credential under
+    [...configs."europe\u002Ddocker.pkg.dev".auth] for europe-docker.pkg.dev exactly when
+    that containerd reads it there (2.x unescapes header keys, 1.x keeps them as written)."""
+    binary = require_binary(series)
+    config = materialize(CORPUS / "containerd" / "v2-header-escape.toml", tmp_path)
+    dumped = dumped_auth(binary, config_dump(binary, config), "europe-docker.pkg.dev") or {}
+    found = find([str(config)])
+    set_releases(found, parse_option(binary.version))
+    (report,) = check_sources(found.sources, None)
+    assert bool(dumped.get("password")) == ("europe-docker.pkg.dev" in report.hosts) == (binary.major >= 2), (binary.version, sorted(dumped))
 
 
 @pytest.mark.parametrize("series", SERIES)

@@ -23,6 +23,7 @@ from generator.doctor.errors_explain import explain
 from generator.doctor.findings import CODES
 from generator.core.imageref import BadReference, parse_image
 from generator.doctor.locate import json_positions, toml_positions
+from generator.node.containerd_imports import read
 from tests.conftest import ROOT, gar_profile, run_cli, write_profile
 from tests.support.doctor_corpus import (
     CORPUS,
@@ -95,6 +96,7 @@ def test_corpus_exercises_every_finding_code() -> None:
     used |= {e.code for es in BROKEN_NODE_JSON.values() for e in es}
     used.add("image-host")  # asserted with --image below
     used |= {"provider-flags", "provider-binary"}  # on applied nodes: tests/unit/test_credential_provider.py
+    used.add("missing-import")  # needs a node tree and a release: tests/unit/test_doctor_containerd_release.py
     assert used == set(CODES), set(CODES) ^ used
 
 
@@ -363,7 +365,7 @@ def test_toml_positions_ignore_brackets_inside_strings_and_arrays() -> None:
         "username = 'u' # [comment]\n"
         "a.b.c = 1\n"
     )
-    pos = toml_positions(text)
+    pos = toml_positions(read(text, 2))
     assert ("not", "a", "table") not in pos.lines
     assert pos.line(("plugins", "io.containerd.grpc.v1.cri", "registry", "configs", "h:1", "auth", "username")) == 9
     assert pos.line(("plugins", "io.containerd.grpc.v1.cri", "registry", "configs", "h:1")) == 8

@@ -34,3 +34,20 @@ def test_lower_layers_do_not_reach_up_or_sideways() -> None:
     assert not wrong, wrong
     assert ("profile", "core") in arrows and ("doctor", "core") in arrows and ("verify", "core") in arrows
     assert ("doctor", "yamlpos") in arrows and ("profile", "yamlpos") in arrows
+
+
+def test_doctor_reads_toml_only_with_the_node_reader() -> None:
+    """Issue 15: doctor judges containerd configs with generator/node's reader (containerd
+    1.x and 2.x read header escapes differently; tomllib knows only TOML 1.0), so no
+    module under generator/doctor may import another TOML parser, lazily or not."""
+    import ast
+
+    other = {"tomllib", "tomli", "tomlkit", "toml", "generator.tomlcompat"}
+    wrong = []
+    for path in sorted((ROOT / "generator" / "doctor").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
+            wrong += [f"{path.relative_to(ROOT)}:{node.lineno}: {n}" for n in names if n.split(".")[0] in other or n in other]
+    assert not wrong, wrong
