@@ -94,8 +94,8 @@ def render_profile(profile: Profile, creds: list[Credential], merge_with: list[t
     outputs.extend(packer.files)
     notes = [_compressed_note(profile.output.cloud, user_data.why)] if user_data.compressed else []
     if profile.output.program_url:
-        notes.append(f"user-data fetches regauth-apply from {profile.output.program_url} at first boot: serve out/{profile.name}/rootfs{applyscript.VM_PATH} there "
-                     f"(the same file for every profile of regauth {__version__}; user-data refuses other bytes)")
+        notes.append(f"user-data fetches regauth-apply from {profile.output.program_url} at first boot: serve {profile.name}/rootfs{applyscript.VM_PATH} "
+                     f"of the output folder there (the same file for every profile of regauth {__version__}; user-data refuses other bytes)")
     return Rendered(profile, outputs, steps, packer.warnings, notes)
 
 

@@ -47,8 +47,8 @@ def _run_baked(program: str) -> str:
 
 def _fetch_then_run(url: str, program: bytes) -> str:
     """output.program: url: fetch regauth-apply (node/programfetch.py, run as ``python3
-    -c``), which must have ``program``'s SHA-256, then run it (not exec: the lines after
-    it, e.g. the refresh timer's, still run)."""
+    -c``), which must have ``program``'s SHA-256, then run it: runcmd's last line, so a
+    failure of either is cloud-init's."""
     from generator.messages.node import PROGRAM_FETCH
 
     argv = ["/usr/bin/python3", "-c", nodebuild.standalone("programfetch"), url, hashlib.sha256(program).hexdigest(),

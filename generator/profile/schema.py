@@ -92,7 +92,7 @@ def profile_schema(runtimes: Mapping[str, Any]) -> dict[str, Any]:
                     "program_url": {
                         "type": "string",
                         "pattern": r"^https?://[^\s/@?#]+([/?#]\S*)?$",
-                        "description": "With program: url, where the VM fetches regauth-apply at first boot: serve out/NAME/rootfs/usr/local/sbin/regauth-apply there (http or https; no user:password@).",
+                        "description": "With program: url, where the VM fetches regauth-apply at first boot: serve out/NAME/rootfs/usr/local/sbin/regauth-apply there (http or https; no user:password@ or signed-URL signature in it: user-data checks the SHA-256).",
                     },
                     "packer": _obj(
                         {

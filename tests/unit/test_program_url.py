@@ -85,7 +85,7 @@ def test_user_data_carries_the_plan_and_the_fetcher_not_the_program(profile_dir:
     argv = _fetch_argv(user_data)
     assert argv[3:6] == [URL, hashlib.sha256(program).hexdigest(), applyscript.VM_PATH]
     assert len(user_data) < 7 * 1024, len(user_data)
-    assert f"serve out/fetched/rootfs{applyscript.VM_PATH} there" in result.err and URL in result.err
+    assert f"serve fetched/rootfs{applyscript.VM_PATH} of the output folder there" in result.err and URL in result.err
 
 
 def test_every_runtime_fits_aws_with_the_program_fetched(tmp_path: Path) -> None:
