@@ -33,7 +33,21 @@ def _parse(text: str, shown: str, major: int, what: str = "the config"):
     try:
         return read(text, major)
     except TOMLError as exc:
+        if major < 2 and "containerd 1.x" not in exc.reason and _valid_toml(text):
+            # Valid TOML 1.0, invalid once header escapes are kept: 1.7.24 fails on it too
+            # ("key ... is already assigned and not of type table array").
+            raise ApplyError("%s:%d:%d: %s is TOML which containerd 1.x cannot read (%s: it keeps the escapes of [table] header keys, so an "
+                             "escaped key and its plain spelling are two keys); write those keys plainly, then rerun"
+                             % (shown, exc.line, exc.col, what, exc.reason), code="node-config-syntax")
         raise ApplyError("%s:%d:%d: %s is not valid TOML (%s); fix the file, then rerun" % (shown, exc.line, exc.col, what, exc.reason), code="node-config-syntax")
+
+
+def _valid_toml(text: str) -> bool:
+    try:
+        read(text, 2)
+        return True
+    except TOMLError:
+        return False
 
 
 def _marker_lines(doc, marker: str) -> List[Tuple[int, int]]:
@@ -193,6 +207,13 @@ def _set_config_path(doc, registry, value: str, block: List[str], newline: str, 
     return _write(doc, registry + ("config_path",), toml_string(value), registry, [line], block, newline, shown, major)
 
 
+def refuses_version(major: int, version: int) -> bool:
+    """Does containerd ``major`` refuse to start with a config of ``version``? 1.x reads
+    versions 1 and 2 only (1.7.24: "unsupported config version `3`"); 2.x migrates
+    older ones. Doctor asks the same question of a node's config."""
+    return major < 2 and version >= 3
+
+
 def containerd_merge(existing: Optional[str], step: dict, creds: List[dict]) -> str:
     """The new config.toml text for ``existing`` (None: no file yet): every existing auth
     for the profile's hosts removed in whatever form it is written, ours written once,
@@ -214,7 +235,7 @@ def containerd_merge(existing: Optional[str], step: dict, creds: List[dict]) -> 
             "%s: the config is version 1 (plugins.cri) but the node runs containerd 2.x, which silently drops "
             "registry settings from a version-1 file; migrate it first (containerd config migrate)" % shown, code="node-config-version"
         )
-    if major < 2 and version >= 3:
+    if refuses_version(major, version):
         raise ApplyError("%s: the config is version %d, which only containerd 2.x reads, but the profile says containerd %s.x; "
                          "fix targets.containerd.version or the file" % (shown, version, major), code="node-config-version")
     if bom and major >= 2:

@@ -96,7 +96,7 @@ def test_corpus_exercises_every_finding_code() -> None:
     used |= {e.code for es in BROKEN_NODE_JSON.values() for e in es}
     used.add("image-host")  # asserted with --image below
     used |= {"provider-flags", "provider-binary"}  # on applied nodes: tests/unit/test_credential_provider.py
-    used.add("missing-import")  # needs a node tree and a release: tests/unit/test_doctor_containerd_release.py
+    used |= {"missing-import", "config-version-release"}  # need a node tree and a release: tests/unit/test_doctor_containerd_release.py
     assert used == set(CODES), set(CODES) ^ used
 
 

@@ -234,3 +234,20 @@ def test_relative_import_of_a_symlinked_config_is_beside_the_link(tmp_path: Path
     set_releases(found, (1, 7))
     follow_imports(found)
     assert [s.node_path for s in found.sources if s.kind == "containerd"] == ["/etc/containerd/config.toml", "/etc/containerd/extra/x.toml"]
+
+
+# ------------------------------------------------------------ config version vs release
+
+
+@pytest.mark.parametrize(("planned", "found"), [("1.7", True), ("1.6", True), ("2.1", False), (None, False)])
+def test_a_version_3_config_on_a_1_x_node_is_an_error(tmp_path: Path, planned: str | None, found: bool) -> None:
+    """1.7.24: "unsupported config version `3`" (the node refuses it too: one rule, node/containerd.refuses_version)."""
+    root = _node(tmp_path, ESCAPED_V3.replace("europe\\u002Ddocker.pkg.dev", "europe-docker.pkg.dev"), planned)
+    reports, _ = _reports([str(root)])
+    hits = [f for f in _config_report(reports).findings if f.code == "config-version-release"]
+    if not found:
+        assert hits == []
+        return
+    (finding,) = hits
+    assert finding.severity == "error" and finding.line == 1
+    assert f"this node runs containerd {planned}" in finding.message and "refuses to start" in finding.why

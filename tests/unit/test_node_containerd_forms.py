@@ -333,3 +333,19 @@ def test_an_escaped_header_key_is_the_host_only_where_containerd_unescapes_it(se
         assert configs == {"h\\u002Eexample": {"auth": {"username": "old", "password": "stale"}}, H: {"auth": mine}}
     else:
         assert configs == {H: {"auth": mine}}
+
+
+def test_valid_toml_that_1_x_cannot_read_because_of_header_escapes_is_refused_as_such() -> None:
+    """`[["a\\u0062"]]` then `['ab'.x]` and `[['ab']]`: one array of tables to TOML 1.0 (2.x),
+    two keys to 1.x, where the second use is then invalid. containerd 1.7.24 fails on it
+    too: `key "'ab'" is already assigned and not of type table array`."""
+    from generator.node import containerd
+    from generator.node.errors import ApplyError
+
+    text = "version = 2\n[[\"a\\u0062\"]]\n['ab'.x]\n[['ab']]\n"
+    step = {"path": "/etc/containerd/config.toml", "containerd_version": "1.7", "hosts_dir": HOSTS_DIR}
+    with pytest.raises(ApplyError, match="is TOML " + ONE_X_CANNOT_READ + " .*it keeps the escapes of \\[table\\] header keys") as refused:
+        containerd.containerd_merge(text, step, CREDS)
+    assert refused.value.code == "node-config-syntax" and str(refused.value).startswith("/etc/containerd/config.toml:4:3: ")
+    merged = containerd.containerd_merge(text, dict(step, containerd_version="2.1"), CREDS)  # 2.x reads it as TOML 1.0: merged
+    assert merged.startswith(text) and CREDS[0]["host"] in merged
