@@ -31,7 +31,7 @@ from generator.doctor.findings import FileReport, Finding
 from generator.core.imageref import DOCKER_HUB, ImageRef
 from generator.doctor.locate import KeyPath, Positions, toml_path_text, toml_positions
 from generator.doctor.source import Options, Source, permission_finding
-from generator.node.containerd import CONTAINERD_AUTH_TABLE, refuses_version
+from generator.node.containerd import CONTAINERD_AUTH_TABLE, version_mismatch
 from generator.node.containerd_imports import header_escapes, read
 from generator.node.tomlparse import Document, TOMLError
 from generator.node.tomltext import toml_key
@@ -82,10 +82,10 @@ def check(src: Source, options: Options) -> FileReport:
         if release is not None:  # 1.x: the escape is the key's whole problem, no host-key finding on top
             checker.reported.append(escaped[1])
     version = doc.get("version", 1)
-    if release is not None and isinstance(version, int) and refuses_version(release[0], version):
+    mismatch = version_mismatch(release, version) if release is not None and isinstance(version, int) else None
+    if mismatch:
         checker.add("config-version-release", ("version",), f"a version {version} config, and this node runs containerd {release[0]}.{release[1]}",
-                    f"containerd {release[0]}.x reads config versions 1 and 2 only: it refuses to start with this file "
-                    f"('unsupported config version'), so nothing in it is read",
+                    f"{mismatch}, so registry settings written for 2.x are not used",
                     "write the config for this release (version = 2; `containerd config default` prints one), or upgrade "
                     "containerd to 2.x; then restart containerd")
     checker.run(options.image)

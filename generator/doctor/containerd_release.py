@@ -97,7 +97,7 @@ def decide(root: Path | None, kind: str, override: Release | None = None, run: R
 
 def known(release: Release | None, version: object) -> Release | None:
     """The release a file with config ``version`` is known to be read by: ``release``, else
-    2.x for a version 3/4 file (1.x refuses those), else None (unknown)."""
+    2.x for a version 3/4 file (written for 2.x: 1.7 refuses it, 1.6 reads it as version 2), else None (unknown)."""
     if release is None and isinstance(version, int) and not isinstance(version, bool) and version >= 3:
         return V2
     return release

@@ -31,7 +31,7 @@ IGNORED_KEY = entry("ignored-key", "finding", "a key containerd/k3s drops silent
                     "vs `identitytoken`, mirror `rewrite`, `configs.HOST.tls` in 2.x, credentials in any table containerd never reads)")
 CONFIG_PATH_CONFLICT = entry("config-path-conflict", "finding", "`mirrors` or `configs.HOST.tls` together with `config_path`: the CRI plugin does not load")
 DEPRECATED_AUTHS = entry("deprecated-auths", "finding", "warning: `registry.auths` (deprecated, keyed by URL)", severity="warning")
-CONFIG_VERSION_RELEASE = entry("config-version-release", "finding", "a config `version` the node's containerd release refuses (version 3 on 1.x: it does not start); "
+CONFIG_VERSION_RELEASE = entry("config-version-release", "finding", "a config `version` the node's containerd release cannot use (version 3: 1.7 does not start, 1.6 reads it as version 2); "
                                "only when the release is known (`--containerd-version`, the plan, the live binary)")
 CONFIG_VERSION_1 = entry("config-version-1", "finding", "warning: a version 1 file whose auth containerd 2.x drops", severity="warning")
 SNAP_SUBSTITUTION = entry("snap-substitution", "finding", "a credential with `${...}` in the MicroK8s template (the snap rewrites it at start)")

@@ -207,11 +207,16 @@ def _set_config_path(doc, registry, value: str, block: List[str], newline: str, 
     return _write(doc, registry + ("config_path",), toml_string(value), registry, [line], block, newline, shown, major)
 
 
-def refuses_version(major: int, version: int) -> bool:
-    """Does containerd ``major`` refuse to start with a config of ``version``? 1.x reads
-    versions 1 and 2 only (1.7.24: "unsupported config version `3`"); 2.x migrates
-    older ones. Doctor asks the same question of a node's config."""
-    return major < 2 and version >= 3
+def version_mismatch(runs: Tuple[int, int], version: int) -> Optional[str]:
+    """What containerd ``runs`` ((major, minor)) does with a config of ``version`` that is
+    written for 2.x, or None when it reads it as written. Checked with `config dump`:
+    1.7.24 refuses version 3 ("unsupported config version `3`"); 1.6.20 loads it as
+    version 2, dropping the 2.x tables. Doctor reports the same rule."""
+    if runs[0] >= 2 or version < 3:
+        return None
+    if runs < (1, 7):
+        return "containerd 1.6 loads it as version 2 and ignores the 2.x tables it is written for"
+    return "containerd %d.%d refuses to start with it (unsupported config version)" % runs
 
 
 def containerd_merge(existing: Optional[str], step: dict, creds: List[dict]) -> str:
@@ -235,9 +240,10 @@ def containerd_merge(existing: Optional[str], step: dict, creds: List[dict]) -> 
             "%s: the config is version 1 (plugins.cri) but the node runs containerd 2.x, which silently drops "
             "registry settings from a version-1 file; migrate it first (containerd config migrate)" % shown, code="node-config-version"
         )
-    if refuses_version(major, version):
-        raise ApplyError("%s: the config is version %d, which only containerd 2.x reads, but the profile says containerd %s.x; "
-                         "fix targets.containerd.version or the file" % (shown, version, major), code="node-config-version")
+    mismatch = version_mismatch(release(step["containerd_version"]), version)
+    if mismatch:
+        raise ApplyError("%s: the config is version %d, but the profile says containerd %s: %s; fix targets.containerd.version or the file"
+                         % (shown, version, step["containerd_version"], mismatch), code="node-config-version")
     if bom and major >= 2:
         # Checked on 2.1.9: "invalid character at start of key: U+00EF" (1.6/1.7 accept it).
         raise ApplyError("%s starts with a UTF-8 byte order mark, which containerd 2.x cannot read (it fails on this file "

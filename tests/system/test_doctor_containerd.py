@@ -104,6 +104,33 @@ def test_escaped_header_key_is_read_as_that_release_reads_it(series: str, tmp_pa
     assert bool(dumped.get("password")) == ("europe-docker.pkg.dev" in report.hosts) == (binary.major >= 2), (binary.version, sorted(dumped))
 
 
+@pytest.mark.parametrize("series", ALL)
+def test_a_version_3_config_is_reported_exactly_where_containerd_cannot_use_it(series: str, tmp_path: Path) -> None:
+    """config-version-release (the node's version_mismatch), judged for the binary's release:
+    1.7 rejects a version-3 file, 1.6 loads it as version 2 and drops the 2.x table's
+    auth (config dump), 2.x reads it; doctor reports it exactly for 1.x, saying which."""
+    binary = require_binary(series)
+    config = tmp_path / "config.toml"
+    config.write_text('version = 3\n[plugins."io.containerd.cri.v1.images".registry.configs."b.example".auth]\n  username = "u"\n  password = "p"\n')
+    config.chmod(0o600)
+    try:
+        dumped: dict | None = config_dump(binary, config)
+    except ConfigRejected as exc:
+        assert "unsupported config version" in str(exc), str(exc)
+        dumped = None
+    found = find([str(config)])
+    set_releases(found, parse_option(binary.version))
+    (report,) = check_sources(found.sources, None)
+    hits = [f for f in report.findings if f.code == "config-version-release"]
+    if binary.major >= 2:
+        assert dumped is not None and dumped_auth(binary, dumped, "b.example") and hits == []
+    elif dumped is None:
+        assert binary.version >= "1.7" and [f.why.split(",")[0] for f in hits] == [f"containerd {binary.major}.{binary.version.split('.')[1]} refuses to start with it (unsupported config version)"]
+    else:
+        assert not dumped_auth(binary, dumped, "b.example") and dumped.get("version") == 2
+        assert [f.why.split(",")[0] for f in hits] == ["containerd 1.6 loads it as version 2 and ignores the 2.x tables it is written for"], hits
+
+
 @pytest.mark.parametrize("series", SERIES)
 def test_stock_default_config_has_no_findings(series: str, tmp_path: Path) -> None:
     binary = require_binary(series)

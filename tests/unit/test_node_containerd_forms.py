@@ -229,8 +229,11 @@ def test_refusals_that_depend_on_the_containerd_series() -> None:
     with pytest.raises(ApplyError, match="byte order mark, which containerd 2.x cannot read"):
         containerd.containerd_merge("\ufeffversion = 3\n", dict(step, containerd_version="2.1"), CREDS)
     assert containerd.containerd_merge("\ufeffversion = 2\n", dict(step, containerd_version="1.7"), CREDS).startswith("\ufeffversion = 2\n")
-    with pytest.raises(ApplyError, match="version 3, which only containerd 2.x reads"):
+    # A version-3 file: 1.7.24 does not start ("unsupported config version `3`"); 1.6.20 loads it as version 2.
+    with pytest.raises(ApplyError, match="version 3, but the profile says containerd 1.7: containerd 1.7 refuses to start with it"):
         containerd.containerd_merge("version = 3\n", dict(step, containerd_version="1.7"), CREDS)
+    with pytest.raises(ApplyError, match="version 3, but the profile says containerd 1.6: containerd 1.6 loads it as version 2 and ignores the 2.x tables"):
+        containerd.containerd_merge("version = 3\n", dict(step, containerd_version="1.6"), CREDS)
     # containerd 1.7.24: "failed to load TOML: ... invalid bare key character" for this header.
     with pytest.raises(ApplyError, match="an escaped quote in a \\[table\\] header key, which containerd 1.x cannot read"):
         containerd.containerd_merge('version = 2\n["\\"x"]\na = 1\n', dict(step, containerd_version="1.7"), CREDS)
