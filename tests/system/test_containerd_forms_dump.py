@@ -25,7 +25,7 @@ pytestmark = pytest.mark.system
 # Refusals expected for a series (the reason is in the node's message).
 REFUSED_ON_2 = {"version-less dotted plugins (v1)": "version 1", "version-less [plugins.cri] (v1)": "version 1",
                 "BOM and CRLF": "byte order mark"}
-REFUSED_ON_1 = {"v3 header": "only containerd 2.x reads"}
+REFUSED_ON_1 = {"v3 header": "the config is version 3, but the profile says containerd 1."}
 
 
 def test_merged_forms_load_in_real_containerd(containerd_binary: Containerd, tmp_path: Path) -> None:
