@@ -63,6 +63,11 @@ def _run(plan: dict, root: str, args) -> Tuple[int, list]:
     return 0, done
 
 
+# Seconds a boot-time fetch keeps retrying (Secret Manager here; the program itself with
+# output.program: url, whose fetcher user-data passes it): a NAT or proxy may come up late.
+FETCH_TIMEOUT = 120.0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     import argparse
 
@@ -70,7 +75,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--plan", default=None, help="plan file (default: ROOT/etc/regauth/plan.json)")
     parser.add_argument("--root", default="", help="apply under this directory instead of / (tests, chroots)")
     parser.add_argument("--no-restart", action="store_true", help="never restart services")
-    parser.add_argument("--fetch-timeout", type=float, default=120.0, metavar="S", help="give up boot-time fetches after S seconds (default 120)")
+    parser.add_argument("--fetch-timeout", type=float, default=FETCH_TIMEOUT, metavar="S", help="give up boot-time fetches after S seconds (default %d)" % FETCH_TIMEOUT)
     parser.add_argument("--lock-timeout", type=float, default=300.0, metavar="S", help="wait at most S seconds for another run to finish (default 300)")
     parser.add_argument("--refresh", action="store_true", help="log one line per run (the refresh timer)")
     args = parser.parse_args(argv)

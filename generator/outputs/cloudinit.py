@@ -51,8 +51,10 @@ def _fetch_then_run(url: str, program: bytes) -> str:
     failure of either is cloud-init's."""
     from generator.messages.node import PROGRAM_FETCH
 
+    from generator.node.main import FETCH_TIMEOUT
+
     argv = ["/usr/bin/python3", "-c", nodebuild.standalone("programfetch"), url, hashlib.sha256(program).hexdigest(),
-            applyscript.VM_PATH, PROGRAM_FETCH.fix]
+            applyscript.VM_PATH, "%g" % FETCH_TIMEOUT, PROGRAM_FETCH.fix]
     return " ".join(shlex.quote(a) for a in argv) + f" && {applyscript.VM_PATH}"
 
 

@@ -87,7 +87,7 @@ def profile_schema(runtimes: Mapping[str, Any]) -> dict[str, Any]:
                     "program": {
                         "enum": list(PROGRAM_SOURCES),
                         "default": "user-data",
-                        "description": "Where the node programs come from. user-data: they travel in user-data (any image). image: the image was built with out/NAME/packer/, so user-data carries only the plan (a few KB: its credentials are most of it). url: user-data carries the plan and a 1.7 KB fetcher that downloads the program from program_url at first boot and checks its SHA-256 (any image).",
+                        "description": "Where the node programs come from. user-data: they travel in user-data (any image). image: the image was built with out/NAME/packer/, so user-data carries only the plan (a few KB: its credentials are most of it). url: user-data carries the plan and a 2 KB fetcher that downloads the program from program_url at first boot and checks its SHA-256 (any image).",
                     },
                     "program_url": {
                         "type": "string",

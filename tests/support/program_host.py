@@ -7,13 +7,13 @@ from __future__ import annotations
 import http.server
 
 
-def serving_handler(body: bytes, asked: list[str]) -> type[http.server.BaseHTTPRequestHandler]:
-    """A handler answering every GET with ``body``; each path asked is appended to ``asked``."""
+def serving_handler(body: bytes, asked: list[str], status: int = 200) -> type[http.server.BaseHTTPRequestHandler]:
+    """A handler answering every GET with ``status`` and ``body``; each path asked is appended to ``asked``."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802
             asked.append(self.path)
-            self.send_response(200)
+            self.send_response(status)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)

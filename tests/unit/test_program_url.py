@@ -55,10 +55,10 @@ def _fetch_argv(user_data: bytes) -> list[str]:
 
 
 @contextmanager
-def serving(body: bytes) -> Iterator[tuple[str, list[str]]]:
-    """A loopback HTTP server answering every GET with ``body``; (its URL, the paths asked)."""
+def serving(body: bytes, status: int = 200) -> Iterator[tuple[str, list[str]]]:
+    """A loopback HTTP server answering every GET with ``status`` and ``body``; (its URL, the paths asked)."""
     asked: list[str] = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), serving_handler(body, asked))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), serving_handler(body, asked, status))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -69,10 +69,11 @@ def serving(body: bytes) -> Iterator[tuple[str, list[str]]]:
         thread.join()
 
 
-def _run_fetcher(python: str, argv: list[str], url: str, dest: Path) -> subprocess.CompletedProcess:
-    """The shipped fetcher with the rendered SHA-256 and fix, pointed at ``url`` and ``dest``."""
+def _run_fetcher(python: str, argv: list[str], url: str, dest: Path, seconds: str | None = None) -> subprocess.CompletedProcess:
+    """The shipped fetcher with the rendered SHA-256, deadline (or ``seconds``) and fix,
+    pointed at ``url`` and ``dest``."""
     assert argv[0] == "/usr/bin/python3" and argv[1] == "-c" and argv[5] == applyscript.VM_PATH
-    return subprocess.run([python, "-c", argv[2], url, argv[4], str(dest), argv[6]], capture_output=True, text=True, timeout=120)
+    return subprocess.run([python, "-c", argv[2], url, argv[4], str(dest), seconds or argv[6], argv[7]], capture_output=True, text=True, timeout=300)
 
 
 def test_user_data_carries_the_plan_and_the_fetcher_not_the_program(profile_dir: Path) -> None:
@@ -83,7 +84,7 @@ def test_user_data_carries_the_plan_and_the_fetcher_not_the_program(profile_dir:
     program = (out / "rootfs" / applyscript.VM_PATH.lstrip("/")).read_bytes()
     assert program == applyscript.full_script()  # one file per regauth version serves every profile
     argv = _fetch_argv(user_data)
-    assert argv[3:6] == [URL, hashlib.sha256(program).hexdigest(), applyscript.VM_PATH]
+    assert argv[3:7] == [URL, hashlib.sha256(program).hexdigest(), applyscript.VM_PATH, "120"]  # regauth-apply's --fetch-timeout default
     assert len(user_data) < 7 * 1024, len(user_data)
     assert f"serve fetched/rootfs{applyscript.VM_PATH} of the output folder there" in result.err and URL in result.err
 
@@ -124,15 +125,16 @@ def test_other_bytes_are_refused_in_one_line_and_nothing_is_written(python: str,
     assert run.returncode == 1 and run.stdout == ""
     assert run.stderr.splitlines() == [
         f"regauth-apply: FAILED [node-program-fetch] {url} does not serve the regauth-apply this user-data was rendered with "
-        f"(SHA-256 {hashlib.sha256(older).hexdigest()}, not {argv[4]}), so nothing was installed or applied; {argv[6]}"
+        f"(SHA-256 {hashlib.sha256(older).hexdigest()}, not {argv[4]}), so nothing was installed or applied; {argv[7]}"
     ]
     assert not dest.exists() and not dest.parent.exists()
     explained = run_cli("doctor", "--error", run.stderr.strip())
     assert "node-program-fetch" in explained.out + explained.err
 
 
-def test_an_unreachable_url_fails_after_its_tries_in_one_line(profile_dir: Path, tmp_path: Path) -> None:
-    """Nothing listens on the port: four tries (~10 s), then the line; the program's
+def test_an_unreachable_url_fails_at_its_deadline_in_one_line(profile_dir: Path, tmp_path: Path) -> None:
+    """Nothing listens on the port: tries with backoff until the deadline (4 s here; user-data
+    passes 120, regauth-apply's --fetch-timeout default), then the line; the program's
     place stays empty, so `&& regauth-apply` never runs."""
     out, _ = _render(profile_dir, _url_profile(profile_dir))
     argv = _fetch_argv((out / "user-data").read_bytes())
@@ -140,11 +142,27 @@ def test_an_unreachable_url_fails_after_its_tries_in_one_line(profile_dir: Path,
         sock.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{sock.getsockname()[1]}/regauth-apply"
         dest = tmp_path / "regauth-apply"
-        run = _run_fetcher(require_python(NEWEST), argv, url, dest)
+        run = _run_fetcher(require_python(NEWEST), argv, url, dest, seconds="4")
     assert run.returncode == 1
     (line,) = run.stderr.splitlines()
     assert line.startswith(f"regauth-apply: FAILED [node-program-fetch] cannot fetch {dest} from {url} (")
-    assert "after 4 tries), so the plan user-data delivered was not applied; " in line
+    tries = int(line.split(" tries in 4 s)")[0].rsplit("; ", 1)[1])
+    assert tries >= 3, line  # 1 s, 2 s, then the deadline: backoff, not one try
+    assert line.endswith(f" tries in 4 s), so the plan user-data delivered was not applied; {argv[7]}")
+    assert not dest.exists()
+
+
+@pytest.mark.parametrize("python", [OLDEST, NEWEST], ids=python_id)
+def test_a_404_is_not_retried(python: str, profile_dir: Path, tmp_path: Path) -> None:
+    """The server answered (a wrong URL, an object not uploaded): one try, then the line
+    (with the rendered 120 s deadline, a retry would show as a second request)."""
+    out, _ = _render(profile_dir, _url_profile(profile_dir))
+    argv = _fetch_argv((out / "user-data").read_bytes())
+    dest = tmp_path / "regauth-apply"
+    with serving(b"no such object", status=404) as (url, asked):
+        run = _run_fetcher(require_python(python), argv, url, dest)
+    assert run.returncode == 1 and asked == ["/regauth/regauth-apply"]
+    assert run.stderr == f"regauth-apply: FAILED [node-program-fetch] cannot fetch {dest} from {url} (HTTP 404 Not Found; not retried), so the plan user-data delivered was not applied; {argv[7]}\n"
     assert not dest.exists()
 
 
